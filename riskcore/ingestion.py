@@ -1,0 +1,160 @@
+"""One door for every landing file, synthetic or real: read, conform to the contract, quarantine.
+
+File-level problems (a missing column, an unreadable file) stop the partition with an error that
+names the file, the column and the rule. Row-level problems send the row to quarantine with every
+rule it broke, so received = accepted + quarantined always holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from riskcore.contract import Contract, DerivedFeature
+from riskcore.months import month_label
+
+NULL_TOKENS = ["", "NA", "N/A", "NULL", "null", "NaN", "nan", "None"]
+REASONS_COLUMN = "quarantine_reasons"
+ROW_COLUMN = "source_row"
+
+
+class ContractViolation(ValueError):
+    """A file that cannot be conformed at all; the partition is blocked."""
+
+    def __init__(self, file: str, column: str | None, rule: str, detail: str = ""):
+        self.file, self.column, self.rule = file, column, rule
+        where = f"column '{column}'" if column else "file"
+        super().__init__(f"{file}: {where} breaks rule '{rule}'" + (f": {detail}" if detail else ""))
+
+
+@dataclass(frozen=True)
+class LandedFile:
+    name: str
+    sha256: str
+    size_bytes: int
+    frame: pd.DataFrame
+
+
+def read_landing_bytes(name: str, data: bytes) -> LandedFile:
+    """Parse CSV or Parquet bytes as delivered; values stay as delivered until `conform`."""
+    digest = hashlib.sha256(data).hexdigest()
+    if not data:
+        raise ContractViolation(name, None, "non-empty file", "the file has no bytes")
+    if name.endswith(".parquet"):
+        try:
+            frame = pd.read_parquet(io.BytesIO(data))
+        except Exception as exc:  # pyarrow raises several types for corrupt files
+            raise ContractViolation(name, None, "readable parquet", str(exc)) from exc
+    elif name.endswith(".csv"):
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ContractViolation(name, None, "encoding utf-8", f"byte {exc.start} is not UTF-8") from exc
+        try:
+            frame = pd.read_csv(
+                io.StringIO(text), dtype=str, keep_default_na=False, na_values=NULL_TOKENS, on_bad_lines="error"
+            )
+        except pd.errors.EmptyDataError as exc:
+            raise ContractViolation(name, None, "header row present", "the file has no header") from exc
+        except pd.errors.ParserError as exc:
+            raise ContractViolation(name, None, "well-formed CSV", str(exc).strip()) from exc
+    else:
+        raise ContractViolation(name, None, "file format", "expected a .csv or .parquet file")
+    return LandedFile(name=name, sha256=digest, size_bytes=len(data), frame=frame)
+
+
+def _cast(values: pd.Series, ftype: str) -> pd.Series:
+    if ftype == "string":
+        return values.astype("string")
+    if ftype == "date":
+        return pd.to_datetime(values, errors="coerce", format="mixed").dt.normalize()
+    numeric = pd.to_numeric(values, errors="coerce")
+    if ftype == "integer":
+        whole = numeric.where(np.isclose(numeric, np.round(numeric)) | numeric.isna())
+        return whole.round().astype("Int64")
+    return numeric.astype("float64")
+
+
+def years_between(start: pd.Series, end: pd.Series) -> pd.Series:
+    """Whole years from start to end (an age on a date), as float so missing stays NaN."""
+    years = end.dt.year - start.dt.year
+    before_birthday = (end.dt.month < start.dt.month) | ((end.dt.month == start.dt.month) & (end.dt.day < start.dt.day))
+    return (years - before_birthday.astype("int64")).astype("float64")
+
+
+DERIVATIONS = {"years_between": years_between}
+
+
+def derive(frame: pd.DataFrame, derived: tuple[DerivedFeature, ...]) -> pd.DataFrame:
+    """Add derived features; divisions by zero become missing, not infinity."""
+    out = frame.copy()
+    for feature in derived:
+        if feature.function:
+            if feature.function not in DERIVATIONS:
+                raise ValueError(f"unknown derivation function {feature.function!r} for {feature.name}")
+            values = DERIVATIONS[feature.function](*(out[a] for a in feature.args))
+        else:
+            numeric = out.apply(lambda c: c.astype("float64") if pd.api.types.is_numeric_dtype(c) else c)
+            values = numeric.eval(feature.expression, engine="python")
+        out[feature.name] = pd.to_numeric(values, errors="coerce").astype("float64").replace([np.inf, -np.inf], np.nan)
+    return out
+
+
+def conform(landed: LandedFile, contract: Contract, month: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Cast to contract types and apply row rules; returns (accepted, quarantined).
+
+    Quarantined rows keep every column (PII still clear: the caller tokenises both outputs)
+    plus the reasons, one `column:rule` per broken rule, and the row number in the file.
+    """
+    frame = landed.frame
+    declared = [f.name for f in contract.fields]
+    missing = [c for c in declared if c not in frame.columns]
+    if missing:
+        raise ContractViolation(landed.name, missing[0], "required column present", f"missing columns {missing}")
+    unexpected = [c for c in frame.columns if c not in declared]
+    if unexpected:
+        raise ContractViolation(landed.name, unexpected[0], "no undeclared columns", f"unexpected columns {unexpected}")
+
+    out = pd.DataFrame(index=frame.index)
+    reasons = pd.Series("", index=frame.index, dtype="object")
+
+    def flag(mask: pd.Series, column: str, rule: str) -> None:
+        nonlocal reasons
+        mask = mask.fillna(False).astype(bool)
+        if mask.any():
+            reasons = reasons.where(~mask, reasons + f"{column}:{rule};")
+
+    for f in contract.fields:
+        raw = frame[f.name]
+        cast = _cast(raw, f.type)
+        flag(raw.notna() & cast.isna(), f.name, f"type {f.type}")
+        out[f.name] = cast
+        if f.required:
+            flag(raw.isna(), f.name, "required")
+        if f.minimum is not None:
+            flag(cast < f.minimum, f.name, f"minimum {f.minimum}")
+        if f.maximum is not None:
+            flag(cast > f.maximum, f.name, f"maximum {f.maximum}")
+        if f.allowed_values is not None:
+            flag(cast.notna() & ~cast.isin(list(f.allowed_values)), f.name, "allowed values")
+        if f.pattern:
+            regex = re.compile(f.pattern)
+            flag(cast.notna() & ~cast.astype(str).map(lambda v: bool(regex.fullmatch(v))), f.name, "pattern")
+        if f.unique:
+            flag(cast.notna() & cast.duplicated(keep=False), f.name, "unique")
+    if month is not None:
+        timestamp = contract.only("timestamp")
+        flag(out[timestamp].notna() & (out[timestamp].dt.strftime("%Y-%m") != month_label(month)), timestamp, "in partition month")
+
+    out = derive(out, contract.derived)
+    bad = reasons != ""
+    accepted = out[~bad].reset_index(drop=True)
+    quarantined = out[bad].copy()
+    quarantined[REASONS_COLUMN] = reasons[bad].str.rstrip(";")
+    quarantined[ROW_COLUMN] = (quarantined.index + 1).astype("int64")
+    return accepted, quarantined.reset_index(drop=True)

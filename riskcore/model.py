@@ -1,0 +1,130 @@
+"""The PD model: an additive scorecard (spline GAM + logistic regression), sigmoid-calibrated.
+
+Additive on the logit scale by construction, so every score splits exactly into one
+contribution per feature: reason codes are read off the model, not approximated after it.
+Sigmoid calibration is an affine map of the logit, so it keeps that property.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from riskcore.features import FeatureSpec
+
+
+class PDScorecard(ClassifierMixin, BaseEstimator):
+    """Probability of default from contract features; `logit_contributions` explains each score."""
+
+    def __init__(
+        self,
+        numeric: tuple[str, ...] = (),
+        categorical: tuple[str, ...] = (),
+        n_knots: int = 6,
+        C: float = 1.0,
+        calibration_folds: int = 3,
+        random_state: int = 0,
+    ):
+        self.numeric = numeric
+        self.categorical = categorical
+        self.n_knots = n_knots
+        self.C = C
+        self.calibration_folds = calibration_folds
+        self.random_state = random_state
+
+    def _pipeline(self):
+        from sklearn.compose import ColumnTransformer
+        from sklearn.impute import MissingIndicator, SimpleImputer
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import FeatureUnion, Pipeline
+        from sklearn.preprocessing import OneHotEncoder, QuantileTransformer, SplineTransformer
+
+        def numeric_shape():
+            # Rank-transform then spline: robust to skew and ties (counts), smooth in between.
+            shape = Pipeline(
+                [
+                    ("impute", SimpleImputer(strategy="median")),
+                    ("rank", QuantileTransformer(n_quantiles=200, random_state=self.random_state)),
+                    ("spline", SplineTransformer(n_knots=self.n_knots, degree=3, include_bias=False)),
+                ]
+            )
+            return FeatureUnion([("shape", shape), ("missing", MissingIndicator(features="all"))])
+
+        columns = [(name, numeric_shape(), [name]) for name in self.numeric] + [
+            (name, OneHotEncoder(handle_unknown="ignore", sparse_output=False), [name]) for name in self.categorical
+        ]
+        return Pipeline(
+            [
+                ("features", ColumnTransformer(columns, remainder="drop", verbose_feature_names_out=True)),
+                ("logit", LogisticRegression(C=self.C, max_iter=5000)),
+            ]
+        )
+
+    def fit(self, X: pd.DataFrame, y):
+        from sklearn.calibration import CalibratedClassifierCV
+        from sklearn.model_selection import StratifiedKFold
+
+        folds = StratifiedKFold(self.calibration_folds, shuffle=True, random_state=self.random_state)
+        self.calibrated_ = CalibratedClassifierCV(self._pipeline(), method="sigmoid", cv=folds, ensemble=False)
+        self.calibrated_.fit(X[self.feature_names], np.asarray(y))
+        self.classes_ = self.calibrated_.classes_
+        self.reference_contributions_ = self.logit_contributions(X).mean(axis=0)
+        return self
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.numeric) + list(self.categorical)
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        return self.calibrated_.predict_proba(X[self.feature_names])
+
+    def predict_pd(self, X: pd.DataFrame) -> np.ndarray:
+        return self.predict_proba(X)[:, 1]
+
+    def _parts(self):
+        fitted = self.calibrated_.calibrated_classifiers_[0]
+        pipeline, calibrator = fitted.estimator, fitted.calibrators[0]
+        # Calibrated PD = expit(-(a * logit + b)): slope -a, intercept -b on the logit scale.
+        return pipeline, -float(calibrator.a_), -float(calibrator.b_)
+
+    def logit_contributions(self, X: pd.DataFrame) -> pd.DataFrame:
+        """One column per feature; their row sum plus `intercept_logit` is the calibrated logit."""
+        pipeline, slope, _ = self._parts()
+        transformer, logistic = pipeline.named_steps["features"], pipeline.named_steps["logit"]
+        design = transformer.transform(X[self.feature_names])
+        coef = logistic.coef_.ravel()
+        out = {}
+        for name in self.feature_names:
+            part = transformer.output_indices_[name]
+            out[name] = slope * (design[:, part] @ coef[part])
+        return pd.DataFrame(out, index=X.index)
+
+    @property
+    def intercept_logit(self) -> float:
+        pipeline, slope, intercept = self._parts()
+        return slope * float(pipeline.named_steps["logit"].intercept_[0]) + intercept
+
+
+def train_scorecard(train: pd.DataFrame, target: str, specs: list[FeatureSpec], random_state: int = 0) -> PDScorecard:
+    model = PDScorecard(
+        numeric=tuple(s.name for s in specs if s.kind == "numeric"),
+        categorical=tuple(s.name for s in specs if s.kind == "categorical"),
+        random_state=random_state,
+    )
+    return model.fit(train, train[target].to_numpy())
+
+
+def reason_codes(contributions: pd.DataFrame, reference: pd.Series, specs: list[FeatureSpec], k: int = 4) -> list[list[FeatureSpec | None]]:
+    """Per row, the k features that raise this applicant's PD most above the average applicant.
+
+    Only adverse factors count (contribution above reference); fewer than k may qualify.
+    """
+    by_name = {s.name: s for s in specs}
+    adverse = (contributions - reference[contributions.columns]).to_numpy()
+    order = np.argsort(-adverse, axis=1, kind="stable")[:, :k]
+    names = np.asarray(contributions.columns)
+    out = []
+    for row, idx in zip(adverse, order):
+        out.append([by_name[names[i]] if row[i] > 1e-9 else None for i in idx] + [None] * (k - len(idx)))
+    return out
