@@ -158,3 +158,25 @@ def conform(landed: LandedFile, contract: Contract, month: str | None = None) ->
     quarantined[REASONS_COLUMN] = reasons[bad].str.rstrip(";")
     quarantined[ROW_COLUMN] = (quarantined.index + 1).astype("int64")
     return accepted, quarantined.reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class Ingested:
+    received: int
+    accepted: pd.DataFrame
+    quarantined: pd.DataFrame
+
+
+def ingest(landed: LandedFile, contract: Contract, month: str, token_key: str) -> Ingested:
+    """Conform, then tokenise PII in both outputs; every row carries the file and contract it came from."""
+    from riskcore.pii import tokenise
+
+    accepted, quarantined = conform(landed, contract, month)
+    pii = contract.columns("pii")
+    out = []
+    for frame in (accepted, quarantined):
+        frame = tokenise(frame, pii, token_key)
+        frame["source_file_sha256"] = landed.sha256
+        frame["contract_version"] = contract.label
+        out.append(frame)
+    return Ingested(received=len(landed.frame), accepted=out[0], quarantined=out[1])

@@ -14,6 +14,19 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from riskcore.features import FeatureSpec
 
 
+# Types a stored scorecard may contain beyond skops' defaults: the reviewed allow-list that
+# lets the registry store models as skops (no arbitrary code on load) instead of pickle.
+SERIALISATION_TRUSTED_TYPES = [
+    "riskcore.model.PDScorecard",
+    "numpy.dtype",
+    "scipy._lib.array_api_compat.numpy._aliases.asarray",
+    "scipy.interpolate._bsplines.BSpline",
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
+    "sklearn.model_selection._split.StratifiedKFold",
+]
+
+
 class PDScorecard(ClassifierMixin, BaseEstimator):
     """Probability of default from contract features; `logit_contributions` explains each score."""
 
@@ -69,7 +82,8 @@ class PDScorecard(ClassifierMixin, BaseEstimator):
         self.calibrated_ = CalibratedClassifierCV(self._pipeline(), method="sigmoid", cv=folds, ensemble=False)
         self.calibrated_.fit(X[self.feature_names], np.asarray(y))
         self.classes_ = self.calibrated_.classes_
-        self.reference_contributions_ = self.logit_contributions(X).mean(axis=0)
+        # The average applicant, per feature (an array: skops serialises no pandas objects).
+        self.reference_contributions_ = self.logit_contributions(X).mean(axis=0).to_numpy()
         return self
 
     @property
@@ -78,6 +92,10 @@ class PDScorecard(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         return self.calibrated_.predict_proba(X[self.feature_names])
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """Class labels at PD 0.5, for sklearn's interface only: decisions come from the policy."""
+        return (self.predict_pd(X) >= 0.5).astype("int64")
 
     def predict_pd(self, X: pd.DataFrame) -> np.ndarray:
         return self.predict_proba(X)[:, 1]
@@ -115,13 +133,13 @@ def train_scorecard(train: pd.DataFrame, target: str, specs: list[FeatureSpec], 
     return model.fit(train, train[target].to_numpy())
 
 
-def reason_codes(contributions: pd.DataFrame, reference: pd.Series, specs: list[FeatureSpec], k: int = 4) -> list[list[FeatureSpec | None]]:
+def reason_codes(contributions: pd.DataFrame, reference: np.ndarray, specs: list[FeatureSpec], k: int = 4) -> list[list[FeatureSpec | None]]:
     """Per row, the k features that raise this applicant's PD most above the average applicant.
 
     Only adverse factors count (contribution above reference); fewer than k may qualify.
     """
     by_name = {s.name: s for s in specs}
-    adverse = (contributions - reference[contributions.columns]).to_numpy()
+    adverse = contributions.to_numpy() - np.asarray(reference)[None, :]
     order = np.argsort(-adverse, axis=1, kind="stable")[:, :k]
     names = np.asarray(contributions.columns)
     out = []

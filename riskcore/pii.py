@@ -24,10 +24,8 @@ def tokenise_column(values: pd.Series, key: str, column: str) -> pd.Series:
     """Tokens for a column; missing values stay missing."""
     if not key:
         raise ValueError("PII token key is empty")
-    mask = values.notna()
-    out = pd.Series(pd.NA, index=values.index, dtype="string")
-    out[mask] = [token(str(v), key, column) for v in values[mask]]
-    return out
+    tokens = [token(str(v), key, column) if not pd.isna(v) else None for v in values.tolist()]
+    return pd.Series(tokens, index=values.index, dtype="string")
 
 
 def tokenise(df: pd.DataFrame, columns: list[str], key: str) -> pd.DataFrame:

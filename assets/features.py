@@ -1,0 +1,22 @@
+"""The offline feature store: model inputs per application month, under a feature-set version."""
+
+
+import dagster as dg
+
+from pipelines.partitions import monthly_partitions
+from resources.source import LandingFolder
+from resources.storage import DatasetStore
+from riskcore.features import build_features, feature_set_version
+from riskcore.months import month_label
+
+
+@dg.asset(partitions_def=monthly_partitions, group_name="features", kinds={"parquet"}, deps=["applications"])
+def application_features(context: dg.AssetExecutionContext, landing: LandingFolder, store: DatasetStore) -> dg.MaterializeResult:
+    """Keys and features only: no tokens, no sensitive attributes, no target."""
+    month = month_label(context.partition_key)
+    contract = landing.applications()
+    features = build_features(store.read("applications", month), contract, month)
+    written = store.write("application_features", features, month)
+    return dg.MaterializeResult(
+        metadata={**written.metadata(), "feature_set_version": feature_set_version(contract), "features": len(features.columns) - 2}
+    )

@@ -1,0 +1,49 @@
+"""Scores for every accepted application of a month, by the champion, under the decision policy."""
+
+
+import dagster as dg
+
+from pipelines.partitions import monthly_partitions
+from resources.registry import CHAMPION, ModelRegistry
+from resources.source import LandingFolder
+from resources.storage import DatasetStore
+from riskcore.lineage import code_version
+from riskcore.months import month_label
+
+
+@dg.asset(partitions_def=monthly_partitions, group_name="scoring", kinds={"parquet"}, deps=["application_features", "champion_model"])
+def risk_scores(context: dg.AssetExecutionContext, landing: LandingFolder, store: DatasetStore, registry: ModelRegistry) -> dg.MaterializeResult:
+    """PD, points, decision and up to four reason codes, each row carrying its full lineage."""
+    from riskcore.features import feature_set_version, feature_specs
+    from riskcore.scoring import load_policy, score
+
+    month = month_label(context.partition_key)
+    contract = landing.applications()
+    id_column = contract.only("id")
+    champion = registry.by_alias(CHAMPION)
+    if champion is None:
+        raise ValueError(f"no `{CHAMPION}` alias on {registry.model_name}: materialise champion_model before scoring")
+    model = registry.load(champion.version)
+    features = store.read("application_features", month)
+    origin = store.read("applications", month, columns=[id_column, "source_file_sha256", "contract_version"])
+    lineage = {
+        "model_name": champion.name,
+        "model_version": champion.version,
+        "model_run_id": champion.run_id,
+        "feature_set_version": feature_set_version(contract),
+        "code_version": code_version(),
+        "dagster_run_id": context.run_id,
+    }
+    scores = score(features, id_column, model, feature_specs(contract), load_policy(), lineage)
+    scores = scores.merge(origin, on=id_column, how="left", validate="one_to_one")
+    written = store.write("risk_scores", scores, month)
+    rates = scores["decision"].value_counts(normalize=True)
+    return dg.MaterializeResult(
+        metadata={
+            **written.metadata(),
+            "model": champion.label,
+            "policy_version": scores["policy_version"].iloc[0] if len(scores) else "",
+            "mean_pd": float(scores["pd"].mean()) if len(scores) else 0.0,
+            **{f"{d}_rate": float(rates.get(d, 0.0)) for d in ("approve", "refer", "decline")},
+        }
+    )

@@ -1,0 +1,1 @@
+"""Wiring only: one Definitions object, partitions, jobs, schedules, sensors, environments."""

@@ -1,0 +1,64 @@
+"""The one place that chooses the environment: RISK_ENV=local (default) or production."""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from resources.pii import PiiTokeniser
+from resources.registry import ModelRegistry
+from resources.source import LandingFolder, ScoringCalendar, SyntheticLandingFolder
+from resources.storage import DatasetStore
+from riskcore.pii import DEVELOPMENT_TOKEN_KEY
+
+ENVIRONMENTS = ("local", "production")
+PII_KEY_VAR = "RISK_PII_TOKEN_KEY"
+
+
+def current_environment() -> str:
+    env = os.environ.get("RISK_ENV", "local")
+    if env not in ENVIRONMENTS:
+        raise ValueError(f"RISK_ENV={env!r}; expected one of {ENVIRONMENTS}")
+    return env
+
+
+def local_resources() -> dict:
+    """Embedded default: synthetic landing files, Parquet and a SQLite MLflow registry under data/.
+
+    The knobs are environment variables so `make run` and the UI use the same values.
+    """
+    # Development default key, labelled as such in every ingestion's metadata.
+    os.environ.setdefault(PII_KEY_VAR, DEVELOPMENT_TOKEN_KEY)
+    data = os.environ.get("RISK_DATA_DIR", "data")
+    calendar = ScoringCalendar(as_of_month=os.environ.get("RISK_AS_OF", "2024-12"))
+    return {
+        "calendar": calendar,
+        "landing": SyntheticLandingFolder(
+            path=f"{data}/landing",
+            calendar=calendar,
+            seed=int(os.environ.get("RISK_SEED", "42")),
+            rows_per_month=int(os.environ.get("RISK_ROWS_PER_MONTH", "20000")),
+            scenario=os.environ.get("RISK_SCENARIO", "none"),
+            scenario_start=os.environ.get("RISK_SCENARIO_START", "2024-06"),
+        ),
+        "store": DatasetStore(base_path=f"{data}/datasets"),
+        "registry": ModelRegistry(tracking_uri=f"sqlite:///{data}/mlflow/mlflow.db", artifact_location=f"{data}/mlflow/artifacts"),
+        "tokeniser": PiiTokeniser(key=dg.EnvVar(PII_KEY_VAR)),
+    }
+
+
+def production_resources() -> dict:
+    """Real landing folder and datasets on any fsspec URL, an MLflow server; secrets from the environment."""
+    calendar = ScoringCalendar()
+    return {
+        "calendar": calendar,
+        "landing": LandingFolder(path=dg.EnvVar("RISK_LANDING_URL")),
+        "store": DatasetStore(base_path=dg.EnvVar("RISK_DATASETS_URL")),
+        "registry": ModelRegistry(tracking_uri=dg.EnvVar("MLFLOW_TRACKING_URI")),
+        "tokeniser": PiiTokeniser(key=dg.EnvVar(PII_KEY_VAR)),
+    }
+
+
+def resources_for(env: str) -> dict:
+    return local_resources() if env == "local" else production_resources()

@@ -1,0 +1,1 @@
+"""Small ConfigurableResources, each with a local and a production variant (see pipelines.environment)."""

@@ -1,0 +1,127 @@
+"""MLflow as the model registry: runs, registered versions and aliases.
+
+Uses explicit tracking/registry URIs on every call and MlflowClient where it can; the
+fluent API is confined to the one `log_model` call, inside a run it opens and closes itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    name: str
+    version: str
+    run_id: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}/{self.version}"
+
+
+class ModelRegistry(dg.ConfigurableResource):
+    """Local: a SQLite registry with artifacts on disk. Production: an MLflow server (EnvVar URI)."""
+
+    tracking_uri: str
+    artifact_location: str | None = None  # for a new experiment; None lets the server decide
+    experiment_name: str = "retail-pd"
+    model_name: str = "retail_pd"
+
+    def _uri(self) -> str:
+        if self.tracking_uri.startswith("sqlite:///") and not self.tracking_uri.startswith("sqlite:////"):
+            # Relative SQLite paths are relative to the working directory: make them explicit.
+            path = Path(self.tracking_uri.removeprefix("sqlite:///")).resolve()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return f"sqlite:///{path}"
+        return self.tracking_uri
+
+    def client(self):
+        from mlflow import MlflowClient
+
+        uri = self._uri()
+        return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+    def _experiment_id(self, client) -> str:
+        experiment = client.get_experiment_by_name(self.experiment_name)
+        if experiment is not None:
+            return experiment.experiment_id
+        location = None
+        if self.artifact_location:
+            location = self.artifact_location if "://" in self.artifact_location else Path(self.artifact_location).resolve().as_uri()
+        return client.create_experiment(self.experiment_name, artifact_location=location)
+
+    def register(self, model, sample, *, params: dict, metrics: dict, tags: dict, dataset, dataset_digest: str, dataset_source: str, run_name: str, target: str) -> RegisteredModel:
+        """Log a trained model with its lineage, register it, and point `challenger` at it."""
+        import mlflow
+        import mlflow.sklearn
+        from mlflow.models import infer_signature
+
+        from riskcore.model import SERIALISATION_TRUSTED_TYPES
+
+        client = self.client()
+        experiment_id = self._experiment_id(client)
+        mlflow.set_tracking_uri(self._uri())
+        mlflow.set_registry_uri(self._uri())
+        import numpy
+        import pandas
+        import sklearn
+
+        requirements = [f"scikit-learn=={sklearn.__version__}", f"pandas=={pandas.__version__}", f"numpy=={numpy.__version__}", "pyyaml"]
+        signature = infer_signature(sample, model.predict_proba(sample))
+        riskcore_dir = str(Path(__import__("riskcore").__file__).parent)
+        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
+            client.log_batch(
+                run.info.run_id,
+                metrics=[mlflow.entities.Metric(k, float(v), 0, 0) for k, v in metrics.items()],
+                params=[mlflow.entities.Param(k, str(v)) for k, v in params.items()],
+            )
+            source = mlflow.data.from_pandas(dataset, source=dataset_source, targets=target, name="training_set", digest=dataset_digest[:20])
+            mlflow.log_input(source, context="training")
+            info = mlflow.sklearn.log_model(
+                model,
+                name="model",
+                signature=signature,
+                pip_requirements=requirements,
+                code_paths=[riskcore_dir],
+                pyfunc_predict_fn="predict_proba",
+                serialization_format="skops",
+                skops_trusted_types=SERIALISATION_TRUSTED_TYPES,
+                registered_model_name=self.model_name,
+            )
+        version = str(info.registered_model_version)
+        for key, value in tags.items():
+            client.set_model_version_tag(self.model_name, version, key, value)
+        client.set_registered_model_alias(self.model_name, CHALLENGER, version)
+        return RegisteredModel(self.model_name, version, run.info.run_id)
+
+    def by_alias(self, alias: str) -> RegisteredModel | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            mv = self.client().get_model_version_by_alias(self.model_name, alias)
+        except MlflowException as exc:
+            if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                return None
+            raise
+        return RegisteredModel(self.model_name, str(mv.version), mv.run_id)
+
+    def set_alias(self, alias: str, version: str) -> None:
+        self.client().set_registered_model_alias(self.model_name, alias, version)
+
+    def load(self, version: str):
+        """The model object of a registered version (not an alias: it could move mid-run)."""
+        import mlflow
+        import mlflow.sklearn
+
+        mlflow.set_tracking_uri(self._uri())
+        mlflow.set_registry_uri(self._uri())
+        return mlflow.sklearn.load_model(f"models:/{self.model_name}/{version}")
+
+    def run_metrics(self, run_id: str) -> dict[str, float]:
+        return dict(self.client().get_run(run_id).data.metrics)

@@ -1,0 +1,113 @@
+"""Datasets as Parquet on any fsspec path (local disk, S3, GCS, ABFS), one file per partition."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import uuid
+from dataclasses import dataclass
+
+import dagster as dg
+import pandas as pd
+from upath import UPath
+
+from riskcore.months import month_label
+
+
+def resolve_path(path: str, storage_options: dict[str, str]) -> UPath:
+    """A local path (relative to the working directory) or any fsspec URL."""
+    if "://" not in path:
+        return UPath(os.path.abspath(path))
+    return UPath(path, **storage_options)
+
+
+def atomic_write_bytes(target: UPath, data: bytes) -> None:
+    """Readers see the old file or the new one, never half of one.
+
+    Local: write a sibling temp file and rename over the target (atomic on POSIX).
+    Object stores: one PUT, which the stores make visible atomically.
+    """
+    if target.protocol in ("", "file", "local"):
+        path = target.path
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        temp = f"{path}.tmp-{uuid.uuid4().hex}"
+        try:
+            with open(temp, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, path)
+        finally:
+            if os.path.exists(temp):
+                os.remove(temp)
+    else:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+
+
+def parquet_bytes(frame: pd.DataFrame) -> bytes:
+    """Deterministic Parquet: same frame, same bytes."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    buffer = io.BytesIO()
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), buffer, compression="zstd")
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class WrittenDataset:
+    path: str
+    rows: int
+    sha256: str
+
+    def metadata(self) -> dict:
+        return {"path": dg.MetadataValue.path(self.path), "rows": self.rows, "sha256": self.sha256}
+
+
+class DatasetStore(dg.ConfigurableResource):
+    """Where every asset's rows live: `<base_path>/<dataset>/month=YYYY-MM/part-0.parquet`."""
+
+    base_path: str
+    storage_options: dict[str, str] = {}
+
+    def _root(self) -> UPath:
+        return resolve_path(self.base_path, self.storage_options)
+
+    def path(self, dataset: str, partition: str | None = None) -> UPath:
+        folder = self._root() / dataset
+        if partition is not None:
+            folder = folder / f"month={month_label(partition)}"
+        return folder / "part-0.parquet"
+
+    def write(self, dataset: str, frame: pd.DataFrame, partition: str | None = None) -> WrittenDataset:
+        data = parquet_bytes(frame)
+        target = self.path(dataset, partition)
+        atomic_write_bytes(target, data)
+        return WrittenDataset(str(target), len(frame), hashlib.sha256(data).hexdigest())
+
+    def read(self, dataset: str, partition: str | None = None, columns: list[str] | None = None) -> pd.DataFrame:
+        target = self.path(dataset, partition)
+        if not target.exists():
+            where = f" for month {month_label(partition)}" if partition else ""
+            raise FileNotFoundError(f"dataset '{dataset}'{where} has not been materialised: {target} is missing")
+        return pd.read_parquet(io.BytesIO(target.read_bytes()), columns=columns)
+
+    def rows(self, dataset: str, partition: str | None = None) -> int:
+        """Row count from the Parquet footer, without reading the data."""
+        import pyarrow.parquet as pq
+
+        with self.path(dataset, partition).open("rb") as handle:
+            return pq.ParquetFile(handle).metadata.num_rows
+
+    def sha256(self, dataset: str, partition: str | None = None) -> str:
+        return hashlib.sha256(self.path(dataset, partition).read_bytes()).hexdigest()
+
+    def partitions(self, dataset: str) -> list[str]:
+        """Months for which the dataset has been written."""
+        folder = self._root() / dataset
+        if not folder.exists():
+            return []
+        months = [p.name.removeprefix("month=") for p in folder.iterdir() if p.name.startswith("month=") and (p / "part-0.parquet").exists()]
+        return sorted(months)
