@@ -16,18 +16,18 @@ from riskcore.months import month_label, months_between
 def _materialise(defs: dg.Definitions, instance: dg.DagsterInstance, months: list[str]) -> dict[str, float]:
     timings = {}
     started = time.perf_counter()
-    ingestion = defs.get_job_def("monthly_ingestion_job")
+    ingestion = defs.resolve_job_def("monthly_ingestion_job")
     for month in months:
         ingestion.execute_in_process(partition_key=f"{month}-01", instance=instance, tags={"trigger": "make run"})
         print(f"  ingested {month}", flush=True)
     timings["ingestion + features"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    defs.get_job_def("model_training_job").execute_in_process(instance=instance, tags={"trigger": "make run"})
+    defs.resolve_job_def("model_training_job").execute_in_process(instance=instance, tags={"trigger": "make run"})
     timings["training + registration"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    scoring = defs.get_job_def("monthly_scoring_job")
+    scoring = defs.resolve_job_def("monthly_scoring_job")
     for month in months:
         scoring.execute_in_process(partition_key=f"{month}-01", instance=instance, asset_selection=[dg.AssetKey("risk_scores")], tags={"trigger": "make run"})
     timings["scoring"] = time.perf_counter() - started

@@ -68,12 +68,9 @@ def _lookup(values: np.ndarray, table: dict) -> np.ndarray:
     return np.array([table[v] for v in values.tolist()], dtype="float64")
 
 
-def true_logit(df: pd.DataFrame, true_income: pd.Series | None = None, macro_shift: float = 0.0) -> np.ndarray:
-    """The data-generating PD on the logit scale: additive in the observed columns.
-
-    `true_income` lets the data_fault scenario misreport income without changing the risk.
-    """
-    income = (true_income if true_income is not None else df["annual_income"]).to_numpy(dtype="float64")
+def true_logit(df: pd.DataFrame, macro_shift: float = 0.0) -> np.ndarray:
+    """The data-generating PD on the logit scale: additive in the applicant's true columns."""
+    income = df["annual_income"].to_numpy(dtype="float64")
     util = df["credit_utilisation"].to_numpy(dtype="float64")
     emp_years = df["employment_years"].to_numpy(dtype="float64")
     age = df["applicant_age_years"].to_numpy(dtype="float64")
@@ -193,7 +190,7 @@ def generate_month(seed: int, month: str, rows: int, scenario: Scenario = Scenar
     )
     # The true PD uses the age exactly as the contract derives it from the date of birth.
     df["applicant_age_years"] = years_between(df["date_of_birth"], df["application_date"])
-    macro, true_income = 0.0, None
+    macro, truth = 0.0, df
     # Drawn in every scenario, so a scenario changes only what it names, never the base draws.
     shocked, burst, label_draw = rng.random(n), rng.random((n, 2)), rng.random(n)
     if scenario.active(month):
@@ -208,12 +205,12 @@ def generate_month(seed: int, month: str, rows: int, scenario: Scenario = Scenar
             df.loc[new, "num_open_accounts"] = np.minimum(df.loc[new, "num_open_accounts"], 1)
             df.loc[new & (df["num_open_accounts"] == 0), "credit_utilisation"] = np.nan
         elif scenario.name == "data_fault":
-            true_income = df["annual_income"].copy()
+            truth = df.copy()  # the fault is in the reporting; the applicants' risk is unchanged
             faulty = shocked < scenario.fault_share
             df.loc[faulty, "annual_income"] = (df.loc[faulty, "annual_income"] / 12).round(0)
             df.loc[burst[:, 0] < scenario.missing_burst, "employment_years"] = np.nan
             df.loc[burst[:, 1] < scenario.missing_burst, "credit_utilisation"] = np.nan
-    logit = true_logit(df, true_income=true_income, macro_shift=macro)
+    logit = true_logit(truth, macro_shift=macro)
     df["true_pd"] = 1.0 / (1.0 + np.exp(-logit))
     df["defaulted"] = (label_draw < df["true_pd"].to_numpy()).astype("int64")
     return df.drop(columns=["applicant_age_years"])

@@ -1,0 +1,153 @@
+"""The whole graph materialised on a temp instance, real MLflow registry, real Parquet."""
+
+import types
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from pipelines.definitions import build_definitions
+from resources.pii import PiiTokeniser
+from resources.registry import CHALLENGER, CHAMPION, ModelRegistry
+from resources.source import LandingFolder, ScoringCalendar, SyntheticLandingFolder
+from resources.storage import DatasetStore
+from riskcore.months import months_between
+
+MONTHS = months_between("2023-01", "2023-05")
+SCORED = MONTHS[-3:]
+LINEAGE = ["model_name", "model_version", "model_run_id", "feature_set_version", "policy_version", "code_version", "dagster_run_id", "source_file_sha256", "contract_version"]
+
+
+def _resources(root, mlflow_uri, landing=None):
+    # A one-month performance window as of 2023-06 makes all five months matured.
+    calendar = ScoringCalendar(as_of_month="2023-06", performance_window_months=1, out_of_time_months=1)
+    uri, artifacts = mlflow_uri
+    return {
+        "calendar": calendar,
+        "landing": landing or SyntheticLandingFolder(path=str(root / "landing"), calendar=calendar, rows_per_month=3000, seed=3),
+        "store": DatasetStore(base_path=str(root / "datasets")),
+        "registry": ModelRegistry(tracking_uri=uri, artifact_location=artifacts),
+        "tokeniser": PiiTokeniser(key="integration-test-key"),
+    }
+
+
+def _run(defs, job, instance, partition=None, assets=None, raise_on_error=True):
+    return defs.resolve_job_def(job).execute_in_process(
+        instance=instance, partition_key=f"{partition}-01" if partition else None,
+        asset_selection=[dg.AssetKey(a) for a in assets] if assets else None, raise_on_error=raise_on_error,
+    )
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory, mlflow_uri):
+    root = tmp_path_factory.mktemp("pipeline")
+    resources = _resources(root, mlflow_uri)
+    defs = build_definitions(resources)
+    with dg.instance_for_test() as instance:
+        results = [_run(defs, "monthly_ingestion_job", instance, m) for m in MONTHS]
+        results.append(_run(defs, "model_training_job", instance))
+        results += [_run(defs, "monthly_scoring_job", instance, m, assets=["risk_scores"]) for m in SCORED]
+        yield types.SimpleNamespace(defs=defs, instance=instance, results=results, root=root, **resources)
+
+
+def test_every_run_succeeds_and_every_check_passes(pipeline):
+    assert all(r.success for r in pipeline.results)
+    evaluations = [e for r in pipeline.results for e in r.get_asset_check_evaluations()]
+    assert len(evaluations) == len(MONTHS) + len(SCORED)
+    assert all(e.passed for e in evaluations)
+
+
+def test_partitions_are_recorded_in_the_instance(pipeline):
+    materialised = pipeline.instance.get_materialized_partitions(dg.AssetKey("risk_scores"))
+    assert materialised == {f"{m}-01" for m in SCORED}
+    assert pipeline.instance.get_materialized_partitions(dg.AssetKey("application_features")) == {f"{m}-01" for m in MONTHS}
+
+
+def test_champion_is_registered_with_lineage(pipeline):
+    registry = pipeline.registry
+    champion = registry.by_alias(CHAMPION)
+    assert champion is not None and champion == registry.by_alias(CHALLENGER)
+    client = registry.client()
+    run = client.get_run(champion.run_id)
+    for tag in ("dagster_run_id", "code_version", "feature_set_version", "contract_version", "training_set_sha256"):
+        assert run.data.tags.get(tag), tag
+    assert run.data.metrics["oot_auc"] > 0.65
+    assert [d.dataset.name for d in run.inputs.dataset_inputs] == ["training_set"]
+    version = client.get_model_version(registry.model_name, champion.version)
+    assert version.tags["feature_set_version"].startswith("fs-")
+    import mlflow.pyfunc
+
+    model = mlflow.pyfunc.load_model(f"models:/{registry.model_name}/{champion.version}")
+    assert model.metadata.signature is not None
+    features = pipeline.store.read("application_features", SCORED[0]).head(5)
+    proba = model.predict(features[[i.name for i in model.metadata.signature.inputs.inputs]])
+    assert proba.shape == (5, 2)
+
+
+def test_one_score_per_accepted_application_with_lineage(pipeline):
+    champion = pipeline.registry.by_alias(CHAMPION)
+    for month in SCORED:
+        scores = pipeline.store.read("risk_scores", month)
+        applications = pipeline.store.read("applications", month)
+        assert len(scores) == len(applications) > 0
+        assert set(scores["application_id"]) == set(applications["application_id"])
+        assert scores[LINEAGE].notna().all().all()
+        assert (scores["model_version"] == champion.version).all()
+        assert scores["decision"].isin(["approve", "refer", "decline"]).all()
+        assert scores["pd"].between(0, 1).all()
+        declined = scores[scores["decision"] == "decline"]
+        assert declined["reason_code_1"].notna().all()  # adverse action always has a reason
+
+
+def test_no_clear_pii_leaves_ingestion(pipeline):
+    landing = pipeline.landing
+    month = SCORED[0]
+    raw = pd.read_parquet(landing.applications_file(month).path)
+    clear = set()
+    for column in landing.applications().columns("pii"):
+        clear |= set(raw[column].astype(str))
+    for dataset in ("applications", "quarantined_applications", "application_features", "risk_scores"):
+        frame = pipeline.store.read(dataset, month).astype(str)
+        assert not frame.isin(clear).any().any(), f"clear PII in {dataset}"
+    for result in pipeline.results:
+        for event in result.get_asset_materialization_events():
+            text = str(event.event_specific_data.materialization.metadata)
+            assert not any(value in text for value in list(clear)[:2000])
+
+
+def test_a_new_candidate_does_not_replace_the_champion(pipeline):
+    before = pipeline.registry.by_alias(CHAMPION)
+    _run(pipeline.defs, "model_training_job", pipeline.instance)
+    assert pipeline.registry.by_alias(CHAMPION) == before
+    assert int(pipeline.registry.by_alias(CHALLENGER).version) == int(before.version) + 1
+
+
+def test_rescoring_gives_the_same_decisions(pipeline):
+    month = SCORED[-1]
+    first = pipeline.store.read("risk_scores", month)
+    _run(pipeline.defs, "monthly_scoring_job", pipeline.instance, month, assets=["risk_scores"])
+    second = pipeline.store.read("risk_scores", month)
+    stable = [c for c in first.columns if c != "dagster_run_id"]
+    pd.testing.assert_frame_equal(first[stable], second[stable])
+
+
+def test_a_file_that_breaks_the_contract_blocks_its_month(pipeline, tmp_path, mlflow_uri):
+    """Real-data door: a landing folder with a file missing a column."""
+    synthetic = pipeline.landing
+    month = "2023-02"
+    raw = pd.read_parquet(synthetic.applications_file(month).path).drop(columns=["annual_income"])
+    for kind in ("applications", "outcomes"):
+        (tmp_path / "landing" / kind).mkdir(parents=True)
+    raw.to_csv(tmp_path / "landing" / "applications" / f"{month}.csv", index=False)
+    pd.read_parquet(synthetic.outcomes_file(month).path).to_csv(tmp_path / "landing" / "outcomes" / f"{month}.csv", index=False)
+    resources = _resources(tmp_path, mlflow_uri, landing=LandingFolder(path=str(tmp_path / "landing")))
+    defs = build_definitions(resources)
+    with dg.instance_for_test() as instance:
+        result = _run(defs, "monthly_ingestion_job", instance, month, raise_on_error=False)
+        assert not result.success
+        failures = {e.step_key: e.event_specific_data.error for e in result.all_events if e.event_type_value == "STEP_FAILURE"}
+        assert set(failures) == {"conform_applications"}  # outcomes still land; features never run
+        message = failures["conform_applications"].cause.message
+        assert "2023-02.csv" in message and "annual_income" in message and "required column present" in message
+        assert not instance.get_materialized_partitions(dg.AssetKey("application_features"))
+        assert not resources["store"].path("application_features", month).exists()

@@ -1,0 +1,53 @@
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from riskcore.features import FeatureSpec
+from riskcore.model import reason_codes
+from riskcore.scoring import ScoreScaling, load_policy
+
+
+def test_pdo_scaling_matches_the_textbook_example():
+    scaling = ScoreScaling(base_points=600, base_odds=50, pdo=20)
+    assert scaling.factor == pytest.approx(28.8539, abs=1e-4)
+    assert scaling.offset == pytest.approx(487.123, abs=1e-3)
+    pd_at_50_to_1 = 1 / 51
+    assert scaling.points(np.array([pd_at_50_to_1]))[0] == pytest.approx(600.0)
+    pd_at_100_to_1 = 1 / 101
+    assert scaling.points(np.array([pd_at_100_to_1]))[0] == pytest.approx(620.0)
+    assert scaling.points(np.array([0.5]))[0] == pytest.approx(487.123, abs=1e-3)
+
+
+def test_policy_decisions_follow_the_score_bands():
+    policy = load_policy()
+    assert policy.label.startswith("retail-loan-decision@")
+    points = np.array([policy.approve_min_score, policy.approve_min_score - 1, policy.refer_min_score, policy.refer_min_score - 1])
+    assert policy.decide(points).tolist() == ["approve", "refer", "refer", "decline"]
+
+
+def test_reason_codes_are_the_largest_adverse_contributions_in_order():
+    specs = [FeatureSpec(n, "numeric", f"R{i}", f"text {n}") for i, n in enumerate("abcdef")]
+    contributions = pd.DataFrame(
+        [[0.9, -0.2, 0.1, 0.5, 0.3, 0.05],  # adverse above reference: a .9, d .5, e .3, c .1, f .05
+         [0.0, 0.0, 0.0, 0.4, 0.0, 0.2]],   # only two adverse factors
+        columns=list("abcdef"),
+    )
+    reference = np.zeros(6)
+    first, second = reason_codes(contributions, reference, specs, k=4)
+    assert [s.name for s in first] == ["a", "d", "e", "c"]
+    assert [s.name if s else None for s in second] == ["d", "f", None, None]
+
+
+def test_reason_codes_are_relative_to_the_average_applicant():
+    specs = [FeatureSpec(n, "numeric", n.upper(), n) for n in "xy"]
+    contributions = pd.DataFrame([[1.0, 0.6]], columns=["x", "y"])
+    (row,) = reason_codes(contributions, np.array([0.9, 0.1]), specs, k=2)
+    assert [s.name for s in row] == ["y", "x"]  # y is 0.5 above average, x only 0.1
+
+
+def test_scaling_is_monotone_and_finite_at_the_extremes():
+    points = ScoreScaling().points(np.array([0.0, 1e-4, 0.5, 0.9999, 1.0]))
+    assert np.all(np.isfinite(points)) and np.all(np.diff(points) < 0)
+    assert math.isclose(points[2], ScoreScaling().offset)
