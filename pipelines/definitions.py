@@ -1,6 +1,12 @@
 """The code location: one Definitions object for the UI, the daemon, `dg` and CI."""
 
+import warnings
+
 import dagster as dg
+
+# Partitioned asset checks are a preview API in dagster 1.13; the stack is pinned, the
+# snapshot test catches any change in how they resolve, so the warning adds nothing.
+warnings.filterwarnings("ignore", message=".*partitions_def on an AssetCheckSpec.*")
 
 from assets import features, ingestion, registry, scoring, training
 from checks import reconciliation

@@ -1,8 +1,5 @@
-import warnings
-
 import pytest
 
-warnings.filterwarnings("ignore", message=".*partitions_def on an AssetCheckSpec.*")
 
 
 @pytest.fixture(scope="session")
