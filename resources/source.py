@@ -88,9 +88,29 @@ class SyntheticLandingFolder(LandingFolder):
         """The generator's truth for a month (for judging models, never read by the pipeline)."""
         return self._month_frame(month)[["application_id", "true_pd"]]
 
+    def _settings(self) -> dict:
+        return {"seed": self.seed, "rows_per_month": self.rows_per_month, "scenario": self.scenario, "scenario_start": self.scenario_start}
+
+    def _check_manifest(self) -> None:
+        """One landing folder holds one synthetic world: mixing two would silently corrupt training."""
+        import json
+
+        manifest = self._root() / "synthetic-source.json"
+        wanted = json.dumps(self._settings(), sort_keys=True)
+        if not manifest.exists():
+            atomic_write_bytes(manifest, wanted.encode())
+            return
+        landed = manifest.read_text()
+        if landed != wanted:
+            raise ValueError(
+                f"{self._root()} already holds synthetic files made with {landed}, not {wanted}: "
+                "use another RISK_DATA_DIR, or `make clean` to start over"
+            )
+
     def deliver(self, month: str) -> None:
         from riskcore.synthetic import applications_frame, outcomes_frame
 
+        self._check_manifest()
         apps_missing = self._find("applications", month) is None
         outcomes_due = self.calendar.matured(month) and self._find("outcomes", month) is None
         if not (apps_missing or outcomes_due):

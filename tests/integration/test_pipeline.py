@@ -151,3 +151,9 @@ def test_a_file_that_breaks_the_contract_blocks_its_month(pipeline, tmp_path, ml
         assert "2023-02.csv" in message and "annual_income" in message and "required column present" in message
         assert not instance.get_materialized_partitions(dg.AssetKey("application_features"))
         assert not resources["store"].path("application_features", month).exists()
+
+
+def test_a_landing_folder_never_mixes_two_synthetic_worlds(pipeline):
+    shocked = pipeline.landing.model_copy(update={"scenario": "economic_shock"})
+    with pytest.raises(ValueError, match="already holds synthetic files made with"):
+        shocked.applications_file("2023-01")
