@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from riskcore.contract import Contract, DerivedFeature
-from riskcore.months import month_label
+from riskcore.months import parse_month
 
 NULL_TOKENS = ["", "NA", "N/A", "NULL", "null", "NaN", "nan", "None"]
 REASONS_COLUMN = "quarantine_reasons"
@@ -72,7 +72,9 @@ def _cast(values: pd.Series, ftype: str) -> pd.Series:
     if ftype == "string":
         return values.astype("string")
     if ftype == "date":
-        return pd.to_datetime(values, errors="coerce", format="mixed").dt.normalize()
+        if pd.api.types.is_datetime64_any_dtype(values):
+            return values.dt.tz_localize(None).dt.normalize() if values.dt.tz is not None else values.dt.normalize()
+        return pd.to_datetime(values, errors="coerce", format="ISO8601").dt.normalize()  # dates as ISO 8601 text
     numeric = pd.to_numeric(values, errors="coerce")
     if ftype == "integer":
         whole = numeric.where(np.isclose(numeric, np.round(numeric)) | numeric.isna())
@@ -93,13 +95,14 @@ DERIVATIONS = {"years_between": years_between}
 def derive(frame: pd.DataFrame, derived: tuple[DerivedFeature, ...]) -> pd.DataFrame:
     """Add derived features; divisions by zero become missing, not infinity."""
     out = frame.copy()
+    # Expressions see nullable integers as floats (NaN), which pandas' eval can divide.
+    numeric = pd.DataFrame({c: out[c].astype("float64") for c in out.columns if pd.api.types.is_numeric_dtype(out[c])})
     for feature in derived:
         if feature.function:
             if feature.function not in DERIVATIONS:
                 raise ValueError(f"unknown derivation function {feature.function!r} for {feature.name}")
             values = DERIVATIONS[feature.function](*(out[a] for a in feature.args))
         else:
-            numeric = out.apply(lambda c: c.astype("float64") if pd.api.types.is_numeric_dtype(c) else c)
             values = numeric.eval(feature.expression, engine="python")
         out[feature.name] = pd.to_numeric(values, errors="coerce").astype("float64").replace([np.inf, -np.inf], np.nan)
     return out
@@ -148,8 +151,10 @@ def conform(landed: LandedFile, contract: Contract, month: str | None = None) ->
         if f.unique:
             flag(cast.notna() & cast.duplicated(keep=False), f.name, "unique")
     if month is not None:
-        timestamp = contract.only("timestamp")
-        flag(out[timestamp].notna() & (out[timestamp].dt.strftime("%Y-%m") != month_label(month)), timestamp, "in partition month")
+        timestamp = out[contract.only("timestamp")]
+        expected = parse_month(month)
+        outside = (timestamp.dt.year != expected.year) | (timestamp.dt.month != expected.month)
+        flag(timestamp.notna() & outside, contract.only("timestamp"), "in partition month")
 
     out = derive(out, contract.derived)
     bad = reasons != ""

@@ -133,16 +133,16 @@ def train_scorecard(train: pd.DataFrame, target: str, specs: list[FeatureSpec], 
     return model.fit(train, train[target].to_numpy())
 
 
-def reason_codes(contributions: pd.DataFrame, reference: np.ndarray, specs: list[FeatureSpec], k: int = 4) -> list[list[FeatureSpec | None]]:
+def reason_codes(contributions: pd.DataFrame, reference: np.ndarray, k: int = 4) -> np.ndarray:
     """Per row, the k features that raise this applicant's PD most above the average applicant.
 
-    Only adverse factors count (contribution above reference); fewer than k may qualify.
+    Returns an (n, k) array of feature names, most adverse first; only factors above the
+    reference count, so a row may have fewer than k (None fills the rest).
     """
-    by_name = {s.name: s for s in specs}
     adverse = contributions.to_numpy() - np.asarray(reference)[None, :]
     order = np.argsort(-adverse, axis=1, kind="stable")[:, :k]
-    names = np.asarray(contributions.columns)
-    out = []
-    for row, idx in zip(adverse, order):
-        out.append([by_name[names[i]] if row[i] > 1e-9 else None for i in idx] + [None] * (k - len(idx)))
-    return out
+    names = np.asarray(contributions.columns, dtype=object)[order]
+    names[np.take_along_axis(adverse, order, axis=1) <= 1e-9] = None
+    if names.shape[1] < k:
+        names = np.hstack([names, np.full((len(names), k - names.shape[1]), None, dtype=object)])
+    return names

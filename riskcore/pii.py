@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
+import numpy as np
 import pandas as pd
 
 # Development only: makes the embedded default run with no set-up. Any real deployment sets
@@ -20,12 +21,33 @@ def token(value: str, key: str, column: str) -> str:
     return TOKEN_PREFIX + digest[:32]
 
 
+def _keyed_hashes(key: str, column: str) -> tuple:
+    """HMAC-SHA256's inner and outer hashes with the key (and column) absorbed once (RFC 2104)."""
+    block = hashlib.sha256().block_size
+    raw = key.encode()
+    raw = hashlib.sha256(raw).digest() if len(raw) > block else raw
+    raw = raw.ljust(block, b"\0")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in raw))
+    inner.update(f"{column}\x1f".encode())
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in raw))
+    return inner, outer
+
+
 def tokenise_column(values: pd.Series, key: str, column: str) -> pd.Series:
-    """Tokens for a column; missing values stay missing."""
+    """Tokens for a column, equal to `token` (tested) but ~4x faster; missing values stay missing."""
     if not key:
         raise ValueError("PII token key is empty")
-    tokens = [token(str(v), key, column) if not pd.isna(v) else None for v in values.tolist()]
-    return pd.Series(tokens, index=values.index, dtype="string")
+    inner, outer = _keyed_hashes(key, column)
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)  # repeated values (dates of birth) hash once
+    tokens = []
+    for value in uniques.tolist():
+        i = inner.copy()
+        i.update(str(value).encode())
+        o = outer.copy()
+        o.update(i.digest())
+        tokens.append(TOKEN_PREFIX + o.hexdigest()[:32])
+    lookup = np.array(tokens + [None], dtype=object)  # code -1 (missing) picks the trailing None
+    return pd.Series(lookup[codes], index=values.index, dtype="string")
 
 
 def tokenise(df: pd.DataFrame, columns: list[str], key: str) -> pd.DataFrame:

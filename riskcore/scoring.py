@@ -79,10 +79,12 @@ def score(features: pd.DataFrame, id_column: str, model: PDScorecard, specs: lis
     pd_ = model.predict_pd(X)
     points = np.rint(policy.scaling.points(pd_)).astype("int64")
     out = pd.DataFrame({id_column: features[id_column].to_numpy(), "pd": pd_, "score_points": points, "decision": policy.decide(points)})
-    reasons = reason_codes(model.logit_contributions(X), model.reference_contributions_, specs, k=policy.max_reason_codes)
+    reasons = pd.DataFrame(reason_codes(model.logit_contributions(X), model.reference_contributions_, k=policy.max_reason_codes))
+    codes = {s.name: s.reason_code for s in specs}
+    texts = {s.name: s.reason_text for s in specs}
     for i in range(policy.max_reason_codes):
-        out[f"reason_code_{i + 1}"] = pd.array([r[i].reason_code if r[i] else None for r in reasons], dtype="string")
-        out[f"reason_text_{i + 1}"] = pd.array([r[i].reason_text if r[i] else None for r in reasons], dtype="string")
+        out[f"reason_code_{i + 1}"] = reasons[i].map(codes).astype("string").to_numpy()
+        out[f"reason_text_{i + 1}"] = reasons[i].map(texts).astype("string").to_numpy()
     out["policy_version"] = policy.label
     for key, value in lineage.items():
         out[key] = value
