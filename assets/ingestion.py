@@ -1,30 +1,36 @@
 """Landing files -> conformed, PII-tokenised applications and matured outcomes."""
 
 
+import hashlib
+
 import dagster as dg
 
 from pipelines.partitions import monthly_partitions
 from resources.pii import PiiTokeniser
 from resources.source import LandingFolder, ScoringCalendar
 from resources.storage import DatasetStore
-from riskcore.ingestion import LandedFile, ingest, read_landing_bytes
+from resources.validation import ContractValidator
+from riskcore.ingestion import ContractViolation, LandedFile, ingest, read_landing_bytes
 from riskcore.months import month_label
 
 INGESTION = "ingestion"
 
 
-def _land(target) -> LandedFile:
-    return read_landing_bytes(target.name, target.read_bytes())
-
-
 @dg.asset(partitions_def=monthly_partitions, group_name=INGESTION, kinds={"parquet"})
 def raw_applications(context: dg.AssetExecutionContext, landing: LandingFolder) -> dg.MaterializeResult:
-    """The month's landing file as delivered: registered by digest, not copied (it holds clear PII)."""
+    """The month's landing file as delivered: registered by digest, not copied (it holds clear PII).
+
+    Registered even when unreadable: the contract check downstream says why it is blocked."""
     month = month_label(context.partition_key)
     target = landing.applications_file(month)
-    landed = _land(target)
+    data = target.read_bytes()
+    try:
+        rows: int | None = len(read_landing_bytes(target.name, data).frame)
+    except ContractViolation as violation:
+        rows = None
+        context.log.warning(str(violation))
     return dg.MaterializeResult(
-        metadata={"file": dg.MetadataValue.path(str(target)), "sha256": landed.sha256, "size_bytes": landed.size_bytes, "rows_received": len(landed.frame)}
+        metadata={"file": dg.MetadataValue.path(str(target)), "sha256": hashlib.sha256(data).hexdigest(), "size_bytes": len(data), "rows_received": rows}
     )
 
 
@@ -34,20 +40,47 @@ def raw_applications(context: dg.AssetExecutionContext, landing: LandingFolder) 
         dg.AssetSpec("applications", deps=[raw_applications], partitions_def=monthly_partitions, group_name=INGESTION, kinds={"parquet"},
                      description="Applications that meet the contract; PII replaced by keyed-hash tokens."),
         dg.AssetSpec("quarantined_applications", deps=[raw_applications], partitions_def=monthly_partitions, group_name=INGESTION, kinds={"parquet"},
-                     description="Rows that broke a row-level rule, with every rule they broke; PII tokenised."),
+                     description="Rows that broke a row rule, with every rule they broke; PII tokenised."),
+    ],
+    check_specs=[
+        dg.AssetCheckSpec("check_applications_contract", asset="applications", blocking=True,
+                          description="The Great Expectations suite of the contract: schema, row count, unique ids, null shares, medians, row rules within tolerance."),
+        dg.AssetCheckSpec("check_quarantine_within_tolerance", asset="applications", blocking=True,
+                          description="No more of the month's rows quarantined than the contract tolerates."),
+        dg.AssetCheckSpec("check_received_equals_accepted_plus_quarantined", asset="applications", blocking=True,
+                          description="Every received row is accepted or quarantined: counts read back from the written files."),
     ],
 )
-def conform_applications(context: dg.AssetExecutionContext, landing: LandingFolder, store: DatasetStore, tokeniser: PiiTokeniser):
+def conform_applications(context: dg.AssetExecutionContext, landing: LandingFolder, store: DatasetStore, tokeniser: PiiTokeniser, validator: ContractValidator):
+    from checks.suites import violation_report
+
     month = month_label(context.partition_key)
     contract = landing.applications()
-    landed = _land(landing.applications_file(month))
-    result = ingest(landed, contract, month, tokeniser.key)
+    target = landing.applications_file(month)
+    result = ingest(target.name, target.read_bytes(), contract, month, tokeniser.key)
     accepted = store.write("applications", result.accepted, month)
     quarantined = store.write("quarantined_applications", result.quarantined, month)
-    lineage = {"source_file": landed.name, "source_sha256": landed.sha256, "contract_version": contract.label,
+    if result.violation is not None:
+        context.log.error(str(result.violation))
+        report = violation_report(contract, result.violation)
+    else:
+        report = validator.validate(result.checked, contract, batch=f"{contract.id}-{month}")
+    lineage = {"source_file": result.file, "source_sha256": result.sha256, "contract_version": contract.label,
                "pii_key": "DEVELOPMENT DEFAULT (not secret)" if tokeniser.uses_development_key else "from RISK_PII_TOKEN_KEY"}
     yield dg.MaterializeResult(asset_key="applications", metadata={**accepted.metadata(), "rows_received": result.received, **lineage})
-    yield dg.MaterializeResult(asset_key="quarantined_applications", metadata={**quarantined.metadata(), **lineage})
+    yield dg.MaterializeResult(asset_key="quarantined_applications", metadata={**quarantined.metadata(), "reasons": result.quarantine_reasons(), **lineage})
+    yield dg.AssetCheckResult(check_name="check_applications_contract", asset_key="applications", passed=report.success, metadata=report.metadata())
+    share = quarantined.rows / result.received if result.received else 0.0
+    yield dg.AssetCheckResult(
+        check_name="check_quarantine_within_tolerance", asset_key="applications",
+        passed=result.violation is None and share <= contract.quality.quarantine_tolerance,
+        metadata={"quarantined_share": share, "tolerance": contract.quality.quarantine_tolerance, "reasons": result.quarantine_reasons()},
+    )
+    written = store.rows("applications", month), store.rows("quarantined_applications", month)
+    yield dg.AssetCheckResult(
+        check_name="check_received_equals_accepted_plus_quarantined", asset_key="applications", passed=result.received == sum(written),
+        metadata={"received": result.received, "accepted": written[0], "quarantined": written[1], "unaccounted": result.received - sum(written)},
+    )
 
 
 @dg.asset(partitions_def=monthly_partitions, group_name=INGESTION, kinds={"parquet"})
@@ -66,7 +99,7 @@ def loan_outcomes(context: dg.AssetExecutionContext, landing: LandingFolder, cal
     target = landing.outcomes_file(month)
     if target is None:
         raise FileNotFoundError(f"labels of {month} matured as of {calendar.as_of} but no outcomes file was delivered for it")
-    landed = _land(target)
+    landed = read_landing_bytes(target.name, target.read_bytes())
     accepted, quarantined = conform(landed, contract)
     if len(quarantined):
         raise ValueError(f"{landed.name}: {len(quarantined)} outcome rows break the contract, e.g. {quarantined['quarantine_reasons'].iloc[0]}")

@@ -54,7 +54,7 @@ def bench_ingestion(rows: int):
     from riskcore.ingestion import ingest
 
     frame, contract, data, read = _month(rows)
-    ours = _best(lambda: ingest(read("m.parquet", data), contract, "2023-01", "bench-key"))
+    ours = _best(lambda: ingest("m.parquet", data, contract, "2023-01", "bench-key"))
     floor = _best(lambda: pd.read_parquet(io.BytesIO(data)))
     return (f"ingest {rows:,} rows (conform + quarantine + tokenise)", ours, "floor: read the Parquet file", floor)
 
@@ -72,7 +72,7 @@ def _trained(rows: int):
     from riskcore.model import train_scorecard
 
     frame, contract, data, read = _month(rows)
-    accepted = ingest(read("m.parquet", data), contract, "2023-01", "bench-key").accepted
+    accepted = ingest("m.parquet", data, contract, "2023-01", "bench-key").accepted
     specs = feature_specs(contract)
     features = build_features(accepted, contract, "2023-01")
     X = model_matrix(features, specs)

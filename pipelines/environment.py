@@ -10,6 +10,7 @@ from resources.pii import PiiTokeniser
 from resources.registry import ModelRegistry
 from resources.source import LandingFolder, ScoringCalendar, SyntheticLandingFolder
 from resources.storage import DatasetStore
+from resources.validation import ContractValidator
 from riskcore.pii import DEVELOPMENT_TOKEN_KEY
 
 ENVIRONMENTS = ("local", "production")
@@ -45,6 +46,7 @@ def local_resources() -> dict:
         "store": DatasetStore(base_path=f"{data}/datasets"),
         "registry": ModelRegistry(tracking_uri=f"sqlite:///{data}/mlflow/mlflow.db", artifact_location=f"{data}/mlflow/artifacts"),
         "tokeniser": PiiTokeniser(key=dg.EnvVar(PII_KEY_VAR)),
+        "validator": ContractValidator(data_docs_dir=f"{data}/gx_data_docs"),
     }
 
 
@@ -57,6 +59,7 @@ def production_resources() -> dict:
         "store": DatasetStore(base_path=dg.EnvVar("RISK_DATASETS_URL")),
         "registry": ModelRegistry(tracking_uri=dg.EnvVar("MLFLOW_TRACKING_URI")),
         "tokeniser": PiiTokeniser(key=dg.EnvVar(PII_KEY_VAR)),
+        "validator": ContractValidator(),
     }
 
 

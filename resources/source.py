@@ -37,6 +37,8 @@ class LandingFolder(dg.ConfigurableResource):
     path: str
     applications_contract: str = "loan_applications.yaml"
     outcomes_contract: str = "loan_outcomes.yaml"
+    features_contract: str = "application_features.yaml"
+    scores_contract: str = "risk_scores.yaml"
     storage_options: dict[str, str] = {}
 
     def _root(self) -> UPath:
@@ -47,6 +49,12 @@ class LandingFolder(dg.ConfigurableResource):
 
     def outcomes(self) -> Contract:
         return load_contract(contract_path(self.outcomes_contract))
+
+    def features(self) -> Contract:
+        return load_contract(contract_path(self.features_contract), source=self.applications())
+
+    def scores(self) -> Contract:
+        return load_contract(contract_path(self.scores_contract))
 
     def _find(self, kind: str, month: str) -> UPath | None:
         for suffix in ("parquet", "csv"):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-ROLES = ("id", "timestamp", "pii", "sensitive", "feature", "target")
+ROLES = ("id", "timestamp", "pii", "sensitive", "feature", "target", "attribute")
 TYPES = ("string", "integer", "number", "date")
 
 
@@ -34,6 +34,11 @@ class Field:
     allowed_values: tuple | None = None
     pattern: str | None = None
     reason: ReasonCode | None = None
+    # Dataset-level rules: a breach blocks the partition rather than quarantining rows.
+    max_null_share: float | None = None
+    median_between: tuple[float, float] | None = None
+    not_in_future: bool = False
+    free_text: bool = False  # checked for PII patterns (SSN, e-mail, phone) row by row
 
     @property
     def is_categorical(self) -> bool:
@@ -58,12 +63,22 @@ class DerivedFeature:
 
 
 @dataclass(frozen=True)
+class Quality:
+    """Dataset-level rules from the contract's `quality` section."""
+
+    row_count_min: int = 1
+    row_count_max: int | None = None
+    quarantine_tolerance: float = 0.0  # share of received rows that may be quarantined
+
+
+@dataclass(frozen=True)
 class Contract:
     id: str
     version: str
     owner: str
     fields: tuple[Field, ...]
     derived: tuple[DerivedFeature, ...] = ()
+    quality: Quality = Quality()
     digest: str = ""
     source: str = ""
     extra: dict = field(default_factory=dict, compare=False, hash=False)
@@ -100,17 +115,34 @@ def _reason(raw: dict | None) -> ReasonCode | None:
     return ReasonCode(str(raw["code"]), str(raw["text"])) if raw else None
 
 
-def load_contract(path: str | Path) -> Contract:
+def _inherited(doc: dict, source: Contract | None, where: str) -> list[Field]:
+    """`schemaFrom: {roles: [...]}`: the columns of the source contract with those roles, so a
+    downstream contract (features) follows whatever source it is built from."""
+    spec = doc.get("schemaFrom")
+    if not spec:
+        return []
+    if source is None:
+        raise ValueError(f"{where}: declares schemaFrom but no source contract was given")
+    roles = set(spec["roles"])
+    fields = [f for f in source.fields if f.role in roles]
+    if "feature" in roles:
+        fields += [Field(name=d.name, type="number", role="feature", reason=d.reason) for d in source.derived]
+    return fields
+
+
+def load_contract(path: str | Path, source: Contract | None = None) -> Contract:
     """Parse and validate a contract file; errors name the file and the offending entry."""
     path = Path(path)
     raw_bytes = path.read_bytes()
     doc = yaml.safe_load(raw_bytes)
     where = path.name
-    for key in ("id", "version", "owner", "schema"):
+    for key in ("id", "version", "owner"):
         if key not in doc:
             raise ValueError(f"{where}: contract lacks '{key}'")
-    fields = []
-    for entry in doc["schema"]:
+    if "schema" not in doc and "schemaFrom" not in doc:
+        raise ValueError(f"{where}: contract lacks 'schema'")
+    fields = _inherited(doc, source, where)
+    for entry in doc.get("schema") or []:
         name = entry.get("name")
         ftype, role = entry.get("logicalType"), entry.get("role")
         if ftype not in TYPES:
@@ -130,6 +162,10 @@ def load_contract(path: str | Path) -> Contract:
                 allowed_values=tuple(allowed) if allowed is not None else None,
                 pattern=entry.get("pattern"),
                 reason=_reason(entry.get("reason")),
+                max_null_share=entry.get("maxNullShare"),
+                median_between=tuple(entry["medianBetween"]) if entry.get("medianBetween") else None,
+                not_in_future=bool(entry.get("notInFuture", False)),
+                free_text=bool(entry.get("freeText", False)),
             )
         )
     names = [f.name for f in fields]
@@ -148,7 +184,12 @@ def load_contract(path: str | Path) -> Contract:
                 reason=_reason(entry.get("reason")),
             )
         )
+    quality = doc.get("quality") or {}
+    tolerance = float(quality.get("quarantineTolerance", 0.0))
+    if not 0 <= tolerance <= 1:
+        raise ValueError(f"{where}: quality.quarantineTolerance must be a share between 0 and 1")
     return Contract(
+        quality=Quality(int(quality.get("rowCountMin", 1)), quality.get("rowCountMax"), tolerance),
         id=str(doc["id"]),
         version=str(doc["version"]),
         owner=str(doc["owner"]),
@@ -156,5 +197,5 @@ def load_contract(path: str | Path) -> Contract:
         derived=tuple(derived),
         digest=hashlib.sha256(raw_bytes).hexdigest(),
         source=where,
-        extra={k: v for k, v in doc.items() if k not in ("schema", "derivedFeatures")},
+        extra={k: v for k, v in doc.items() if k not in ("schema", "derivedFeatures", "quality")},
     )

@@ -17,6 +17,7 @@ import pandas as pd
 
 from riskcore.contract import Contract, DerivedFeature
 from riskcore.months import parse_month
+from riskcore.pii import pii_pattern_hits, tokenise
 
 NULL_TOKENS = ["", "NA", "N/A", "NULL", "null", "NaN", "nan", "None"]
 REASONS_COLUMN = "quarantine_reasons"
@@ -150,6 +151,11 @@ def conform(landed: LandedFile, contract: Contract, month: str | None = None) ->
             flag(cast.notna() & ~cast.astype(str).map(lambda v: bool(regex.fullmatch(v))), f.name, "pattern")
         if f.unique:
             flag(cast.notna() & cast.duplicated(keep=False), f.name, "unique")
+        if f.not_in_future:
+            flag(cast > pd.Timestamp.today().normalize(), f.name, "not in future")
+        if f.free_text:
+            for kind, hits in pii_pattern_hits(cast).items():
+                flag(hits, f.name, f"no {kind} in free text")
     if month is not None:
         timestamp = out[contract.only("timestamp")]
         expected = parse_month(month)
@@ -167,21 +173,56 @@ def conform(landed: LandedFile, contract: Contract, month: str | None = None) ->
 
 @dataclass(frozen=True)
 class Ingested:
+    """One landing file's fate. `checked` is every received row, cast but not yet tokenised, for
+    the dataset-level contract checks; `violation` is set when the file could not be conformed."""
+
+    file: str
+    sha256: str
     received: int
     accepted: pd.DataFrame
     quarantined: pd.DataFrame
+    checked: pd.DataFrame | None
+    violation: ContractViolation | None = None
+
+    def quarantine_reasons(self) -> dict[str, int]:
+        """Rows per broken rule (a row breaking two rules counts under both)."""
+        if self.quarantined.empty:
+            return {}
+        counts = self.quarantined[REASONS_COLUMN].str.split(";").explode().value_counts()
+        return {str(k): int(v) for k, v in counts.items()}
 
 
-def ingest(landed: LandedFile, contract: Contract, month: str, token_key: str) -> Ingested:
-    """Conform, then tokenise PII in both outputs; every row carries the file and contract it came from."""
-    from riskcore.pii import tokenise
+def _with_lineage(frame: pd.DataFrame, contract: Contract, token_key: str, sha256: str) -> pd.DataFrame:
+    pii = [c for c in contract.columns("pii") if c in frame.columns]
+    out = tokenise(frame, pii, token_key)
+    out["source_file_sha256"] = sha256
+    out["contract_version"] = contract.label
+    return out
 
-    accepted, quarantined = conform(landed, contract, month)
-    pii = contract.columns("pii")
-    out = []
-    for frame in (accepted, quarantined):
-        frame = tokenise(frame, pii, token_key)
-        frame["source_file_sha256"] = landed.sha256
-        frame["contract_version"] = contract.label
-        out.append(frame)
-    return Ingested(received=len(landed.frame), accepted=out[0], quarantined=out[1])
+
+def ingest(name: str, data: bytes, contract: Contract, month: str, token_key: str) -> Ingested:
+    """Conform a landing file, then tokenise PII in everything that is kept.
+
+    A file that cannot be conformed as a whole (missing or undeclared column) is not dropped:
+    every row goes to quarantine, as delivered, with the file-level rule it broke. A file that
+    cannot even be parsed keeps no rows (the landing file itself stays, registered by digest).
+    """
+    digest = hashlib.sha256(data).hexdigest()
+    empty = conform(LandedFile(name, digest, 0, pd.DataFrame(columns=[f.name for f in contract.fields])), contract)[0]
+    try:
+        landed = read_landing_bytes(name, data)
+    except ContractViolation as violation:
+        nothing = _with_lineage(empty, contract, token_key, digest)
+        return Ingested(name, digest, 0, nothing, nothing.assign(**{REASONS_COLUMN: "", ROW_COLUMN: 0}).iloc[:0], None, violation)
+    try:
+        accepted, quarantined = conform(landed, contract, month)
+    except ContractViolation as violation:
+        raw = landed.frame.astype("string")
+        raw[REASONS_COLUMN] = f"{violation.column or 'file'}:{violation.rule}"
+        raw[ROW_COLUMN] = range(1, len(raw) + 1)
+        return Ingested(name, digest, len(raw), _with_lineage(empty, contract, token_key, digest), _with_lineage(raw, contract, token_key, digest), None, violation)
+    checked = pd.concat([accepted, quarantined.drop(columns=[REASONS_COLUMN, ROW_COLUMN])], ignore_index=True)
+    return Ingested(
+        name, digest, len(landed.frame),
+        _with_lineage(accepted, contract, token_key, digest), _with_lineage(quarantined, contract, token_key, digest), checked,
+    )

@@ -14,6 +14,20 @@ import pandas as pd
 DEVELOPMENT_TOKEN_KEY = "development-only-pii-token-key-not-a-secret"
 TOKEN_PREFIX = "tok_"
 
+# What clear PII looks like in text: checked in free-text columns at ingestion and in every
+# dataset after it (features, scores).
+PII_PATTERNS = {
+    "ssn": r"\b\d{3}-\d{2}-\d{4}\b",
+    "email": r"[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}\b",  # a TLD of letters: "policy@1.0.0" is no address
+    "phone": r"\(?\b\d{3}\)?[ .-]?\d{3}-\d{4}\b",
+}
+
+
+def pii_pattern_hits(values: pd.Series) -> dict[str, pd.Series]:
+    """Per PII kind, which values contain it (missing values never do)."""
+    text = values.astype("string")
+    return {kind: text.str.contains(pattern, regex=True).fillna(False).astype(bool) for kind, pattern in PII_PATTERNS.items()}
+
 
 def token(value: str, key: str, column: str) -> str:
     """HMAC-SHA256 over column and value: the same SSN gives one token, names never collide with SSNs."""
@@ -56,3 +70,21 @@ def tokenise(df: pd.DataFrame, columns: list[str], key: str) -> pd.DataFrame:
     for column in columns:
         out[f"{column}_token"] = tokenise_column(out.pop(column), key, column)
     return out
+
+
+def find_pii(frame: pd.DataFrame, clear_values: set[str]) -> dict[str, dict[str, int]]:
+    """Per text column, how many cells look like PII or equal a known clear PII value.
+
+    Counts only: the findings themselves must not become a new place where PII is written.
+    """
+    findings = {}
+    for column in frame.columns:
+        values = frame[column]
+        if not (pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)):
+            continue
+        hits = {kind: int(mask.sum()) for kind, mask in pii_pattern_hits(values).items()}
+        hits["clear_value"] = int(values.astype("string").isin(clear_values).sum())
+        hits = {kind: n for kind, n in hits.items() if n}
+        if hits:
+            findings[column] = hits
+    return findings

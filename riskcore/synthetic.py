@@ -133,6 +133,16 @@ def _pii(rng: np.random.Generator, n: int, sex: np.ndarray, app_dates: pd.Series
     }
 
 
+def _employers(rng: np.random.Generator, n: int, employment: np.ndarray) -> pd.Series:
+    from faker.providers.person.en_US import Provider as Person
+
+    last = np.array(list(Person.last_names))
+    suffix = np.array(["LLC", "Inc", "Group", "& Sons", "Ltd", "Holdings", "Partners"])
+    name = pd.Series(last[rng.integers(0, len(last), n)]) + " " + suffix[rng.integers(0, len(suffix), n)]
+    own = np.where(employment == "self_employed", "self-employed", name)
+    return pd.Series(np.where(np.isin(employment, ["unemployed", "retired"]), None, own), dtype="object")
+
+
 def generate_month(seed: int, month: str, rows: int, scenario: Scenario = Scenario()) -> pd.DataFrame:
     """All columns of the landing contract for one month, plus `true_pd` and `defaulted`."""
     rng = _month_rng(seed, month)
@@ -172,6 +182,7 @@ def generate_month(seed: int, month: str, rows: int, scenario: Scenario = Scenar
             "application_date": app_dates,
             **_pii(rng, n, sex, app_dates, age),
             "applicant_sex": sex,
+            "employer_name": _employers(rng, n, employment),
             "annual_income": income,
             "employment_type": employment,
             "employment_years": emp_years,

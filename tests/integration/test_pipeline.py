@@ -11,6 +11,7 @@ from resources.pii import PiiTokeniser
 from resources.registry import CHALLENGER, CHAMPION, ModelRegistry
 from resources.source import LandingFolder, ScoringCalendar, SyntheticLandingFolder
 from resources.storage import DatasetStore
+from resources.validation import ContractValidator
 from riskcore.months import months_between
 
 MONTHS = months_between("2023-01", "2023-05")
@@ -28,6 +29,7 @@ def _resources(root, mlflow_uri, landing=None):
         "store": DatasetStore(base_path=str(root / "datasets")),
         "registry": ModelRegistry(tracking_uri=uri, artifact_location=artifacts),
         "tokeniser": PiiTokeniser(key="integration-test-key"),
+        "validator": ContractValidator(data_docs_dir=str(root / "gx_data_docs")),
     }
 
 
@@ -53,7 +55,9 @@ def pipeline(tmp_path_factory, mlflow_uri):
 def test_every_run_succeeds_and_every_check_passes(pipeline):
     assert all(r.success for r in pipeline.results)
     evaluations = [e for r in pipeline.results for e in r.get_asset_check_evaluations()]
-    assert len(evaluations) == len(MONTHS) + len(SCORED)
+    # per ingested month: contract, tolerance, reconciliation, features contract, no PII in features;
+    # per scored month: every application scored, scores contract, no PII in scores
+    assert len(evaluations) == 5 * len(MONTHS) + 3 * len(SCORED)
     assert all(e.passed for e in evaluations)
 
 
@@ -132,7 +136,7 @@ def test_rescoring_gives_the_same_decisions(pipeline):
 
 
 def test_a_file_that_breaks_the_contract_blocks_its_month(pipeline, tmp_path, mlflow_uri):
-    """Real-data door: a landing folder with a file missing a column."""
+    """Real-data door: a landing folder with a CSV missing a column. Nothing lost, nothing built on it."""
     synthetic = pipeline.landing
     month = "2023-02"
     raw = pd.read_parquet(synthetic.applications_file(month).path).drop(columns=["annual_income"])
@@ -145,10 +149,13 @@ def test_a_file_that_breaks_the_contract_blocks_its_month(pipeline, tmp_path, ml
     with dg.instance_for_test() as instance:
         result = _run(defs, "monthly_ingestion_job", instance, month, raise_on_error=False)
         assert not result.success
-        failures = {e.step_key: e.event_specific_data.error for e in result.all_events if e.event_type_value == "STEP_FAILURE"}
-        assert set(failures) == {"conform_applications"}  # outcomes still land; features never run
-        message = failures["conform_applications"].cause.message
-        assert "2023-02.csv" in message and "annual_income" in message and "required column present" in message
+        checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+        contract = checks["check_applications_contract"]
+        assert not contract.passed
+        assert contract.metadata["failed_rules"].value == "annual_income:required column present"
+        assert "2023-02.csv" in contract.metadata["observed"].value["error"]
+        assert checks["check_received_equals_accepted_plus_quarantined"].passed  # every row quarantined, none lost
+        assert resources["store"].rows("quarantined_applications", month) == len(raw)
         assert not instance.get_materialized_partitions(dg.AssetKey("application_features"))
         assert not resources["store"].path("application_features", month).exists()
 

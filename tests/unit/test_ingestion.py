@@ -70,7 +70,7 @@ def test_file_level_errors_name_file_column_and_rule(month_frame):
 
 
 def test_ingest_tokenises_pii_and_features_carry_none(month_frame):
-    result = ingest(read_landing_bytes("2023-01.parquet", parquet_bytes(month_frame)), CONTRACT, "2023-01", "test-key")
+    result = ingest("2023-01.parquet", parquet_bytes(month_frame), CONTRACT, "2023-01", "test-key")
     assert result.received == len(result.accepted) + len(result.quarantined)
     text = result.accepted.astype(str)
     for column in CONTRACT.columns("pii"):

@@ -1,0 +1,47 @@
+"""Contracts and PII guards on the datasets that leave ingestion: features and scores."""
+
+import dagster as dg
+
+from pipelines.partitions import monthly_partitions
+from resources.source import LandingFolder
+from resources.storage import DatasetStore
+from resources.validation import ContractValidator
+from riskcore.ingestion import ContractViolation, read_landing_bytes
+from riskcore.months import month_label
+
+
+def _contract_check(asset: str, contract_of, description: str):
+    @dg.asset_check(asset=asset, name=f"check_{asset.split('_')[-1]}_contract", blocking=True, partitions_def=monthly_partitions, description=description)
+    def check(context: dg.AssetCheckExecutionContext, landing: LandingFolder, store: DatasetStore, validator: ContractValidator) -> dg.AssetCheckResult:
+        month = month_label(context.partition_key)
+        contract = contract_of(landing)
+        report = validator.validate(store.read(asset, month), contract, batch=f"{contract.id}-{month}")
+        return dg.AssetCheckResult(passed=report.success, metadata=report.metadata())
+
+    return check
+
+
+def _no_pii_check(asset: str):
+    @dg.asset_check(asset=asset, name=f"check_no_pii_in_{asset.split('_')[-1]}", blocking=True, partitions_def=monthly_partitions,
+                    description=f"No SSN, e-mail or phone pattern and no clear PII value of the month's landing file in {asset}.")
+    def check(context: dg.AssetCheckExecutionContext, landing: LandingFolder, store: DatasetStore) -> dg.AssetCheckResult:
+        from riskcore.pii import find_pii
+
+        month = month_label(context.partition_key)
+        target = landing.applications_file(month)
+        try:
+            raw = read_landing_bytes(target.name, target.read_bytes()).frame
+        except ContractViolation:
+            raw = None
+        pii_columns = [c for c in landing.applications().columns("pii") if raw is not None and c in raw.columns]
+        clear = {str(v) for c in pii_columns for v in raw[c].dropna().astype(str)}
+        findings = find_pii(store.read(asset, month), clear)
+        return dg.AssetCheckResult(passed=not findings, metadata={"columns_scanned_against_clear_values": len(clear) > 0, "findings": findings})
+
+    return check
+
+
+check_features_contract = _contract_check("application_features", lambda landing: landing.features(), "The feature-store contract (columns follow the source contract).")
+check_scores_contract = _contract_check("risk_scores", lambda landing: landing.scores(), "The risk-scores contract: ranges, decisions, lineage present.")
+check_no_pii_in_features = _no_pii_check("application_features")
+check_no_pii_in_scores = _no_pii_check("risk_scores")

@@ -1,0 +1,113 @@
+"""One builder turns a contract into a Great Expectations 1.x suite; one summary turns a result into check metadata.
+
+Dataset rules (schema, row count, unique ids, null share, median) must hold exactly. Row rules
+(required, ranges, allowed values, pattern) are mirrored with `mostly = 1 - quarantine tolerance`:
+their breaking rows are quarantined at ingestion, and the partition is blocked only when more
+of them break than the contract tolerates. Sample failing values never come from PII or
+free-text columns.
+"""
+
+from dataclasses import dataclass, field
+
+from riskcore.contract import Contract
+
+DATASET, ROW = "dataset", "row"
+SAMPLES = 5
+
+
+def build_suite(contract: Contract, columns: list[str] | None = None):
+    """The suite for a contract; `columns` (default: declared + derived) is the exact schema expected."""
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+
+    tolerated = 1.0 - contract.quality.quarantine_tolerance
+    expected_columns = columns or [f.name for f in contract.fields] + [d.name for d in contract.derived]
+    suite = gx.ExpectationSuite(name=contract.label)
+
+    def add(expectation, column: str | None, rule: str, level: str):
+        expectation.meta = {"column": column, "rule": rule, "level": level}
+        suite.add_expectation(expectation)
+
+    add(gxe.ExpectTableColumnsToMatchSet(column_set=expected_columns, exact_match=True), None, "schema", DATASET)
+    add(gxe.ExpectTableRowCountToBeBetween(min_value=contract.quality.row_count_min, max_value=contract.quality.row_count_max), None, "row count", DATASET)
+    for f in contract.fields:
+        if f.name not in expected_columns:
+            continue
+        if f.unique:
+            add(gxe.ExpectColumnValuesToBeUnique(column=f.name), f.name, "unique", DATASET)
+        if f.max_null_share is not None:
+            add(gxe.ExpectColumnValuesToNotBeNull(column=f.name, mostly=1.0 - f.max_null_share), f.name, f"null share <= {f.max_null_share}", DATASET)
+        if f.median_between:
+            low, high = f.median_between
+            add(gxe.ExpectColumnMedianToBeBetween(column=f.name, min_value=low, max_value=high), f.name, f"median in [{low}, {high}]", DATASET)
+        if f.required:
+            add(gxe.ExpectColumnValuesToNotBeNull(column=f.name, mostly=tolerated), f.name, "required", ROW)
+        if f.minimum is not None or f.maximum is not None:
+            add(gxe.ExpectColumnValuesToBeBetween(column=f.name, min_value=f.minimum, max_value=f.maximum, mostly=tolerated), f.name, f"range [{f.minimum}, {f.maximum}]", ROW)
+        if f.allowed_values is not None:
+            add(gxe.ExpectColumnValuesToBeInSet(column=f.name, value_set=list(f.allowed_values), mostly=tolerated), f.name, "allowed values", ROW)
+        if f.pattern and f.role != "pii":
+            add(gxe.ExpectColumnValuesToMatchRegex(column=f.name, regex=f.pattern, mostly=tolerated), f.name, "pattern", ROW)
+    return suite
+
+
+@dataclass
+class ContractReport:
+    """What a reviewer needs from one validation, with no clear PII in it."""
+
+    contract: str
+    success: bool
+    evaluated: int = 0
+    failed: list[str] = field(default_factory=list)
+    unexpected: dict[str, int] = field(default_factory=dict)
+    samples: dict[str, list] = field(default_factory=dict)
+    observed: dict[str, object] = field(default_factory=dict)
+    docs: str | None = None
+
+    def metadata(self) -> dict:
+        meta = {
+            "contract_version": self.contract,
+            "expectations_evaluated": self.evaluated,
+            "expectations_failed": len(self.failed),
+            "failed_rules": ", ".join(self.failed) or "none",
+            "unexpected_counts": self.unexpected,
+            "sample_failing_values": self.samples,
+            "observed": self.observed,
+        }
+        if self.docs:
+            meta["data_docs"] = self.docs
+        return meta
+
+
+def summarise(result, contract: Contract, docs: str | None = None) -> ContractReport:
+    no_samples = set(contract.columns("pii")) | {f.name for f in contract.fields if f.free_text}
+    report = ContractReport(contract=contract.label, success=bool(result.success), evaluated=len(result.results), docs=docs)
+    for outcome in result.results:
+        meta = outcome.expectation_config.meta or {}
+        name = f"{meta.get('column') or 'table'}:{meta.get('rule')}"
+        values = outcome.result or {}
+        if "unexpected_count" in values and values["unexpected_count"]:
+            report.unexpected[name] = int(values["unexpected_count"])
+        if "observed_value" in values and meta.get("level") == DATASET and meta.get("rule") != "schema":
+            report.observed[name] = _plain(values["observed_value"])
+        if not outcome.success:
+            report.failed.append(name)
+            sample = values.get("partial_unexpected_list") or []
+            if sample and meta.get("column") not in no_samples:
+                report.samples[name] = [_plain(v) for v in sample[:SAMPLES]]
+    return report
+
+
+def _plain(value):
+    """JSON-safe scalars for Dagster metadata."""
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    return value if isinstance(value, (int, float, str, bool, type(None))) else str(value)
+
+
+def violation_report(contract: Contract, violation) -> ContractReport:
+    """A file that could not be conformed at all: the check fails naming file, column and rule."""
+    rule = f"{violation.column or 'file'}:{violation.rule}"
+    return ContractReport(contract=contract.label, success=False, failed=[rule], observed={"file": violation.file, "error": str(violation)})
