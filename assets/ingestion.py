@@ -64,7 +64,8 @@ def conform_applications(context: dg.AssetExecutionContext, landing: LandingFold
         context.log.error(str(result.violation))
         report = violation_report(contract, result.violation)
     else:
-        report = validator.validate(result.checked, contract, batch=f"{contract.id}-{month}")
+        report = validator.validate(result.checked, contract, batch=f"{contract.id}-{month}", row_rules=False)
+        report.unexpected |= result.quarantine_reasons()
     lineage = {"source_file": result.file, "source_sha256": result.sha256, "contract_version": contract.label,
                "pii_key": "DEVELOPMENT DEFAULT (not secret)" if tokeniser.uses_development_key else "from RISK_PII_TOKEN_KEY"}
     yield dg.MaterializeResult(asset_key="applications", metadata={**accepted.metadata(), "rows_received": result.received, **lineage})

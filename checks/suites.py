@@ -1,10 +1,10 @@
 """One builder turns a contract into a Great Expectations 1.x suite; one summary turns a result into check metadata.
 
 Dataset rules (schema, row count, unique ids, null share, median) must hold exactly. Row rules
-(required, ranges, allowed values, pattern) are mirrored with `mostly = 1 - quarantine tolerance`:
-their breaking rows are quarantined at ingestion, and the partition is blocked only when more
-of them break than the contract tolerates. Sample failing values never come from PII or
-free-text columns.
+(required, ranges, allowed values, pattern) hold with `mostly = 1 - quarantine tolerance`. At
+ingestion the row rules are applied row by row instead (their rows go to quarantine, counted per
+rule, and a separate check enforces the tolerance), so there GX runs the dataset rules only; on
+features and scores it runs both. Sample failing values never come from PII or free-text columns.
 """
 
 from dataclasses import dataclass, field
@@ -15,8 +15,12 @@ DATASET, ROW = "dataset", "row"
 SAMPLES = 5
 
 
-def build_suite(contract: Contract, columns: list[str] | None = None):
-    """The suite for a contract; `columns` (default: declared + derived) is the exact schema expected."""
+def build_suite(contract: Contract, columns: list[str] | None = None, row_rules: bool = True):
+    """The suite for a contract; `columns` (default: declared + derived) is the exact schema expected.
+
+    `row_rules=False` leaves out the row rules: at ingestion they are applied row by row with
+    quarantine (and counted there), so GX only decides the dataset-level verdict.
+    """
     import great_expectations as gx
     import great_expectations.expectations as gxe
 
@@ -40,6 +44,8 @@ def build_suite(contract: Contract, columns: list[str] | None = None):
         if f.median_between:
             low, high = f.median_between
             add(gxe.ExpectColumnMedianToBeBetween(column=f.name, min_value=low, max_value=high), f.name, f"median in [{low}, {high}]", DATASET)
+        if not row_rules:
+            continue
         if f.required:
             add(gxe.ExpectColumnValuesToNotBeNull(column=f.name, mostly=tolerated), f.name, "required", ROW)
         if f.minimum is not None or f.maximum is not None:
@@ -49,6 +55,11 @@ def build_suite(contract: Contract, columns: list[str] | None = None):
         if f.pattern and f.role != "pii":
             add(gxe.ExpectColumnValuesToMatchRegex(column=f.name, regex=f.pattern, mostly=tolerated), f.name, "pattern", ROW)
     return suite
+
+
+def dataset_rule_columns(contract: Contract) -> list[str]:
+    """Columns whose values the dataset rules read (the schema rule reads names only)."""
+    return [f.name for f in contract.fields if f.unique or f.max_null_share is not None or f.median_between]
 
 
 @dataclass

@@ -4,9 +4,10 @@ import os
 import re
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
-from checks.suites import ContractReport, build_suite, summarise
+from checks.suites import ContractReport, build_suite, dataset_rule_columns, summarise
 from riskcore.contract import Contract
 
 DOCS_SITE = "contracts"
@@ -33,21 +34,27 @@ class ContractValidator(dg.ConfigurableResource):
 
     data_docs_dir: str | None = None
 
-    def validate(self, frame: pd.DataFrame, contract: Contract, batch: str, columns: list[str] | None = None) -> ContractReport:
+    def validate(self, frame: pd.DataFrame, contract: Contract, batch: str, columns: list[str] | None = None, row_rules: bool = True) -> ContractReport:
         import great_expectations as gx
         from great_expectations.checkpoint import UpdateDataDocsAction
         from great_expectations.core.run_identifier import RunIdentifier
 
+        if not row_rules:
+            # GX hashes and copies the whole frame on every run: pass the columns the dataset rules
+            # read, and one-byte placeholders for the rest (the schema rule reads names only).
+            # On a 1M-row month this halves the validation time (bench/contract_validation.py).
+            needed = set(dataset_rule_columns(contract))
+            frame = pd.DataFrame({c: frame[c] if c in needed else np.zeros(len(frame), dtype=bool) for c in frame.columns}, index=frame.index)
         docs_dir = os.path.abspath(self.data_docs_dir) if self.data_docs_dir else None
         context = _context(docs_dir)
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", contract.id)
         batch_definition = context.data_sources.add_pandas("pipeline").add_dataframe_asset(name).add_batch_definition_whole_dataframe(batch)
-        suite = context.suites.add(build_suite(contract, columns))
+        suite = context.suites.add(build_suite(contract, columns, row_rules))
         definition = context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch_definition, suite=suite))
         actions = [UpdateDataDocsAction(name="docs", site_names=[DOCS_SITE])] if docs_dir else []
         checkpoint = context.checkpoints.add(
             gx.Checkpoint(name=name, validation_definitions=[definition], actions=actions,
-                          result_format={"result_format": "SUMMARY", "partial_unexpected_count": 20})
+                          result_format={"result_format": "BASIC", "partial_unexpected_count": 20})
         )
         result = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=RunIdentifier(run_name=batch))
         ((identifier, validation),) = result.run_results.items()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +20,7 @@ from riskcore.pii import pii_pattern_hits, tokenise
 
 NULL_TOKENS = ["", "NA", "N/A", "NULL", "null", "NaN", "nan", "None"]
 REASONS_COLUMN = "quarantine_reasons"
+STRING = pd.StringDtype("pyarrow")
 ROW_COLUMN = "source_row"
 
 
@@ -48,7 +48,9 @@ def read_landing_bytes(name: str, data: bytes) -> LandedFile:
         raise ContractViolation(name, None, "non-empty file", "the file has no bytes")
     if name.endswith(".parquet"):
         try:
-            frame = pd.read_parquet(io.BytesIO(data))
+            import pyarrow.parquet as pq
+
+            frame = pq.read_table(io.BytesIO(data)).to_pandas(types_mapper=_arrow_strings)
         except Exception as exc:  # pyarrow raises several types for corrupt files
             raise ContractViolation(name, None, "readable parquet", str(exc)) from exc
     elif name.endswith(".csv"):
@@ -69,9 +71,16 @@ def read_landing_bytes(name: str, data: bytes) -> LandedFile:
     return LandedFile(name=name, sha256=digest, size_bytes=len(data), frame=frame)
 
 
+def _arrow_strings(arrow_type):
+    """Text stays in Arrow: string rules then run in Arrow's compute kernels, not per Python object."""
+    import pyarrow as pa
+
+    return STRING if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type) else None
+
+
 def _cast(values: pd.Series, ftype: str) -> pd.Series:
     if ftype == "string":
-        return values.astype("string")
+        return values.astype(STRING)
     if ftype == "date":
         if pd.api.types.is_datetime64_any_dtype(values):
             return values.dt.tz_localize(None).dt.normalize() if values.dt.tz is not None else values.dt.normalize()
@@ -115,6 +124,21 @@ def conform(landed: LandedFile, contract: Contract, month: str | None = None) ->
     Quarantined rows keep every column (PII still clear: the caller tokenises both outputs)
     plus the reasons, one `column:rule` per broken rule, and the row number in the file.
     """
+    return split(*judge(landed, contract, month))
+
+
+def split(frame: pd.DataFrame, reasons: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame]:
+    bad = reasons != ""
+    accepted = frame[~bad].reset_index(drop=True)
+    quarantined = frame[bad].copy()
+    quarantined[REASONS_COLUMN] = reasons[bad].str.rstrip(";")
+    quarantined[ROW_COLUMN] = (quarantined.index + 1).astype("int64")
+    return accepted, quarantined.reset_index(drop=True)
+
+
+def judge(landed: LandedFile, contract: Contract, month: str | None = None) -> tuple[pd.DataFrame, pd.Series]:
+    """Every received row cast to contract types (derived features added), and per row the
+    rules it broke as `column:rule;...` ('' for a good row)."""
     frame = landed.frame
     declared = [f.name for f in contract.fields]
     missing = [c for c in declared if c not in frame.columns]
@@ -147,8 +171,7 @@ def conform(landed: LandedFile, contract: Contract, month: str | None = None) ->
         if f.allowed_values is not None:
             flag(cast.notna() & ~cast.isin(list(f.allowed_values)), f.name, "allowed values")
         if f.pattern:
-            regex = re.compile(f.pattern)
-            flag(cast.notna() & ~cast.astype(str).map(lambda v: bool(regex.fullmatch(v))), f.name, "pattern")
+            flag(cast.notna() & ~cast.astype(STRING).str.fullmatch(f.pattern).fillna(False).astype(bool), f.name, "pattern")
         if f.unique:
             flag(cast.notna() & cast.duplicated(keep=False), f.name, "unique")
         if f.not_in_future:
@@ -162,13 +185,7 @@ def conform(landed: LandedFile, contract: Contract, month: str | None = None) ->
         outside = (timestamp.dt.year != expected.year) | (timestamp.dt.month != expected.month)
         flag(timestamp.notna() & outside, contract.only("timestamp"), "in partition month")
 
-    out = derive(out, contract.derived)
-    bad = reasons != ""
-    accepted = out[~bad].reset_index(drop=True)
-    quarantined = out[bad].copy()
-    quarantined[REASONS_COLUMN] = reasons[bad].str.rstrip(";")
-    quarantined[ROW_COLUMN] = (quarantined.index + 1).astype("int64")
-    return accepted, quarantined.reset_index(drop=True)
+    return derive(out, contract.derived), reasons
 
 
 @dataclass(frozen=True)
@@ -218,13 +235,13 @@ def ingest(name: str, data: bytes, contract: Contract, month: str, token_key: st
         no_rows = _with_lineage(empty, contract, token_key, digest, quarantine=True).assign(**{REASONS_COLUMN: "", ROW_COLUMN: 0})
         return Ingested(name, digest, 0, nothing, no_rows, None, violation)
     try:
-        accepted, quarantined = conform(landed, contract, month)
+        checked, reasons = judge(landed, contract, month)
     except ContractViolation as violation:
         raw = landed.frame.astype("string")
         raw[REASONS_COLUMN] = f"{violation.column or 'file'}:{violation.rule}"
         raw[ROW_COLUMN] = range(1, len(raw) + 1)
         return Ingested(name, digest, len(raw), _with_lineage(empty, contract, token_key, digest), _with_lineage(raw, contract, token_key, digest, quarantine=True), None, violation)
-    checked = pd.concat([accepted, quarantined.drop(columns=[REASONS_COLUMN, ROW_COLUMN])], ignore_index=True)
+    accepted, quarantined = split(checked, reasons)
     return Ingested(
         name, digest, len(landed.frame),
         _with_lineage(accepted, contract, token_key, digest), _with_lineage(quarantined, contract, token_key, digest, quarantine=True), checked,
