@@ -10,7 +10,11 @@ from riskcore.features import build_features, feature_set_version
 from riskcore.months import month_label
 
 
-@dg.asset(partitions_def=monthly_partitions, group_name="features", kinds={"parquet"}, deps=["applications"])
+@dg.asset(
+    partitions_def=monthly_partitions, group_name="features", kinds={"parquet"}, deps=["applications"],
+    # Built as soon as the newest month's applications land, never from a month whose contract failed.
+    automation_condition=dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed(),
+)
 def application_features(context: dg.AssetExecutionContext, landing: LandingFolder, store: DatasetStore) -> dg.MaterializeResult:
     """Keys and features only: no tokens, no sensitive attributes, no target."""
     month = month_label(context.partition_key)
@@ -18,5 +22,6 @@ def application_features(context: dg.AssetExecutionContext, landing: LandingFold
     features = build_features(store.read("applications", month), contract, month)
     written = store.write("application_features", features, month)
     return dg.MaterializeResult(
-        metadata={**written.metadata(), "feature_set_version": feature_set_version(contract), "features": len(features.columns) - 2}
+        metadata={**written.metadata(), "feature_set_version": feature_set_version(contract), "features": len(features.columns) - 2,
+                  "contract_version": landing.features().label, "source_contract_version": contract.label}
     )

@@ -42,6 +42,7 @@ def risk_scores(context: dg.AssetExecutionContext, landing: LandingFolder, store
         metadata={
             **written.metadata(),
             "model": champion.label,
+            "contract_version": landing.scores().label,
             "policy_version": scores["policy_version"].iloc[0] if len(scores) else "",
             "mean_pd": float(scores["pd"].mean()) if len(scores) else 0.0,
             **{f"{d}_rate": float(rates.get(d, 0.0)) for d in ("approve", "refer", "decline")},

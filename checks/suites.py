@@ -26,7 +26,8 @@ def build_suite(contract: Contract, columns: list[str] | None = None, row_rules:
 
     tolerated = 1.0 - contract.quality.quarantine_tolerance
     expected_columns = columns or [f.name for f in contract.fields] + [d.name for d in contract.derived]
-    suite = gx.ExpectationSuite(name=contract.label)
+    # GX turns dots in names into folders: the suite is named by id and version, no dots.
+    suite = gx.ExpectationSuite(name=f"{contract.id}__v{contract.version.replace('.', '_')}")
 
     def add(expectation, column: str | None, rule: str, level: str):
         expectation.meta = {"column": column, "rule": rule, "level": level}
@@ -86,7 +87,9 @@ class ContractReport:
             "observed": self.observed,
         }
         if self.docs:
-            meta["data_docs"] = self.docs
+            import dagster as dg
+
+            meta["data_docs"] = dg.MetadataValue.path(self.docs)
         return meta
 
 

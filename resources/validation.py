@@ -2,6 +2,7 @@
 
 import os
 import re
+from urllib.parse import unquote
 
 import dagster as dg
 import numpy as np
@@ -45,7 +46,9 @@ class ContractValidator(dg.ConfigurableResource):
             # On a 1M-row month this halves the validation time (bench/contract_validation.py).
             needed = set(dataset_rule_columns(contract))
             frame = pd.DataFrame({c: frame[c] if c in needed else np.zeros(len(frame), dtype=bool) for c in frame.columns}, index=frame.index)
-        docs_dir = os.path.abspath(self.data_docs_dir) if self.data_docs_dir else None
+        # One site per contract and batch: GX rebuilds a site from its context's results, so a
+        # shared site would keep only the latest validation's pages.
+        docs_dir = os.path.join(os.path.abspath(self.data_docs_dir), contract.id, batch) if self.data_docs_dir else None
         context = _context(docs_dir)
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", contract.id)
         batch_definition = context.data_sources.add_pandas("pipeline").add_dataframe_asset(name).add_batch_definition_whole_dataframe(batch)
@@ -61,5 +64,5 @@ class ContractValidator(dg.ConfigurableResource):
         docs = None
         if docs_dir:
             urls = context.get_docs_sites_urls(resource_identifier=identifier, site_names=[DOCS_SITE])
-            docs = urls[0]["site_url"] if urls else None
+            docs = unquote(urls[0]["site_url"].removeprefix("file://")) if urls else None
         return summarise(validation, contract, docs)

@@ -164,3 +164,18 @@ def test_a_landing_folder_never_mixes_two_synthetic_worlds(pipeline):
     shocked = pipeline.landing.model_copy(update={"scenario": "economic_shock"})
     with pytest.raises(ValueError, match="already holds synthetic files made with"):
         shocked.applications_file("2023-01")
+
+
+def test_contract_checks_report_rules_and_link_their_data_docs(pipeline):
+    from pathlib import Path
+
+    evaluations = [e for r in pipeline.results for e in r.get_asset_check_evaluations()]
+    contract = next(e for e in evaluations if e.check_name == "check_applications_contract")
+    assert contract.metadata["contract_version"].value.startswith("loan_applications@1.1.0+")
+    assert contract.metadata["expectations_evaluated"].value >= 10
+    assert contract.metadata["expectations_failed"].value == 0
+    page = Path(contract.metadata["data_docs"].value)
+    assert page.is_file() and page.is_relative_to(pipeline.root / "gx_data_docs")
+    assert "loan_applications" in page.read_text()
+    scores = next(e for e in evaluations if e.check_name == "check_scores_contract")
+    assert scores.metadata["expectations_evaluated"].value >= 20  # row rules too: scores have no quarantine
