@@ -26,16 +26,12 @@ PII_PATTERNS = {
 def pii_pattern_hits(values: pd.Series) -> dict[str, pd.Series]:
     """Per PII kind, which values contain it (missing values never do).
 
-    One pass with all patterns, then each kind only on the (rare) values that matched any."""
+    One pass with all patterns; each kind on its own only when something matched (rare)."""
     text = values.astype(pd.StringDtype("pyarrow"))  # regexes run in Arrow (RE2), not per Python object
     any_hit = text.str.contains("|".join(f"(?:{p})" for p in PII_PATTERNS.values()), regex=True).fillna(False).astype(bool)
-    hits = {}
-    for kind, pattern in PII_PATTERNS.items():
-        mask = pd.Series(False, index=values.index)
-        if any_hit.any():
-            mask[any_hit] = text[any_hit].str.contains(pattern, regex=True).fillna(False).astype(bool)
-        hits[kind] = mask
-    return hits
+    if not any_hit.any():
+        return {kind: any_hit for kind in PII_PATTERNS}
+    return {kind: text.str.contains(pattern, regex=True).fillna(False).astype(bool) for kind, pattern in PII_PATTERNS.items()}
 
 
 def token(value: str, key: str, column: str) -> str:
