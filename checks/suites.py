@@ -58,9 +58,11 @@ def build_suite(contract: Contract, columns: list[str] | None = None, row_rules:
     return suite
 
 
-def dataset_rule_columns(contract: Contract) -> list[str]:
-    """Columns whose values the dataset rules read (the schema rule reads names only)."""
-    return [f.name for f in contract.fields if f.unique or f.max_null_share is not None or f.median_between]
+def dataset_rule_columns(contract: Contract) -> tuple[list[str], list[str]]:
+    """Columns the dataset rules read: (by value: unique ids, medians; by null-ness only)."""
+    by_value = [f.name for f in contract.fields if f.unique or f.median_between]
+    null_only = [f.name for f in contract.fields if f.max_null_share is not None and f.name not in by_value]
+    return by_value, null_only
 
 
 @dataclass

@@ -41,11 +41,20 @@ class ContractValidator(dg.ConfigurableResource):
         from great_expectations.core.run_identifier import RunIdentifier
 
         if not row_rules:
-            # GX hashes and copies the whole frame on every run: pass the columns the dataset rules
-            # read, and one-byte placeholders for the rest (the schema rule reads names only).
-            # On a 1M-row month this halves the validation time (bench/contract_validation.py).
-            needed = set(dataset_rule_columns(contract))
-            frame = pd.DataFrame({c: frame[c] if c in needed else np.zeros(len(frame), dtype=bool) for c in frame.columns}, index=frame.index)
+            # GX hashes and copies the whole frame on every run: pass the values the dataset rules
+            # read, null masks where they read only null-ness, and one-byte placeholders for the
+            # rest (the schema rule reads names only). On a 1M-row month this cuts the validation
+            # time by more than half (bench/contract_validation.py).
+            by_value, null_only = dataset_rule_columns(contract)
+
+            def stand_in(column: str):
+                if column in by_value:
+                    return frame[column]
+                if column in null_only:
+                    return np.where(frame[column].isna().to_numpy(), np.nan, 0.0)
+                return np.zeros(len(frame), dtype=bool)
+
+            frame = pd.DataFrame({c: stand_in(c) for c in frame.columns}, index=frame.index)
         # One site per contract and batch: GX rebuilds a site from its context's results, so a
         # shared site would keep only the latest validation's pages.
         docs_dir = os.path.join(os.path.abspath(self.data_docs_dir), contract.id, batch) if self.data_docs_dir else None
