@@ -70,12 +70,13 @@ def conform_applications(context: dg.AssetExecutionContext, landing: LandingFold
                "pii_key": "DEVELOPMENT DEFAULT (not secret)" if tokeniser.uses_development_key else "from RISK_PII_TOKEN_KEY"}
     yield dg.MaterializeResult(asset_key="applications", metadata={**accepted.metadata(), "rows_received": result.received, **lineage})
     yield dg.MaterializeResult(asset_key="quarantined_applications", metadata={**quarantined.metadata(), "reasons": result.quarantine_reasons(), **lineage})
-    yield dg.AssetCheckResult(check_name="check_applications_contract", asset_key="applications", passed=report.success, metadata=report.metadata())
+    yield dg.AssetCheckResult(check_name="check_applications_contract", asset_key="applications", passed=report.success,
+                              metadata={**report.metadata(), "source_file": result.file})
     share = quarantined.rows / result.received if result.received else 0.0
     yield dg.AssetCheckResult(
         check_name="check_quarantine_within_tolerance", asset_key="applications",
         passed=result.violation is None and share <= contract.quality.quarantine_tolerance,
-        metadata={"quarantined_share": share, "tolerance": contract.quality.quarantine_tolerance, "reasons": result.quarantine_reasons()},
+        metadata={"quarantined_share": share, "tolerance": contract.quality.quarantine_tolerance, "reasons": result.quarantine_reasons(), "source_file": result.file},
     )
     written = store.rows("applications", month), store.rows("quarantined_applications", month)
     yield dg.AssetCheckResult(

@@ -76,6 +76,7 @@ def _blocked(tmp_path, instance, data: bytes, failed_rule: str, received: int, c
     assert not result.success
     assert not checks[check].passed
     assert failed_rule in str(checks[check].metadata.get("failed_rules", checks[check].metadata.get("reasons")).value)
+    assert checks[check].metadata["source_file"].value == f"{MONTH}.{suffix}"  # the error names the file
     reconcile = checks["check_received_equals_accepted_plus_quarantined"]
     assert reconcile.passed and reconcile.metadata["received"].value == received
     assert not store.path("application_features", MONTH).exists()
