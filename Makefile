@@ -15,7 +15,7 @@ export DAGSTER_HOME := $(CURDIR)/$(DATA_DIR)/dagster_home
 endif
 export RISK_DATA_DIR := $(DATA_DIR)
 
-.PHONY: install run german-credit test dev mlflow-ui check bench lock clean
+.PHONY: install run german-credit ledger verify-ledger test dev mlflow-ui check bench lock clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,13 @@ dev: install
 
 mlflow-ui: install
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(DATA_DIR)/mlflow/mlflow.db --host 127.0.0.1 --port 5000
+
+## The governance ledger: list its entries / verify its hash chain.
+ledger: install
+	$(BIN)/python -m pipelines.governance list
+
+verify-ledger: install
+	$(BIN)/python -m pipelines.governance verify
 
 check: install
 	$(BIN)/dg check defs

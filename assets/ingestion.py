@@ -6,6 +6,7 @@ import hashlib
 import dagster as dg
 
 from pipelines.partitions import monthly_partitions
+from resources.governance import Governance
 from resources.pii import PiiTokeniser
 from resources.source import LandingFolder, ScoringCalendar
 from resources.storage import DatasetStore
@@ -51,7 +52,9 @@ def raw_applications(context: dg.AssetExecutionContext, landing: LandingFolder) 
                           description="Every received row is accepted or quarantined: counts read back from the written files."),
     ],
 )
-def conform_applications(context: dg.AssetExecutionContext, landing: LandingFolder, store: DatasetStore, tokeniser: PiiTokeniser, validator: ContractValidator):
+def conform_applications(
+    context: dg.AssetExecutionContext, landing: LandingFolder, store: DatasetStore, tokeniser: PiiTokeniser, validator: ContractValidator, governance: Governance
+):
     from checks.suites import violation_report
 
     month = month_label(context.partition_key)
@@ -70,6 +73,10 @@ def conform_applications(context: dg.AssetExecutionContext, landing: LandingFold
                "pii_key": "DEVELOPMENT DEFAULT (not secret)" if tokeniser.uses_development_key else "from RISK_PII_TOKEN_KEY"}
     yield dg.MaterializeResult(asset_key="applications", metadata={**accepted.metadata(), "rows_received": result.received, **lineage})
     yield dg.MaterializeResult(asset_key="quarantined_applications", metadata={**quarantined.metadata(), "reasons": result.quarantine_reasons(), **lineage})
+    if not report.success:
+        governance.ledger().append("contract_violation", f"{contract.id}/{month}", "pipeline", {
+            "file": result.file, "sha256": result.sha256, "contract_version": contract.label, "failed_rules": report.failed, "dagster_run_id": context.run_id,
+        })
     yield dg.AssetCheckResult(check_name="check_applications_contract", asset_key="applications", passed=report.success,
                               metadata={**report.metadata(), "source_file": result.file})
     share = quarantined.rows / result.received if result.received else 0.0

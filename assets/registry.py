@@ -1,15 +1,68 @@
-"""Which registered version scores applications: the `champion` alias."""
-
+"""The challenger judged against the champion, and which registered version scores applications."""
 
 import dagster as dg
 
+from resources.governance import Governance
 from resources.registry import CHALLENGER, CHAMPION, ModelRegistry
+from resources.source import LandingFolder
+from resources.storage import DatasetStore
+
+TRAINING = "training"
 
 
-@dg.asset(group_name="training", kinds={"mlflow"}, deps=["risk_model"])
-def champion_model(registry: ModelRegistry) -> dg.MaterializeResult:
-    """Bootstrap rule until promotion gates exist: the first registered version becomes champion;
-    later candidates stay `challenger` and never replace a champion silently."""
+@dg.asset(group_name=TRAINING, kinds={"mlflow"}, deps=["risk_model"])
+def model_evaluation(context: dg.AssetExecutionContext, landing: LandingFolder, store: DatasetStore, registry: ModelRegistry, governance: Governance) -> dg.MaterializeResult:
+    """Every promotion gate of the policy, challenger and champion on the same out-of-time rows;
+    recorded on the model version (MLflow tags), here, and in the governance ledger."""
+    import numpy as np
+
+    from riskcore.features import feature_specs, model_matrix
+    from riskcore.gates import evaluate_gates
+    from riskcore.scoring import load_policy
+    from riskcore.training import SAMPLE_COLUMN
+
+    contract = landing.applications()
+    specs, target, id_column = feature_specs(contract), landing.outcomes().only("target"), contract.only("id")
+    challenger, champion = registry.by_alias(CHALLENGER), registry.by_alias(CHAMPION)
+    if challenger is None:
+        raise ValueError(f"no `{CHALLENGER}` version of {registry.model_name} to evaluate: materialise risk_model first")
+    frame = store.read("training_set")
+    oot, train = frame[frame[SAMPLE_COLUMN] == "out_of_time"], frame[frame[SAMPLE_COLUMN] == "train"]
+    sensitive_columns = contract.columns("sensitive")
+    sensitive = oot[[id_column]].merge(
+        store.read_many("applications", sorted(oot["application_month"].unique()), columns=[id_column, *sensitive_columns]), on=id_column, how="left"
+    )[sensitive_columns]
+    model = registry.load(challenger.version)
+    pd_oot, pd_train = model.predict_pd(model_matrix(oot, specs)), model.predict_pd(model_matrix(train, specs))
+    compared = champion if champion and champion.version != challenger.version else None
+    champion_pd = registry.load(compared.version).predict_pd(model_matrix(oot, specs)) if compared else None
+    decision = load_policy()
+    approved = decision.decide(np.rint(decision.scaling.points(pd_oot))) == "approve"
+    policy = governance.policy()
+    gates = evaluate_gates(policy, oot[target].to_numpy(), pd_oot, champion_pd, pd_train, approved, sensitive,
+                           signature_ok=sorted(model.feature_names) == sorted(s.name for s in specs))
+    passed = all(g.passed for g in gates)
+    summary = {g.name: {"value": None if g.value is None else round(float(g.value), 6), "threshold": g.threshold, "passed": g.passed} for g in gates}
+    registry.tag_version(challenger.version, {
+        **{f"gate.{name}": f"{r['value']} {'pass' if r['passed'] else 'FAIL'} ({r['threshold']})" for name, r in summary.items()},
+        "gates_passed": str(passed).lower(), "gates_policy": policy.label, "gates_compared_with": compared.label if compared else "none",
+    })
+    governance.ledger().append("gate_results", challenger.label, "pipeline", {
+        "gates": summary, "passed": passed, "policy": policy.label, "compared_with": compared.label if compared else None,
+        "out_of_time_rows": len(oot), "dagster_run_id": context.run_id,
+    })
+    return dg.MaterializeResult(metadata={
+        "challenger": challenger.label, "compared_with": compared.label if compared else "none (no champion yet)",
+        "gates_passed": passed, "failed_gates": ", ".join(n for n, r in summary.items() if not r["passed"]) or "none",
+        "policy": policy.label, "gates": summary,
+    })
+
+
+@dg.asset(group_name=TRAINING, kinds={"mlflow"}, deps=[model_evaluation])
+def champion_model(context: dg.AssetExecutionContext, registry: ModelRegistry, governance: Governance) -> dg.MaterializeResult:
+    """Bootstrap rule until approvals are enforced: the first registered version becomes champion
+    (recorded in the ledger with its gate verdict); later candidates stay `challenger` and never
+    replace a champion silently."""
     champion = registry.by_alias(CHAMPION)
     challenger = registry.by_alias(CHALLENGER)
     promoted = False
@@ -18,6 +71,11 @@ def champion_model(registry: ModelRegistry) -> dg.MaterializeResult:
             raise ValueError(f"no registered version of {registry.model_name} to make champion: materialise risk_model first")
         registry.set_alias(CHAMPION, challenger.version)
         champion, promoted = challenger, True
+        gates_passed = registry.version_tags(challenger.version).get("gates_passed", "unknown")
+        governance.ledger().append("promotion", challenger.label, "bootstrap (first registered version)", {
+            "alias": CHAMPION, "previous": None, "gates_passed": gates_passed, "dagster_run_id": context.run_id,
+            "note": "approvals are not enforced yet: the first version is promoted whatever its gates say",
+        })
     return dg.MaterializeResult(
         metadata={
             "model_name": champion.name,
@@ -25,6 +83,6 @@ def champion_model(registry: ModelRegistry) -> dg.MaterializeResult:
             "mlflow_run_id": champion.run_id,
             "challenger_version": challenger.version if challenger else "",
             "promoted_now": promoted,
-            "promotion_rule": "bootstrap: first registered version" if promoted else "unchanged: no promotion gates yet",
+            "promotion_rule": "bootstrap: first registered version" if promoted else "unchanged: no approved challenger",
         }
     )

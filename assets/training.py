@@ -3,6 +3,7 @@
 
 import dagster as dg
 
+from resources.governance import Governance
 from resources.registry import ModelRegistry
 from resources.source import LandingFolder, ScoringCalendar
 from resources.storage import DatasetStore
@@ -38,7 +39,7 @@ def training_set(landing: LandingFolder, calendar: ScoringCalendar, store: Datas
 
 
 @dg.asset(group_name=TRAINING, kinds={"mlflow", "sklearn"}, deps=[training_set])
-def risk_model(context: dg.AssetExecutionContext, landing: LandingFolder, store: DatasetStore, registry: ModelRegistry) -> dg.MaterializeResult:
+def risk_model(context: dg.AssetExecutionContext, landing: LandingFolder, store: DatasetStore, registry: ModelRegistry, governance: Governance) -> dg.MaterializeResult:
     """A calibrated additive scorecard, logged and registered in MLflow as the `challenger`."""
     from riskcore.features import model_matrix
     from riskcore.training import fit_and_evaluate
@@ -64,6 +65,11 @@ def risk_model(context: dg.AssetExecutionContext, landing: LandingFolder, store:
         model, model_matrix(frame.head(200), specs), params=params, metrics=metrics, tags=tags, dataset=frame,
         dataset_digest=digest, dataset_source=store.path("training_set").as_uri(), run_name=f"risk_model {context.run_id[:8]}", target=target,
     )
+    governance.ledger().append("candidate_registered", registered.label, "pipeline", {
+        "mlflow_run_id": registered.run_id, "training_set_sha256": digest, "feature_set_version": fs_version,
+        "contract_version": contract.label, "code_version": code_version(), "dagster_run_id": context.run_id,
+        "oot_auc": metrics["oot_auc"],
+    })
     return dg.MaterializeResult(
         metadata={
             "model_name": registered.name,

@@ -6,6 +6,7 @@ import os
 
 import dagster as dg
 
+from resources.governance import Governance
 from resources.pii import PiiTokeniser
 from resources.registry import ModelRegistry
 from resources.source import GermanCreditLandingFolder, LandingFolder, ScoringCalendar, SyntheticLandingFolder
@@ -63,6 +64,7 @@ def local_resources() -> dict:
         "registry": ModelRegistry(tracking_uri=f"sqlite:///{data}/mlflow/mlflow.db", artifact_location=f"{data}/mlflow/artifacts", model_name=model_name),
         "tokeniser": PiiTokeniser(key=dg.EnvVar(PII_KEY_VAR)),
         "validator": ContractValidator(data_docs_dir=f"{data}/gx_data_docs"),
+        "governance": Governance(ledger_url=f"sqlite:///{data}/governance/ledger.db"),
     }
 
 
@@ -76,6 +78,7 @@ def production_resources() -> dict:
         "registry": ModelRegistry(tracking_uri=dg.EnvVar("MLFLOW_TRACKING_URI")),
         "tokeniser": PiiTokeniser(key=dg.EnvVar(PII_KEY_VAR)),
         "validator": ContractValidator(),
+        "governance": Governance(ledger_url=dg.EnvVar("RISK_LEDGER_URL")),
     }
 
 

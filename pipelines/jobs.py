@@ -12,8 +12,8 @@ monthly_ingestion_job = dg.define_asset_job(
 )
 
 model_training_job = dg.define_asset_job(
-    "model_training_job", selection=dg.AssetSelection.assets("training_set", "risk_model", "champion_model"),
-    description="Assemble matured training data, train and register a candidate, settle the champion.",
+    "model_training_job", selection=dg.AssetSelection.assets("training_set", "risk_model", "model_evaluation", "champion_model"),
+    description="Assemble matured training data, train and register a candidate, judge it against the gates, settle the champion.",
 )
 
 monthly_scoring_job = dg.define_asset_job(

@@ -64,6 +64,11 @@ def summarise(resources, months: list[str]) -> list[str]:
     metrics = registry.run_metrics(champion.run_id)
     lines.append("")
     lines.append(f"champion model: {champion.name} version {champion.version} (MLflow run {champion.run_id})")
+    tags = registry.version_tags(champion.version)
+    failed = [k.removeprefix("gate.") for k, v in sorted(tags.items()) if k.startswith("gate.") and " FAIL " in v]
+    lines.append(f"  promotion gates ({tags.get('gates_policy', '?')}): " + ("all passed" if not failed else "FAILED " + ", ".join(failed)))
+    verification = resources.governance.ledger().verify()
+    lines.append(f"  governance ledger: {verification.entries} entries, " + ("chain intact" if verification.ok else f"BROKEN: {verification.problem}"))
     training = store.read("training_set", columns=["application_id", "application_month", "sample"])
     oot = training[training["sample"] == "out_of_time"]
     oot_months = sorted(oot["application_month"].unique())

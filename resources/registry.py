@@ -12,6 +12,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from resources.storage import absolute_sqlite_url
+
 CHAMPION, CHALLENGER = "champion", "challenger"
 
 
@@ -35,12 +37,7 @@ class ModelRegistry(dg.ConfigurableResource):
     model_name: str = "retail_pd"
 
     def _uri(self) -> str:
-        if self.tracking_uri.startswith("sqlite:///") and not self.tracking_uri.startswith("sqlite:////"):
-            # Relative SQLite paths are relative to the working directory: make them explicit.
-            path = Path(self.tracking_uri.removeprefix("sqlite:///")).resolve()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            return f"sqlite:///{path}"
-        return self.tracking_uri
+        return absolute_sqlite_url(self.tracking_uri)
 
     def client(self):
         from mlflow import MlflowClient
@@ -114,6 +111,14 @@ class ModelRegistry(dg.ConfigurableResource):
                 return None
             raise
         return RegisteredModel(self.model_name, str(mv.version), mv.run_id)
+
+    def tag_version(self, version: str, tags: dict[str, str]) -> None:
+        client = self.client()
+        for key, value in tags.items():
+            client.set_model_version_tag(self.model_name, version, key, value)
+
+    def version_tags(self, version: str) -> dict[str, str]:
+        return dict(self.client().get_model_version(self.model_name, version).tags)
 
     def set_alias(self, alias: str, version: str) -> None:
         self.client().set_registered_model_alias(self.model_name, alias, version)

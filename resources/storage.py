@@ -22,6 +22,15 @@ def resolve_path(path: str, storage_options: dict[str, str]) -> UPath:
     return UPath(path, **storage_options)
 
 
+def absolute_sqlite_url(url: str) -> str:
+    """A relative `sqlite:///` URL made absolute (it would follow the working directory), its folder created."""
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        path = os.path.abspath(url.removeprefix("sqlite:///"))
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return f"sqlite:///{path}"
+    return url
+
+
 def atomic_write_bytes(target: UPath, data: bytes) -> None:
     """Readers see the old file or the new one, never half of one.
 
@@ -93,6 +102,9 @@ class DatasetStore(dg.ConfigurableResource):
             where = f" for month {month_label(partition)}" if partition else ""
             raise FileNotFoundError(f"dataset '{dataset}'{where} has not been materialised: {target} is missing")
         return pd.read_parquet(io.BytesIO(target.read_bytes()), columns=columns)
+
+    def read_many(self, dataset: str, partitions: list[str], columns: list[str] | None = None) -> pd.DataFrame:
+        return pd.concat([self.read(dataset, p, columns=columns) for p in partitions], ignore_index=True)
 
     def rows(self, dataset: str, partition: str | None = None) -> int:
         """Row count from the Parquet footer, without reading the data."""

@@ -6,6 +6,7 @@ import pytest
 
 from pipelines.definitions import build_definitions
 from pipelines.partitions import monthly_partitions
+from resources.governance import Governance
 from resources.pii import PiiTokeniser
 from resources.registry import ModelRegistry
 from resources.source import ScoringCalendar, SyntheticLandingFolder
@@ -27,6 +28,7 @@ def _defs(root, scenario: str, latest: str):
         "registry": ModelRegistry(tracking_uri=f"sqlite:///{root}/unused.db"),
         "tokeniser": PiiTokeniser(key="automation-key"),
         "validator": ContractValidator(),
+        "governance": Governance(ledger_url=f"sqlite:///{root}/ledger.db"),
     })
 
 

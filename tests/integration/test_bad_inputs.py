@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from pipelines.definitions import build_definitions
+from resources.governance import Governance
 from resources.pii import PiiTokeniser
 from resources.registry import ModelRegistry
 from resources.source import LandingFolder, ScoringCalendar
@@ -49,6 +50,7 @@ def _ingest(tmp_path, instance, data: bytes, suffix: str = "csv"):
         "registry": ModelRegistry(tracking_uri=f"sqlite:///{tmp_path}/unused.db"),
         "tokeniser": PiiTokeniser(key="corpus-key"),
         "validator": ContractValidator(),
+        "governance": Governance(ledger_url=f"sqlite:///{tmp_path}/ledger.db"),
     }
     result = build_definitions(resources).resolve_job_def("monthly_ingestion_job").execute_in_process(
         instance=instance, partition_key=f"{MONTH}-01", raise_on_error=False

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from pipelines.definitions import build_definitions
+from resources.governance import Governance
 from resources.pii import PiiTokeniser
 from resources.registry import CHALLENGER, CHAMPION, ModelRegistry
 from resources.source import LandingFolder, ScoringCalendar, SyntheticLandingFolder
@@ -30,6 +31,7 @@ def _resources(root, mlflow_uri, landing=None):
         "registry": ModelRegistry(tracking_uri=uri, artifact_location=artifacts),
         "tokeniser": PiiTokeniser(key="integration-test-key"),
         "validator": ContractValidator(data_docs_dir=str(root / "gx_data_docs")),
+        "governance": Governance(ledger_url=f"sqlite:///{root}/ledger.db"),
     }
 
 
@@ -56,8 +58,9 @@ def test_every_run_succeeds_and_every_check_passes(pipeline):
     assert all(r.success for r in pipeline.results)
     evaluations = [e for r in pipeline.results for e in r.get_asset_check_evaluations()]
     # per ingested month: contract, tolerance, reconciliation, features contract, no PII in features;
-    # per scored month: every application scored, scores contract, no PII in scores
-    assert len(evaluations) == 5 * len(MONTHS) + 3 * len(SCORED)
+    # per scored month: every application scored, scores contract, no PII in scores;
+    # the training run: the governance ledger is intact
+    assert len(evaluations) == 5 * len(MONTHS) + 3 * len(SCORED) + 1
     assert all(e.passed for e in evaluations)
 
 
@@ -119,11 +122,36 @@ def test_no_clear_pii_leaves_ingestion(pipeline):
             assert not any(value in text for value in list(clear)[:2000])
 
 
-def test_a_new_candidate_does_not_replace_the_champion(pipeline):
+def test_gates_are_recorded_on_the_version_and_in_the_ledger(pipeline):
+    champion = pipeline.registry.by_alias(CHAMPION)
+    tags = pipeline.registry.version_tags(champion.version)
+    verdicts = {}
+    for gate in ("auc", "ks", "calibration_max_decile_z", "hosmer_lemeshow_p", "score_psi_train_vs_oot", "adverse_impact_ratio", "signature_matches_feature_store"):
+        value, verdict, threshold = tags[f"gate.{gate}"].split(" ", 2)
+        assert verdict in ("pass", "FAIL") and threshold.startswith("(")
+        verdicts[gate] = verdict == "pass"
+    assert verdicts["signature_matches_feature_store"] and verdicts["auc"]
+    assert tags["gates_passed"] == str(all(verdicts.values())).lower()
+    assert tags["gates_policy"].startswith("pd-model-promotion@")
+    ledger = pipeline.governance.ledger()
+    assert [e.kind for e in ledger.entries(subject=champion.label)] == ["candidate_registered", "gate_results", "promotion"]
+    gate_entry = ledger.entries(kind="gate_results", subject=champion.label)[0]
+    assert {name: g["passed"] for name, g in gate_entry.payload["gates"].items()} == verdicts
+    assert ledger.verify().ok
+
+
+def test_a_new_candidate_is_judged_against_the_champion_and_does_not_replace_it(pipeline):
     before = pipeline.registry.by_alias(CHAMPION)
-    _run(pipeline.defs, "model_training_job", pipeline.instance)
+    result = _run(pipeline.defs, "model_training_job", pipeline.instance)
     assert pipeline.registry.by_alias(CHAMPION) == before
-    assert int(pipeline.registry.by_alias(CHALLENGER).version) == int(before.version) + 1
+    challenger = pipeline.registry.by_alias(CHALLENGER)
+    assert int(challenger.version) == int(before.version) + 1
+    evaluation = next(e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey("model_evaluation"))
+    metadata = evaluation.event_specific_data.materialization.metadata
+    assert metadata["compared_with"].value == before.label
+    assert metadata["gates"].value["auc_vs_champion"]["passed"]  # same data, same code: same AUC
+    gate_entries = pipeline.governance.ledger().entries(kind="gate_results", subject=challenger.label)
+    assert gate_entries[-1].payload["compared_with"] == before.label
 
 
 def test_rescoring_gives_the_same_decisions(pipeline):
