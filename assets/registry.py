@@ -60,29 +60,32 @@ def model_evaluation(context: dg.AssetExecutionContext, landing: LandingFolder, 
 
 @dg.asset(group_name=TRAINING, kinds={"mlflow"}, deps=[model_evaluation])
 def champion_model(context: dg.AssetExecutionContext, registry: ModelRegistry, governance: Governance) -> dg.MaterializeResult:
-    """Bootstrap rule until approvals are enforced: the first registered version becomes champion
-    (recorded in the ledger with its gate verdict); later candidates stay `challenger` and never
-    replace a champion silently."""
-    champion = registry.by_alias(CHAMPION)
-    challenger = registry.by_alias(CHALLENGER)
-    promoted = False
+    """The version behind `champion`. A challenger is promoted here only by an auto-approval the
+    policy grants (development); otherwise it waits for `make approve` or the promotion job."""
+    from riskcore.promotion import PromotionRefused, auto_approval
+
+    champion, challenger = registry.by_alias(CHAMPION), registry.by_alias(CHALLENGER)
+    policy = governance.policy()
+    outcome = "no challenger"
+    if challenger is not None and (champion is None or challenger.version != champion.version):
+        if auto_approval(policy, champion is not None):
+            try:
+                champion = governance.promote(registry, challenger.version, approver=None, reason="auto-approval by policy", run_id=context.run_id)
+                outcome = f"promoted {challenger.label} ({policy.auto_approve} auto-approval)"
+            except PromotionRefused as refused:
+                outcome = f"not promoted: {refused}"
+        else:
+            outcome = f"{challenger.label} awaits approval: make approve VERSION={challenger.version} APPROVER=... REASON=..."
     if champion is None:
-        if challenger is None:
-            raise ValueError(f"no registered version of {registry.model_name} to make champion: materialise risk_model first")
-        registry.set_alias(CHAMPION, challenger.version)
-        champion, promoted = challenger, True
-        gates_passed = registry.version_tags(challenger.version).get("gates_passed", "unknown")
-        governance.ledger().append("promotion", challenger.label, "bootstrap (first registered version)", {
-            "alias": CHAMPION, "previous": None, "gates_passed": gates_passed, "dagster_run_id": context.run_id,
-            "note": "approvals are not enforced yet: the first version is promoted whatever its gates say",
-        })
+        raise ValueError(f"{registry.model_name} has no champion ({outcome})")
     return dg.MaterializeResult(
         metadata={
             "model_name": champion.name,
             "champion_version": champion.version,
             "mlflow_run_id": champion.run_id,
             "challenger_version": challenger.version if challenger else "",
-            "promoted_now": promoted,
-            "promotion_rule": "bootstrap: first registered version" if promoted else "unchanged: no approved challenger",
+            "promotion": outcome,
+            "policy": policy.label,
+            "auto_approve": policy.auto_approve,
         }
     )

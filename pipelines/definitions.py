@@ -11,7 +11,7 @@ warnings.filterwarnings("ignore", message=".*partitions_def on an AssetCheckSpec
 from assets import features, ingestion, registry, scoring, training
 from checks import contract_checks, governance_checks, reconciliation
 from pipelines.environment import current_environment, resources_for
-from pipelines.jobs import model_training_job, monthly_ingestion_job, monthly_scoring_job
+from pipelines.jobs import model_training_job, monthly_ingestion_job, monthly_scoring_job, promotion_job, rollback_job
 from pipelines.schedules import monthly_scoring_schedule
 from pipelines.sensors import feature_automation_sensor
 
@@ -21,7 +21,7 @@ def build_definitions(resources: dict) -> dg.Definitions:
     return dg.Definitions(
         assets=dg.load_assets_from_modules([ingestion, features, training, registry, scoring]),
         asset_checks=dg.load_asset_checks_from_modules([contract_checks, governance_checks, reconciliation]),
-        jobs=[monthly_ingestion_job, model_training_job, monthly_scoring_job],
+        jobs=[monthly_ingestion_job, model_training_job, monthly_scoring_job, promotion_job, rollback_job],
         schedules=[monthly_scoring_schedule],
         sensors=[feature_automation_sensor],
         resources=resources,

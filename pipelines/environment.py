@@ -64,7 +64,8 @@ def local_resources() -> dict:
         "registry": ModelRegistry(tracking_uri=f"sqlite:///{data}/mlflow/mlflow.db", artifact_location=f"{data}/mlflow/artifacts", model_name=model_name),
         "tokeniser": PiiTokeniser(key=dg.EnvVar(PII_KEY_VAR)),
         "validator": ContractValidator(data_docs_dir=f"{data}/gx_data_docs"),
-        "governance": Governance(ledger_url=f"sqlite:///{data}/governance/ledger.db"),
+        # Development: the first version becomes champion without approval (recorded as such).
+        "governance": Governance(ledger_url=f"sqlite:///{data}/governance/ledger.db", auto_approve="bootstrap"),
     }
 
 

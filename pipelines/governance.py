@@ -1,4 +1,6 @@
-"""`make ledger` / `make verify-ledger`: read and verify the governance ledger of the current environment."""
+"""Governance from the command line (the same functions the Dagster jobs call):
+`make approve VERSION= APPROVER= REASON=`, `make reject ...`, `make rollback REASON= [VERSION=]`,
+`make ledger`, `make verify-ledger`."""
 
 import argparse
 import json
@@ -9,15 +11,39 @@ import dagster as dg
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("command", choices=["verify", "list"])
+    parser.add_argument("command", choices=["verify", "list", "approve", "reject", "rollback"])
+    parser.add_argument("--version", help="model version (approve, reject; rollback: a named target)")
+    parser.add_argument("--approver", help="identity of the approver (must be listed in the promotion policy)")
+    parser.add_argument("--reason", help="why: recorded in the ledger and on the model version")
     parser.add_argument("--expected-entries", type=int, help="entries published earlier (detects a deleted tail)")
     parser.add_argument("--expected-head", help="hash of that last published entry")
     args = parser.parse_args(argv)
 
     from pipelines.environment import current_environment, resources_for
 
+    from riskcore.promotion import PromotionRefused
+
     with dg.build_resources(resources_for(current_environment())) as resources:
-        ledger = resources.governance.ledger()
+        governance, registry = resources.governance, resources.registry
+        if args.command in ("approve", "reject", "rollback"):
+            missing = [f"--{name}" for name in ("version", "approver", "reason") if getattr(args, name) is None and not (args.command == "rollback" and name == "version")]
+            if missing:
+                parser.error(f"{args.command} needs {', '.join(missing)}")
+            try:
+                if args.command == "approve":
+                    champion = governance.promote(registry, args.version, args.approver, args.reason)
+                    print(f"{champion.label} is champion (approved by {args.approver})")
+                elif args.command == "reject":
+                    governance.reject(registry, args.version, args.approver, args.reason)
+                    print(f"{registry.model_name}/{args.version} rejected by {args.approver}")
+                else:
+                    champion = governance.rollback(registry, args.approver, args.reason, args.version)
+                    print(f"rolled back: {champion.label} is champion")
+            except PromotionRefused as refused:
+                print(f"REFUSED: {refused}", file=sys.stderr)
+                return 2
+            return 0
+        ledger = governance.ledger()
         if args.command == "list":
             for entry in ledger.entries():
                 print(f"{entry.seq:5d} {entry.recorded_at} {entry.kind:22} {entry.subject:32} {entry.actor:36} {json.dumps(entry.payload)[:120]}")

@@ -1,6 +1,8 @@
 import dagster as dg
 
 from pipelines.partitions import monthly_partitions
+from resources.governance import Governance
+from resources.registry import ModelRegistry
 
 ingestion_assets = dg.AssetSelection.assets(
     "raw_applications", "applications", "quarantined_applications", "application_features", "loan_outcomes"
@@ -20,3 +22,37 @@ monthly_scoring_job = dg.define_asset_job(
     "monthly_scoring_job", selection=ingestion_assets | dg.AssetSelection.assets("risk_scores"), partitions_def=monthly_partitions,
     description="Ingest one month and score it with the champion.",
 )
+
+
+class ApprovalConfig(dg.Config):
+    version: str
+    approver: str
+    reason: str
+
+
+class RollbackConfig(dg.Config):
+    actor: str
+    reason: str
+    to_version: str | None = None  # default: previous_champion
+
+
+@dg.op
+def approve_and_promote(context: dg.OpExecutionContext, config: ApprovalConfig, registry: ModelRegistry, governance: Governance) -> None:
+    champion = governance.promote(registry, config.version, config.approver, config.reason, run_id=context.run_id)
+    context.log.info(f"{champion.label} is champion, approved by {config.approver}")
+
+
+@dg.op
+def roll_back_champion(context: dg.OpExecutionContext, config: RollbackConfig, registry: ModelRegistry, governance: Governance) -> None:
+    champion = governance.rollback(registry, config.actor, config.reason, config.to_version, run_id=context.run_id)
+    context.log.info(f"{champion.label} is champion again ({config.reason})")
+
+
+@dg.job(description="Approve a challenger (the approver must be listed in the promotion policy) and promote it if its gates passed.")
+def promotion_job():
+    approve_and_promote()
+
+
+@dg.job(description="Point champion back to previous_champion, or to a named version that passed its gates.")
+def rollback_job():
+    roll_back_champion()

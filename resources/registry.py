@@ -14,7 +14,7 @@ import dagster as dg
 
 from resources.storage import absolute_sqlite_url
 
-CHAMPION, CHALLENGER = "champion", "challenger"
+CHAMPION, CHALLENGER, PREVIOUS_CHAMPION = "champion", "challenger", "previous_champion"
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import yaml
 from riskcore.metrics import calibration_by_decile, ks_statistic, roc_auc
 
 DEFAULT_PROMOTION_POLICY = Path(__file__).parent / "policies" / "promotion.yaml"
-AUTO_APPROVE = ("never", "first_version", "always")
+AUTO_APPROVE = ("never", "bootstrap", "always")
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ SQLAlchemy Core, so the same code runs on SQLite (embedded default) and PostgreS
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -95,22 +96,36 @@ class Ledger:
         return cls(engine)
 
     def append(self, kind: str, subject: str, actor: str, payload: dict, attempts: int = 5) -> Entry:
-        if kind not in KINDS:
-            raise LedgerError(f"unknown ledger entry kind {kind!r}; kinds are {KINDS}")
-        body = _payload_json(payload)
         for _ in range(attempts):
             try:
                 with self.engine.begin() as connection:
-                    last = connection.execute(sa.select(entries.c.seq, entries.c.entry_hash).order_by(entries.c.seq.desc()).limit(1).with_for_update()).first()
-                    seq, prev = (last.seq + 1, last.entry_hash) if last else (1, GENESIS)
-                    recorded_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
-                    digest = entry_hash(seq, recorded_at, kind, subject, actor, body, prev)
-                    connection.execute(entries.insert().values(seq=seq, recorded_at=recorded_at, kind=kind, subject=subject, actor=actor,
-                                                               payload=body, prev_hash=prev, entry_hash=digest))
-                    return Entry(seq, recorded_at, kind, subject, actor, json.loads(body), prev, digest)
+                    return self._append(connection, kind, subject, actor, payload)
             except sa.exc.IntegrityError:
                 continue  # another writer took this seq: read the new head and chain onto it
         raise LedgerError(f"could not append a {kind} entry after {attempts} attempts")
+
+    @contextlib.contextmanager
+    def exclusive(self):
+        """A transaction holding the ledger's write lock: decisions made inside it (read the
+        champion, move aliases, record) are serialised across processes. Yields an appender;
+        if the block raises, nothing it appended is kept."""
+        with self.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.exec_driver_sql("LOCK TABLE governance_ledger IN SHARE ROW EXCLUSIVE MODE")
+            # SQLite: the engine began this transaction with BEGIN IMMEDIATE, the database write lock.
+            yield lambda kind, subject, actor, payload: self._append(connection, kind, subject, actor, payload)
+
+    def _append(self, connection, kind: str, subject: str, actor: str, payload: dict) -> Entry:
+        if kind not in KINDS:
+            raise LedgerError(f"unknown ledger entry kind {kind!r}; kinds are {KINDS}")
+        body = _payload_json(payload)
+        last = connection.execute(sa.select(entries.c.seq, entries.c.entry_hash).order_by(entries.c.seq.desc()).limit(1).with_for_update()).first()
+        seq, prev = (last.seq + 1, last.entry_hash) if last else (1, GENESIS)
+        recorded_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
+        digest = entry_hash(seq, recorded_at, kind, subject, actor, body, prev)
+        connection.execute(entries.insert().values(seq=seq, recorded_at=recorded_at, kind=kind, subject=subject, actor=actor,
+                                                   payload=body, prev_hash=prev, entry_hash=digest))
+        return Entry(seq, recorded_at, kind, subject, actor, json.loads(body), prev, digest)
 
     def entries(self, kind: str | None = None, subject: str | None = None) -> list[Entry]:
         query = sa.select(entries).order_by(entries.c.seq)

@@ -31,7 +31,7 @@ def _resources(root, mlflow_uri, landing=None):
         "registry": ModelRegistry(tracking_uri=uri, artifact_location=artifacts),
         "tokeniser": PiiTokeniser(key="integration-test-key"),
         "validator": ContractValidator(data_docs_dir=str(root / "gx_data_docs")),
-        "governance": Governance(ledger_url=f"sqlite:///{root}/ledger.db"),
+        "governance": Governance(ledger_url=f"sqlite:///{root}/ledger.db", auto_approve="bootstrap"),
     }
 
 

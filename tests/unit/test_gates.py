@@ -44,6 +44,6 @@ def test_a_challenger_worse_than_the_champion_fails_its_gate():
 def test_the_policy_names_its_approvers_and_refuses_unknown_auto_approval(tmp_path):
     policy = load_promotion_policy()
     assert policy.approvers and policy.auto_approve == "never"
-    assert load_promotion_policy(auto_approve="first_version").auto_approve == "first_version"
+    assert load_promotion_policy(auto_approve="bootstrap").auto_approve == "bootstrap"
     with pytest.raises(ValueError, match="auto_approve must be one of"):
         load_promotion_policy(auto_approve="sometimes")

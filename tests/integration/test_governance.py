@@ -1,0 +1,181 @@
+"""Approvals, promotion, rollback and the ledger against a real MLflow registry (SQLite file and,
+for reachability, a real `mlflow server` on loopback)."""
+
+import multiprocessing
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from resources.governance import Governance, RegistryUnavailable
+from resources.registry import CHAMPION, PREVIOUS_CHAMPION, ModelRegistry
+from riskcore.model import PDScorecard
+from riskcore.promotion import PromotionRefused
+
+APPROVER = "model.risk.officer@example.com"
+
+
+def _model():
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"x": rng.normal(size=600), "c": rng.choice(["a", "b"], 600)})
+    return PDScorecard(numeric=("x",), categorical=("c",)).fit(X, (rng.random(600) < 0.2).astype(int)), X
+
+
+def _register(registry: ModelRegistry, gates_passed: bool, failed_gate: str = "adverse_impact_ratio") -> str:
+    model, X = _model()
+    registered = registry.register(model, X.head(20), params={}, metrics={}, tags={}, dataset=X.assign(y=0), dataset_digest="test",
+                                   dataset_source="memory", run_name="test", target="y")
+    # What model_evaluation records (its computation is tested in test_pipeline and test_gates).
+    gate = "0.9 pass (>= 0.8)" if gates_passed else "0.6 FAIL (>= 0.8)"
+    registry.tag_version(registered.version, {f"gate.{failed_gate}": gate, "gates_passed": str(gates_passed).lower()})
+    return registered.version
+
+
+@pytest.fixture
+def world(tmp_path):
+    registry = ModelRegistry(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", artifact_location=str(tmp_path / "artifacts"))
+    governance = Governance(ledger_url=f"sqlite:///{tmp_path}/ledger.db", auto_approve="bootstrap")
+    versions = [_register(registry, True), _register(registry, True), _register(registry, False)]
+    governance.promote(registry, versions[0], approver=None, reason="bootstrap")
+    return registry, governance, versions, tmp_path
+
+
+def test_bootstrap_is_recorded_as_auto_approval(world):
+    registry, governance, (v1, *_), _ = world
+    assert registry.by_alias(CHAMPION).version == v1
+    approval, promotion = governance.ledger().entries()
+    assert approval.kind == "approval" and approval.actor.startswith("auto-approval (bootstrap")
+    assert promotion.kind == "promotion" and promotion.payload["bootstrap"] is True
+
+
+def test_an_unlisted_approver_is_refused_and_nothing_changes(world):
+    registry, governance, (v1, v2, _), _ = world
+    before = governance.ledger().verify().entries
+    with pytest.raises(PromotionRefused, match=r"'mallory@example.com' may not approve under pd-model-promotion@1.0.0; approvers: "):
+        governance.promote(registry, v2, "mallory@example.com", "looks fine")
+    assert registry.by_alias(CHAMPION).version == v1
+    assert governance.ledger().verify().entries == before
+
+
+def test_a_challenger_that_failed_a_gate_is_never_promoted_whatever_the_approval(world):
+    registry, governance, (v1, _, v3), _ = world
+    with pytest.raises(PromotionRefused, match=rf"retail_pd/{v3} cannot be promoted: failed gates: adverse_impact_ratio"):
+        governance.promote(registry, v3, APPROVER, "urgent")
+    assert registry.by_alias(CHAMPION).version == v1
+    auto = Governance(ledger_url=governance.ledger_url, auto_approve="always")
+    with pytest.raises(PromotionRefused, match="failed gates"):
+        auto.promote(registry, v3, None, "auto")
+
+
+def test_production_policy_needs_an_approver(world):
+    registry, governance, (_, v2, _), _ = world
+    production = Governance(ledger_url=governance.ledger_url)  # the policy file: auto_approve never
+    with pytest.raises(PromotionRefused, match="needs an approver"):
+        production.promote(registry, v2, None, "no one asked")
+
+
+def test_approve_promote_then_roll_back(world):
+    registry, governance, (v1, v2, _), _ = world
+    governance.promote(registry, v2, APPROVER, "better on every gate")
+    assert (registry.by_alias(CHAMPION).version, registry.by_alias(PREVIOUS_CHAMPION).version) == (v2, v1)
+    assert registry.version_tags(v2)["approved_by"] == APPROVER
+    governance.rollback(registry, APPROVER, "realised AUC below the floor")
+    assert (registry.by_alias(CHAMPION).version, registry.by_alias(PREVIOUS_CHAMPION).version) == (v1, v2)
+    kinds = [(e.kind, e.subject.split("/")[1], e.actor) for e in governance.ledger().entries()]
+    assert kinds[-3:] == [("approval", v2, APPROVER), ("promotion", v2, APPROVER), ("rollback", v1, APPROVER)]
+    assert governance.ledger().entries(kind="rollback")[0].payload["from"] == f"retail_pd/{v2}"
+    assert governance.ledger().verify().ok
+
+
+def test_rollback_to_a_named_version_needs_passed_gates(world):
+    registry, governance, (v1, v2, v3), _ = world
+    with pytest.raises(PromotionRefused, match="failed gates"):
+        governance.rollback(registry, APPROVER, "try v3", to_version=v3)
+    with pytest.raises(PromotionRefused, match="no previous_champion"):
+        governance.rollback(registry, APPROVER, "nothing before the first")
+    governance.rollback(registry, APPROVER, "pin v2", to_version=v2)
+    assert registry.by_alias(CHAMPION).version == v2
+
+
+def _promote(ledger_url: str, tracking_uri: str, artifacts: str, version: str, start: float) -> None:
+    time.sleep(max(0.0, start - time.time()))
+    registry = ModelRegistry(tracking_uri=tracking_uri, artifact_location=artifacts)
+    Governance(ledger_url=ledger_url).promote(registry, version, APPROVER, f"race {version}")
+
+
+def test_two_racing_promotions_leave_one_champion_and_a_consistent_ledger(world):
+    registry, governance, (v1, v2, _), tmp_path = world
+    v4 = _register(registry, True)
+    start = time.time() + 3
+    racers = [multiprocessing.get_context("spawn").Process(target=_promote, args=(governance.ledger_url, registry.tracking_uri, registry.artifact_location, v, start))
+              for v in (v2, v4)]
+    for p in racers:
+        p.start()
+    for p in racers:
+        p.join(180)
+        assert p.exitcode == 0
+    promotions = governance.ledger().entries(kind="promotion")[1:]
+    assert sorted(p.subject for p in promotions) == sorted([f"retail_pd/{v2}", f"retail_pd/{v4}"])
+    first, second = promotions
+    # Serialised: the second saw the first as the champion it replaced.
+    assert first.payload["previous"] == f"retail_pd/{v1}" and second.payload["previous"] == first.subject
+    assert registry.by_alias(CHAMPION).label == second.subject
+    assert registry.by_alias(PREVIOUS_CHAMPION).label == first.subject
+    assert governance.ledger().verify().ok
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_server(tmp_path, port: int) -> subprocess.Popen:
+    mlflow = os.path.join(os.path.dirname(sys.executable), "mlflow")
+    server = subprocess.Popen(
+        [mlflow, "server", "--backend-store-uri", f"sqlite:///{tmp_path}/server.db", "--artifacts-destination", str(tmp_path / "served"),
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return server
+        time.sleep(0.5)
+    server.kill()
+    raise RuntimeError("mlflow server did not start within 120 s")
+
+
+def test_registry_unreachable_fails_closed_and_records_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    subprocess.run([os.path.join(os.path.dirname(sys.executable), "mlflow"), "db", "upgrade", f"sqlite:///{tmp_path}/server.db"],
+                   check=True, capture_output=True)  # migrate once, before the server (concurrent migrations fail)
+    port = _free_port()
+    server = _start_server(tmp_path, port)
+    try:
+        registry = ModelRegistry(tracking_uri=f"http://127.0.0.1:{port}")
+        governance = Governance(ledger_url=f"sqlite:///{tmp_path}/ledger.db", auto_approve="bootstrap")
+        v1, v2 = _register(registry, True), _register(registry, True)
+        governance.promote(registry, v1, None, "bootstrap")
+        entries = governance.ledger().verify().entries
+    finally:
+        server.terminate()
+        server.wait(30)
+    with pytest.raises(RegistryUnavailable, match="registry unreachable while changing retail_pd/.*: nothing changed"):
+        governance.promote(registry, v2, APPROVER, "while the registry is down")
+    assert governance.ledger().verify().entries == entries  # no approval, no promotion recorded
+    server = _start_server(tmp_path, port)
+    try:
+        assert registry.by_alias(CHAMPION).version == v1  # unchanged
+        governance.promote(registry, v2, APPROVER, "registry is back")
+        assert registry.by_alias(CHAMPION).version == v2
+    finally:
+        server.terminate()
+        server.wait(30)
