@@ -134,7 +134,7 @@ def test_gates_are_recorded_on_the_version_and_in_the_ledger(pipeline):
     assert tags["gates_passed"] == str(all(verdicts.values())).lower()
     assert tags["gates_policy"].startswith("pd-model-promotion@")
     ledger = pipeline.governance.ledger()
-    assert [e.kind for e in ledger.entries(subject=champion.label)] == ["candidate_registered", "gate_results", "promotion"]
+    assert [e.kind for e in ledger.entries(subject=champion.label)] == ["candidate_registered", "gate_results", "approval", "promotion"]
     gate_entry = ledger.entries(kind="gate_results", subject=champion.label)[0]
     assert {name: g["passed"] for name, g in gate_entry.payload["gates"].items()} == verdicts
     assert ledger.verify().ok
