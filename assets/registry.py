@@ -47,15 +47,41 @@ def model_evaluation(context: dg.AssetExecutionContext, landing: LandingFolder, 
         **{f"gate.{name}": f"{r['value']} {'pass' if r['passed'] else 'FAIL'} ({r['threshold']})" for name, r in summary.items()},
         "gates_passed": str(passed).lower(), "gates_policy": policy.label, "gates_compared_with": compared.label if compared else "none",
     })
-    governance.ledger().append("gate_results", challenger.label, "pipeline", {
+    ledger = governance.ledger()
+    ledger.append("gate_results", challenger.label, "pipeline", {
         "gates": summary, "passed": passed, "policy": policy.label, "compared_with": compared.label if compared else None,
         "out_of_time_rows": len(oot), "dagster_run_id": context.run_id,
     })
+    card = _model_card(challenger, registry, ledger, frame, specs, gates, policy.label, compared, pd_oot, oot[target].to_numpy(), approved, sensitive, governance)
     return dg.MaterializeResult(metadata={
+        "model_card": dg.MetadataValue.url(card) if "://" in card else dg.MetadataValue.path(card),
         "challenger": challenger.label, "compared_with": compared.label if compared else "none (no champion yet)",
         "gates_passed": passed, "failed_gates": ", ".join(n for n, r in summary.items() if not r["passed"]) or "none",
         "policy": policy.label, "gates": summary,
     })
+
+
+def _model_card(challenger, registry, ledger, frame, specs, gates, policy, compared, pd_oot, y, approved, sensitive, governance) -> str:
+    """Render the card of the challenger and log it to its MLflow run; returns the artifact URI."""
+    from riskcore.gates import adverse_impact_ratio
+    from riskcore.metrics import calibration_by_decile
+    from riskcore.model_card import render_model_card
+    from riskcore.training import SAMPLE_COLUMN
+
+    months = frame.groupby(SAMPLE_COLUMN)["application_month"].agg(["min", "max"])
+    tags = registry.version_tags(challenger.version)
+    text = render_model_card(
+        model=challenger.label, run_id=challenger.run_id,
+        lineage={k: tags.get(k, "") for k in ("feature_set_version", "contract_version", "training_set_sha256", "code_version", "dagster_run_id")},
+        windows={s: f"{months.loc[s, 'min']}..{months.loc[s, 'max']}" for s in months.index}, specs=specs,
+        metrics=registry.run_metrics(challenger.run_id), calibration=calibration_by_decile(y, pd_oot).round(4), gates=gates, policy=policy,
+        compared_with=compared.label if compared else None,
+        approval_rates={c: adverse_impact_ratio(approved, sensitive[c], governance.policy().min_group_size)[1] for c in sensitive.columns},
+        ledger=[(e.kind, e.actor, e.recorded_at) for e in ledger.entries(subject=challenger.label)],
+    )
+    uri = registry.log_text(challenger.run_id, text, "model_card.md")
+    registry.tag_version(challenger.version, {"model_card": uri})
+    return uri
 
 
 @dg.asset(group_name=TRAINING, kinds={"mlflow"}, deps=[model_evaluation])

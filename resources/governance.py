@@ -56,6 +56,7 @@ class Governance(dg.ConfigurableResource):
             registry.set_alias(CHAMPION, version)
             record("promotion", label, approver, {**payload, "bootstrap": bootstrap})
             registry.tag_version(version, {"approved_by": approver, "approval_reason": reason})
+            _add_to_card(registry, version, f"- approved by {approver} and promoted to champion: {reason}" + (" (bootstrap)" if bootstrap else ""))
         return registry.by_alias(CHAMPION)
 
     def reject(self, registry: ModelRegistry, version: str, approver: str, reason: str) -> None:
@@ -84,8 +85,17 @@ class Governance(dg.ConfigurableResource):
             registry.set_alias(CHAMPION, to_version)
             registry.set_alias(PREVIOUS_CHAMPION, current.version)
             record("rollback", f"{registry.model_name}/{to_version}", actor, {"reason": reason, "from": current.label, "dagster_run_id": run_id})
+            _add_to_card(registry, current.version, f"- rolled back by {actor} (champion returned to version {to_version}): {reason}")
         return registry.by_alias(CHAMPION)
 
+
+
+def _add_to_card(registry: ModelRegistry, version: str, line: str) -> None:
+    """Append a governance event to the version's model card, when it has one."""
+    run_id = registry.client().get_model_version(registry.model_name, version).run_id
+    card = registry.read_text(run_id, "model_card.md")
+    if card is not None:
+        registry.log_text(run_id, card.rstrip("\n") + "\n" + line + "\n", "model_card.md")
 
 
 class RegistryUnavailable(RuntimeError):

@@ -120,6 +120,23 @@ class ModelRegistry(dg.ConfigurableResource):
     def version_tags(self, version: str) -> dict[str, str]:
         return dict(self.client().get_model_version(self.model_name, version).tags)
 
+    def log_text(self, run_id: str, text: str, name: str) -> str:
+        """A text artifact of the run (the model card); returns its artifact URI."""
+        client = self.client()
+        client.log_text(run_id, text, name)
+        return f"{client.get_run(run_id).info.artifact_uri}/{name}"
+
+    def read_text(self, run_id: str, name: str) -> str | None:
+        import tempfile
+
+        from mlflow.exceptions import MlflowException
+
+        with tempfile.TemporaryDirectory() as folder:
+            try:
+                return Path(self.client().download_artifacts(run_id, name, folder)).read_text()
+            except (MlflowException, OSError):
+                return None
+
     def set_alias(self, alias: str, version: str) -> None:
         self.client().set_registered_model_alias(self.model_name, alias, version)
 

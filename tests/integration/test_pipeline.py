@@ -207,3 +207,15 @@ def test_contract_checks_report_rules_and_link_their_data_docs(pipeline):
     assert "loan_applications" in page.read_text()
     scores = next(e for e in evaluations if e.check_name == "check_scores_contract")
     assert scores.metadata["expectations_evaluated"].value >= 20  # row rules too: scores have no quarantine
+
+
+def test_every_evaluated_version_has_a_model_card_with_its_gates_and_approvals(pipeline):
+    champion = pipeline.registry.by_alias(CHAMPION)
+    card = pipeline.registry.read_text(champion.run_id, "model_card.md")
+    assert card.startswith(f"# Model card: {champion.label}")
+    for section in ("## Purpose and limits", "## Data and lineage", "## Features", "## Discrimination", "## Calibration",
+                    "## Stability and fairness", "## Promotion gates", "## Approvals and history", "## Known limitations"):
+        assert section in card
+    assert "| adverse_impact_ratio |" in card and "`applicant_sex`" in card and "fs-" in card
+    assert "approved by auto-approval (bootstrap" in card  # the promotion appended to the card
+    assert pipeline.registry.version_tags(champion.version)["model_card"].endswith("model_card.md")

@@ -1,0 +1,85 @@
+"""The model card of a registered version: what a model-risk reviewer reads before signing."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from riskcore.features import FeatureSpec
+from riskcore.gates import Gate
+
+
+def _table(frame: pd.DataFrame) -> str:
+    header = "| " + " | ".join(frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    rows = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *rows])
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def render_model_card(
+    *, model: str, run_id: str, lineage: dict[str, str], windows: dict[str, str], specs: list[FeatureSpec], metrics: dict[str, float],
+    calibration: pd.DataFrame, gates: list[Gate], policy: str, compared_with: str | None, approval_rates: dict[str, dict[str, float]],
+    ledger: list[tuple[str, str, str]],
+) -> str:
+    """Markdown; deterministic for the same inputs (no clock inside)."""
+    features = pd.DataFrame([(s.name, s.kind, s.reason_code, s.reason_text) for s in specs], columns=["feature", "kind", "reason code", "adverse-action text"])
+    discrimination = pd.DataFrame(
+        [(sample, metrics.get(f"{p}_auc"), metrics.get(f"{p}_gini"), metrics.get(f"{p}_ks"), metrics.get(f"{p}_brier"), metrics.get(f"{p}_default_rate"), int(metrics.get(f"{p}_rows", 0)))
+         for sample, p in (("train", "train"), ("out of time", "oot"))],
+        columns=["sample", "AUC", "Gini", "KS", "Brier", "default rate", "rows"],
+    )
+    gate_table = pd.DataFrame([(g.name, "n/a" if g.value is None else round(float(g.value), 4), g.threshold, "pass" if g.passed else "FAIL") for g in gates],
+                              columns=["gate", "value", "threshold", "verdict"])
+    fairness = "\n".join(f"- `{attribute}`: approval rate by group {rates}" for attribute, rates in approval_rates.items()) or "- no sensitive attribute"
+    history = "\n".join(f"- {kind} by {actor} ({when})" for kind, actor, when in ledger) or "- none yet"
+    verdict = "all gates passed" if all(g.passed for g in gates) else "FAILED: " + ", ".join(g.name for g in gates if not g.passed)
+    return f"""# Model card: {model}
+
+MLflow run `{run_id}`. Gates: **{verdict}** under `{policy}`, compared with {compared_with or "no champion (first version)"}.
+
+## Purpose and limits
+Probability of default (PD) of a consumer loan application within the performance window, used
+with the decision policy to approve, refer to an underwriter, or decline, with up to four
+adverse-action reasons. Not for: pricing, collections, applicants outside the population of the
+training window, or any use without the human review the decision policy routes to `refer`.
+
+## Data and lineage
+| item | value |
+|---|---|
+| training window | {windows.get("train")} |
+| out-of-time window | {windows.get("out_of_time")} |
+{chr(10).join(f"| {k} | `{v}` |" for k, v in lineage.items())}
+
+## Features
+An additive scorecard (splines on rank-transformed numerics, one-hot categories, logistic
+regression, sigmoid calibration): each PD splits exactly into per-feature contributions, and the
+reason codes are the largest adverse ones. Sensitive attributes are never inputs.
+
+{_table(features)}
+
+## Discrimination
+{_table(discrimination)}
+
+## Calibration (out of time, by PD decile)
+{_table(calibration)}
+
+## Stability and fairness
+Score PSI training vs out of time: see the gate `score_psi_train_vs_oot` below.
+{fairness}
+
+## Promotion gates
+{_table(gate_table)}
+
+## Approvals and history (governance ledger)
+{history}
+
+## Known limitations
+- Validated out of time on the months named above only; drift monitoring decides when it stops holding.
+- Additive by design: interactions between features are not modelled.
+- Fairness is measured on the recorded sensitive attributes only (adverse impact ratio of approvals).
+"""
