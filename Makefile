@@ -15,7 +15,7 @@ export DAGSTER_HOME := $(CURDIR)/$(DATA_DIR)/dagster_home
 endif
 export RISK_DATA_DIR := $(DATA_DIR)
 
-.PHONY: install run german-credit approve reject rollback ledger verify-ledger test dev mlflow-ui check bench lock clean
+.PHONY: install run german-credit train approve reject rollback ledger verify-ledger test dev mlflow-ui check bench lock clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,11 @@ dev: install
 
 mlflow-ui: install
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(DATA_DIR)/mlflow/mlflow.db --host 127.0.0.1 --port 5000
+
+## Train a new candidate on the current data: it becomes `challenger`, judged against the champion.
+train: install
+	mkdir -p $(DAGSTER_HOME)
+	$(BIN)/python -m pipelines.run --only training
 
 ## Approve and promote a challenger / reject it / roll the champion back (recorded in the ledger).
 approve: install

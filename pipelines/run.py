@@ -19,25 +19,29 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 TAGS = {"trigger": "make run"}
 
 
-def _materialise(defs: dg.Definitions, instance: dg.DagsterInstance, months: list[str]) -> dict[str, float]:
+STAGES = ("ingestion", "training", "scoring")
+
+
+def _materialise(defs: dg.Definitions, instance: dg.DagsterInstance, months: list[str], stages: tuple[str, ...] = STAGES) -> dict[str, float]:
     timings = {}
-    started = time.perf_counter()
-    ingestion = defs.resolve_job_def("monthly_ingestion_job")
-    for month in months:
-        ingestion.execute_in_process(QUIET, partition_key=f"{month}-01", instance=instance, tags=TAGS)
-        print(f"  ingested {month}", end="\n" if month == months[-1] else "\r", flush=True)
-    timings["ingestion + features"] = time.perf_counter() - started
-
-    started = time.perf_counter()
-    defs.resolve_job_def("model_training_job").execute_in_process(QUIET, instance=instance, tags=TAGS)
-    timings["training + registration"] = time.perf_counter() - started
-    print("  trained and registered the candidate; champion settled", flush=True)
-
-    started = time.perf_counter()
-    scoring = defs.resolve_job_def("monthly_scoring_job")
-    for month in months:
-        scoring.execute_in_process(QUIET, partition_key=f"{month}-01", instance=instance, asset_selection=[dg.AssetKey("risk_scores")], tags=TAGS)
-    timings["scoring"] = time.perf_counter() - started
+    if "ingestion" in stages:
+        started = time.perf_counter()
+        ingestion = defs.resolve_job_def("monthly_ingestion_job")
+        for month in months:
+            ingestion.execute_in_process(QUIET, partition_key=f"{month}-01", instance=instance, tags=TAGS)
+            print(f"  ingested {month}", end="\n" if month == months[-1] else "\r", flush=True)
+        timings["ingestion + features"] = time.perf_counter() - started
+    if "training" in stages:
+        started = time.perf_counter()
+        defs.resolve_job_def("model_training_job").execute_in_process(QUIET, instance=instance, tags=TAGS)
+        timings["training + registration"] = time.perf_counter() - started
+        print("  trained and registered a candidate, evaluated its gates, settled the champion", flush=True)
+    if "scoring" in stages:
+        started = time.perf_counter()
+        scoring = defs.resolve_job_def("monthly_scoring_job")
+        for month in months:
+            scoring.execute_in_process(QUIET, partition_key=f"{month}-01", instance=instance, asset_selection=[dg.AssetKey("risk_scores")], tags=TAGS)
+        timings["scoring"] = time.perf_counter() - started
     return timings
 
 
@@ -45,7 +49,7 @@ def summarise(resources, months: list[str]) -> list[str]:
     """The figures a reviewer asks for first, read back from the outputs themselves."""
     import pandas as pd
 
-    from resources.registry import CHAMPION
+    from resources.registry import CHALLENGER, CHAMPION
     from resources.source import SyntheticLandingFolder
     from riskcore.ingestion import read_landing_bytes
     from riskcore.metrics import bayes_optimal_auc, roc_auc
@@ -67,6 +71,11 @@ def summarise(resources, months: list[str]) -> list[str]:
     tags = registry.version_tags(champion.version)
     failed = [k.removeprefix("gate.") for k, v in sorted(tags.items()) if k.startswith("gate.") and " FAIL " in v]
     lines.append(f"  promotion gates ({tags.get('gates_policy', '?')}): " + ("all passed" if not failed else "FAILED " + ", ".join(failed)))
+    challenger = registry.by_alias(CHALLENGER)
+    if challenger is not None and challenger != champion:
+        passed = registry.version_tags(challenger.version).get("gates_passed")
+        lines.append(f"  challenger: {challenger.label} (gates {'passed' if passed == 'true' else 'FAILED'}), awaiting "
+                     f"`make approve VERSION={challenger.version} APPROVER=<listed approver> REASON=...`")
     verification = resources.governance.ledger().verify()
     lines.append(f"  governance ledger: {verification.entries} entries, " + ("chain intact" if verification.ok else f"BROKEN: {verification.problem}"))
     training = store.read("training_set", columns=["application_id", "application_month", "sample"])
@@ -86,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--start", default="2023-01", help="first application month (YYYY-MM)")
     parser.add_argument("--end", default="2024-12", help="last application month (YYYY-MM)")
+    parser.add_argument("--only", choices=STAGES, help="run one stage (e.g. training: a new candidate on the current data)")
     args = parser.parse_args(argv)
     months = months_between(month_label(args.start), month_label(args.end))
 
@@ -94,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
 
     instance = dg.DagsterInstance.get()
     print(f"materialising {len(months)} months ({months[0]}..{months[-1]}) into {instance.root_directory}", flush=True)
-    timings = _materialise(defs, instance, months)
+    timings = _materialise(defs, instance, months, (args.only,) if args.only else STAGES)
     with dg.build_resources(resources_for(current_environment())) as resources:
         lines = summarise(resources, months)
         data_root, mlflow_uri = resources.store.path("x").parent.parent, resources.registry._uri()

@@ -23,12 +23,12 @@ def resolve_path(path: str, storage_options: dict[str, str]) -> UPath:
 
 
 def absolute_sqlite_url(url: str) -> str:
-    """A relative `sqlite:///` URL made absolute (it would follow the working directory), its folder created."""
-    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
-        path = os.path.abspath(url.removeprefix("sqlite:///"))
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        return f"sqlite:///{path}"
-    return url
+    """A `sqlite:///` URL made absolute (a relative one would follow the working directory), its folder created."""
+    if not url.startswith("sqlite:///"):
+        return url
+    path = os.path.abspath(url.removeprefix("sqlite:///"))
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    return f"sqlite:///{path}"
 
 
 def atomic_write_bytes(target: UPath, data: bytes) -> None:
