@@ -29,20 +29,16 @@ def main(argv: list[str] | None = None) -> int:
             missing = [f"--{name}" for name in ("version", "approver", "reason") if getattr(args, name) is None and not (args.command == "rollback" and name == "version")]
             if missing:
                 parser.error(f"{args.command} needs {', '.join(missing)}")
-            try:
-                if args.command == "approve":
-                    champion = governance.promote(registry, args.version, args.approver, args.reason)
-                    print(f"{champion.label} is champion (approved by {args.approver})")
-                elif args.command == "reject":
+            if args.command == "reject":
+                try:
                     governance.reject(registry, args.version, args.approver, args.reason)
-                    print(f"{registry.model_name}/{args.version} rejected by {args.approver}")
-                else:
-                    champion = governance.rollback(registry, args.approver, args.reason, args.version)
-                    print(f"rolled back: {champion.label} is champion")
-            except PromotionRefused as refused:
-                print(f"REFUSED: {refused}", file=sys.stderr)
-                return 2
-            return 0
+                except PromotionRefused as refused:
+                    print(f"REFUSED: {refused}", file=sys.stderr)
+                    return 2
+                print(f"{registry.model_name}/{args.version} rejected by {args.approver}")
+                return 0
+            # Approvals and rollbacks run as Dagster jobs on the instance, so the UI shows them too.
+            return _run_job(args)
         ledger = governance.ledger()
         if args.command == "list":
             for entry in ledger.entries():
@@ -55,6 +51,26 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"LEDGER BROKEN: {result.problem}", file=sys.stderr)
     return 1
+
+
+def _run_job(args) -> int:
+    from pipelines.definitions import defs
+
+    if args.command == "approve":
+        job, op, config = "promotion_job", "approve_and_promote", {"version": args.version, "approver": args.approver, "reason": args.reason}
+    else:
+        job, op, config = "rollback_job", "roll_back_champion", {"actor": args.approver, "reason": args.reason, "to_version": args.version}
+    result = defs.resolve_job_def(job).execute_in_process(
+        {"ops": {op: {"config": config}}, "loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        instance=dg.DagsterInstance.get(), raise_on_error=False, tags={"trigger": f"make {args.command}"},
+    )
+    if not result.success:
+        failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE").event_specific_data.error
+        cause = failure.cause or failure
+        print(f"REFUSED ({job} run {result.run_id}): {cause.message.strip()}", file=sys.stderr)
+        return 2
+    print(f"{job} run {result.run_id} succeeded: see `make dev`")
+    return 0
 
 
 if __name__ == "__main__":

@@ -219,3 +219,43 @@ def test_every_evaluated_version_has_a_model_card_with_its_gates_and_approvals(p
     assert "| adverse_impact_ratio |" in card and "`applicant_sex`" in card and "fs-" in card
     assert "approved by auto-approval (bootstrap" in card  # the promotion appended to the card
     assert pipeline.registry.version_tags(champion.version)["model_card"].endswith("model_card.md")
+
+
+def test_promotion_and_rollback_jobs_route_the_next_scoring(pipeline, tmp_path):
+    """The Dagster jobs (the UI's way; `make approve`/`make rollback` run the same jobs) move the
+    champion, and the next scoring uses whichever version the alias names."""
+    import yaml
+
+    from riskcore.gates import DEFAULT_PROMOTION_POLICY
+
+    # The small test data miss the Hosmer-Lemeshow floor: relax it in a copy of the policy.
+    policy = yaml.safe_load(DEFAULT_PROMOTION_POLICY.read_text())
+    policy["gates"]["min_hosmer_lemeshow_p"] = 0.0
+    relaxed = tmp_path / "promotion.yaml"
+    relaxed.write_text(yaml.safe_dump(policy))
+    governance = Governance(ledger_url=pipeline.governance.ledger_url, promotion_policy=str(relaxed))
+    defs = build_definitions({**{k: getattr(pipeline, k) for k in ("calendar", "landing", "store", "registry", "tokeniser", "validator")}, "governance": governance})
+    registry, month = pipeline.registry, SCORED[0]
+    _run(defs, "model_training_job", pipeline.instance)
+    before, candidate = registry.by_alias(CHAMPION), registry.by_alias(CHALLENGER)
+    assert registry.version_tags(candidate.version)["gates_passed"] == "true"
+
+    refused = defs.resolve_job_def("promotion_job").execute_in_process(
+        {"ops": {"approve_and_promote": {"config": {"version": candidate.version, "approver": "mallory@example.com", "reason": "x"}}}},
+        instance=pipeline.instance, raise_on_error=False)
+    assert not refused.success and registry.by_alias(CHAMPION) == before
+
+    approved = defs.resolve_job_def("promotion_job").execute_in_process(
+        {"ops": {"approve_and_promote": {"config": {"version": candidate.version, "approver": "head.of.credit.risk@example.com", "reason": "gates pass"}}}},
+        instance=pipeline.instance)
+    assert approved.success and registry.by_alias(CHAMPION).version == candidate.version
+    _run(defs, "monthly_scoring_job", pipeline.instance, month, assets=["risk_scores"])
+    assert set(pipeline.store.read("risk_scores", month)["model_version"]) == {candidate.version}
+
+    rolled = defs.resolve_job_def("rollback_job").execute_in_process(
+        {"ops": {"roll_back_champion": {"config": {"actor": "head.of.credit.risk@example.com", "reason": "test rollback"}}}}, instance=pipeline.instance)
+    assert rolled.success and registry.by_alias(CHAMPION).version == before.version
+    _run(defs, "monthly_scoring_job", pipeline.instance, month, assets=["risk_scores"])
+    assert set(pipeline.store.read("risk_scores", month)["model_version"]) == {before.version}
+    kinds = [e.kind for e in governance.ledger().entries()][-3:]
+    assert kinds == ["approval", "promotion", "rollback"] and governance.ledger().verify().ok
