@@ -72,7 +72,9 @@ class ModelRegistry(dg.ConfigurableResource):
 
         requirements = [f"scikit-learn=={sklearn.__version__}", f"pandas=={pandas.__version__}", f"numpy=={numpy.__version__}", "pyyaml"]
         signature = infer_signature(sample, model.predict_proba(sample))
-        riskcore_dir = str(Path(__import__("riskcore").__file__).parent)
+        import riskcore
+
+        riskcore_dir = str(Path(riskcore.__file__).parent)
         with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
             client.log_batch(
                 run.info.run_id,

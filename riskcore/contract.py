@@ -7,7 +7,7 @@ here, so a new data source needs a new contract file, not new code.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -80,8 +80,6 @@ class Contract:
     derived: tuple[DerivedFeature, ...] = ()
     quality: Quality = Quality()
     digest: str = ""
-    source: str = ""
-    extra: dict = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def label(self) -> str:
@@ -196,6 +194,4 @@ def load_contract(path: str | Path, source: Contract | None = None) -> Contract:
         fields=tuple(fields),
         derived=tuple(derived),
         digest=hashlib.sha256(raw_bytes).hexdigest(),
-        source=where,
-        extra={k: v for k, v in doc.items() if k not in ("schema", "derivedFeatures", "quality")},
     )
