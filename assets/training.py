@@ -42,7 +42,7 @@ def training_set(landing: LandingFolder, calendar: ScoringCalendar, store: Datas
 def risk_model(context: dg.AssetExecutionContext, landing: LandingFolder, store: DatasetStore, registry: ModelRegistry, governance: Governance) -> dg.MaterializeResult:
     """A calibrated additive scorecard, logged and registered in MLflow as the `challenger`."""
     from riskcore.features import model_matrix
-    from riskcore.training import fit_and_evaluate
+    from riskcore.training import SAMPLE_COLUMN, fit_and_evaluate
 
     contract = landing.applications()
     specs = feature_specs(contract)
@@ -65,6 +65,13 @@ def risk_model(context: dg.AssetExecutionContext, landing: LandingFolder, store:
         model, model_matrix(frame.head(200), specs), params=params, metrics=metrics, tags=tags, dataset=frame,
         dataset_digest=digest, dataset_source=store.path("training_set").as_uri(), run_name=f"risk_model {context.run_id[:8]}", target=target,
     )
+    from riskcore.drift import build_profile
+
+    # The reference for drift monitoring, computed once from the training window and kept with the version.
+    train = frame[frame[SAMPLE_COLUMN] == "train"]
+    reference = model_matrix(train, specs).assign(pd=model.predict_pd(model_matrix(train, specs)))
+    profile = build_profile(reference, [s.name for s in specs if s.kind == "numeric"] + ["pd"], [s.name for s in specs if s.kind == "categorical"])
+    registry.log_text(registered.run_id, profile.to_json(), "reference_profile.json")
     governance.ledger().append("candidate_registered", registered.label, "pipeline", {
         "mlflow_run_id": registered.run_id, "training_set_sha256": digest, "feature_set_version": fs_version,
         "contract_version": contract.label, "code_version": code_version(), "dagster_run_id": context.run_id,

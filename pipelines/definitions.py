@@ -8,10 +8,10 @@ import dagster as dg
 # snapshot test catches any change in how they resolve, so the warning adds nothing.
 warnings.filterwarnings("ignore", message=".*partitions_def on an AssetCheckSpec.*")
 
-from assets import features, ingestion, registry, scoring, training
+from assets import features, ingestion, monitoring, registry, scoring, training
 from checks import contract_checks, governance_checks, reconciliation
 from pipelines.environment import current_environment, resources_for
-from pipelines.jobs import model_training_job, monthly_ingestion_job, monthly_scoring_job, promotion_job, rollback_job
+from pipelines.jobs import model_training_job, monitoring_job, monthly_ingestion_job, monthly_scoring_job, promotion_job, rollback_job
 from pipelines.schedules import monthly_scoring_schedule
 from pipelines.sensors import feature_automation_sensor
 
@@ -19,9 +19,9 @@ from pipelines.sensors import feature_automation_sensor
 def build_definitions(resources: dict) -> dg.Definitions:
     """The whole pipeline over the given resources; tests pass their own, nothing else differs."""
     return dg.Definitions(
-        assets=dg.load_assets_from_modules([ingestion, features, training, registry, scoring]),
+        assets=dg.load_assets_from_modules([ingestion, features, training, registry, scoring, monitoring]),
         asset_checks=dg.load_asset_checks_from_modules([contract_checks, governance_checks, reconciliation]),
-        jobs=[monthly_ingestion_job, model_training_job, monthly_scoring_job, promotion_job, rollback_job],
+        jobs=[monthly_ingestion_job, model_training_job, monthly_scoring_job, monitoring_job, promotion_job, rollback_job],
         schedules=[monthly_scoring_schedule],
         sensors=[feature_automation_sensor],
         resources=resources,

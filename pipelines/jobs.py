@@ -24,6 +24,12 @@ monthly_scoring_job = dg.define_asset_job(
 )
 
 
+monitoring_job = dg.define_asset_job(
+    "monitoring_job", selection=dg.AssetSelection.assets("drift_report"), partitions_def=monthly_partitions,
+    description="Drift of one month against the champion's training reference.",
+)
+
+
 class ApprovalConfig(dg.Config):
     version: str
     approver: str

@@ -19,7 +19,7 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 TAGS = {"trigger": "make run"}
 
 
-STAGES = ("ingestion", "training", "scoring")
+STAGES = ("ingestion", "training", "scoring", "monitoring")
 
 
 def _materialise(defs: dg.Definitions, instance: dg.DagsterInstance, months: list[str], stages: tuple[str, ...] = STAGES) -> dict[str, float]:
@@ -42,6 +42,12 @@ def _materialise(defs: dg.Definitions, instance: dg.DagsterInstance, months: lis
         for month in months:
             scoring.execute_in_process(QUIET, partition_key=f"{month}-01", instance=instance, asset_selection=[dg.AssetKey("risk_scores")], tags=TAGS)
         timings["scoring"] = time.perf_counter() - started
+    if "monitoring" in stages:
+        started = time.perf_counter()
+        monitoring = defs.resolve_job_def("monitoring_job")
+        for month in months:
+            monitoring.execute_in_process(QUIET, partition_key=f"{month}-01", instance=instance, tags=TAGS)
+        timings["drift monitoring"] = time.perf_counter() - started
     return timings
 
 
@@ -55,14 +61,16 @@ def summarise(resources, months: list[str]) -> list[str]:
     from riskcore.metrics import bayes_optimal_auc, roc_auc
 
     store, registry, landing = resources.store, resources.registry, resources.landing
-    lines = [f"{'month':8} {'received':>9} {'accepted':>9} {'quarant.':>9} {'scored':>9} {'approve':>8} {'refer':>7} {'decline':>8}"]
+    lines = [f"{'month':8} {'received':>9} {'accepted':>9} {'quarant.':>9} {'scored':>9} {'approve':>8} {'refer':>7} {'decline':>8} {'drifted features':>17}"]
     for month in months:
         target = landing.applications_file(month)
         received = len(read_landing_bytes(target.name, target.read_bytes()).frame)
         scores = store.read("risk_scores", month, columns=["decision"])["decision"].value_counts(normalize=True)
+        drift = store.read("drift_report", month) if store.path("drift_report", month).exists() else None
+        drifted = "-" if drift is None else str(int(drift.loc[drift["column"] != "pd", "drifted"].sum()))
         lines.append(
             f"{month:8} {received:9d} {store.rows('applications', month):9d} {store.rows('quarantined_applications', month):9d} "
-            f"{store.rows('risk_scores', month):9d} {scores.get('approve', 0):8.1%} {scores.get('refer', 0):7.1%} {scores.get('decline', 0):8.1%}"
+            f"{store.rows('risk_scores', month):9d} {scores.get('approve', 0):8.1%} {scores.get('refer', 0):7.1%} {scores.get('decline', 0):8.1%} {drifted:>17}"
         )
     champion = registry.by_alias(CHAMPION)
     metrics = registry.run_metrics(champion.run_id)

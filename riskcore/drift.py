@@ -77,6 +77,25 @@ def _category_shares(values: pd.Series) -> dict[str, float]:
     return {str(k): float(v) for k, v in text.value_counts(normalize=True).sort_index().items()}
 
 
+@dataclass(frozen=True)
+class MonitoringPolicy:
+    label: str
+    investigate: float
+    shift: float
+    distance_threshold: float
+    sample_rows: int
+
+
+def load_monitoring_policy(path=None) -> MonitoringPolicy:
+    import yaml
+    from pathlib import Path
+
+    path = Path(path) if path else Path(__file__).parent / "policies" / "monitoring.yaml"
+    doc = yaml.safe_load(path.read_text())
+    return MonitoringPolicy(f"{doc['policy_id']}@{doc['version']}", float(doc["psi"]["investigate"]), float(doc["psi"]["shift"]),
+                            float(doc["distance_threshold"]), int(doc["evidently_sample_rows"]))
+
+
 def build_profile(frame: pd.DataFrame, numeric: list[str], categorical: list[str]) -> ReferenceProfile:
     """The reference of a training window: features and the score column(s) named as numeric."""
     return ReferenceProfile(

@@ -259,3 +259,21 @@ def test_promotion_and_rollback_jobs_route_the_next_scoring(pipeline, tmp_path):
     assert set(pipeline.store.read("risk_scores", month)["model_version"]) == {before.version}
     kinds = [e.kind for e in governance.ledger().entries()][-3:]
     assert kinds == ["approval", "promotion", "rollback"] and governance.ledger().verify().ok
+
+
+def test_drift_report_against_the_champions_reference(pipeline):
+    from pathlib import Path
+
+    month = SCORED[-1]
+    result = _run(pipeline.defs, "monitoring_job", pipeline.instance, month)
+    assert result.success
+    (event,) = [e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey("drift_report")]
+    metadata = event.event_specific_data.materialization.metadata
+    assert metadata["drifted_features"].value == "none" and metadata["drift_share"].value == 0.0  # scenario none
+    assert 0 <= metadata["score_psi"].value < 0.1 and "psi_annual_income" in metadata
+    report = Path(metadata["evidently_report"].value)
+    assert report.is_file() and "annual_income" in report.read_text()
+    stats = pipeline.store.read("drift_report", month)
+    assert len(stats) == len(pipeline.landing.applications().features) + 1  # every feature and the score
+    (check,) = result.get_asset_check_evaluations()
+    assert check.check_name == "check_feature_drift_within_policy" and check.passed
