@@ -13,7 +13,7 @@ from checks import contract_checks, governance_checks, reconciliation
 from pipelines.environment import current_environment, resources_for
 from pipelines.jobs import model_training_job, monitoring_job, monthly_ingestion_job, monthly_scoring_job, promotion_job, rollback_job
 from pipelines.schedules import monthly_scoring_schedule
-from pipelines.sensors import feature_automation_sensor
+from pipelines.sensors import drift_retraining_sensor, feature_automation_sensor
 
 
 def build_definitions(resources: dict) -> dg.Definitions:
@@ -23,7 +23,7 @@ def build_definitions(resources: dict) -> dg.Definitions:
         asset_checks=dg.load_asset_checks_from_modules([contract_checks, governance_checks, reconciliation]),
         jobs=[monthly_ingestion_job, model_training_job, monthly_scoring_job, monitoring_job, promotion_job, rollback_job],
         schedules=[monthly_scoring_schedule],
-        sensors=[feature_automation_sensor],
+        sensors=[feature_automation_sensor, drift_retraining_sensor],
         resources=resources,
         # ML steps are coarse; a process per step costs ~3.7 s here (see FIELD-NOTES).
         executor=dg.in_process_executor,

@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
+from riskcore.months import month_label
+
 MISSING = "__missing__"
 QUANTILE_GRID = np.linspace(0.0, 1.0, 201)
 PSI_BANDS = ((0.10, "stable"), (0.25, "investigate"), (np.inf, "shift"))
@@ -84,16 +86,44 @@ class MonitoringPolicy:
     shift: float
     distance_threshold: float
     sample_rows: int
+    drifted_month_min_share: float = 0.1
+    persistence: int = 2
+    cooldown_months: int = 3
 
 
 def load_monitoring_policy(path=None) -> MonitoringPolicy:
-    import yaml
     from pathlib import Path
+
+    import yaml
 
     path = Path(path) if path else Path(__file__).parent / "policies" / "monitoring.yaml"
     doc = yaml.safe_load(path.read_text())
+    retraining = doc.get("retraining", {})
     return MonitoringPolicy(f"{doc['policy_id']}@{doc['version']}", float(doc["psi"]["investigate"]), float(doc["psi"]["shift"]),
-                            float(doc["distance_threshold"]), int(doc["evidently_sample_rows"]))
+                            float(doc["distance_threshold"]), int(doc["evidently_sample_rows"]),
+                            float(retraining.get("drifted_month_min_share", 0.1)), int(retraining.get("persistence", 2)),
+                            int(retraining.get("cooldown_months", 3)))
+
+
+def retraining_decision(drift_shares: dict[str, float], last_launch: str | None, policy: MonitoringPolicy) -> tuple[str | None, str]:
+    """(month to launch retraining for, or None; why). Drift must persist for `persistence`
+    consecutive months up to the latest reported one, and the cooldown since the last launch
+    must have passed: a noisy month, or a second shock inside the cooldown, launches nothing."""
+    from riskcore.months import add_months, month_index
+
+    if not drift_shares:
+        return None, "no drift reports yet"
+    latest = max(drift_shares, key=month_index)
+    window = [month_label(add_months(latest, -k)) for k in range(policy.persistence)]
+    missing = [m for m in window if m not in drift_shares]
+    if missing:
+        return None, f"no drift report for {', '.join(missing)}: persistence cannot be judged"
+    calm = [m for m in window if drift_shares[m] < policy.drifted_month_min_share]
+    if calm:
+        return None, f"drift did not persist: {', '.join(calm)} below {policy.drifted_month_min_share:.0%} of features drifted"
+    if last_launch is not None and month_index(latest) - month_index(last_launch) < policy.cooldown_months:
+        return None, f"cooldown: last retraining launched for {last_launch}, {policy.cooldown_months} months must pass"
+    return latest, f"drift persisted {policy.persistence} months ({', '.join(sorted(window))})"
 
 
 def build_profile(frame: pd.DataFrame, numeric: list[str], categorical: list[str]) -> ReferenceProfile:

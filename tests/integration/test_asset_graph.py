@@ -45,7 +45,11 @@ def graph_snapshot(definitions) -> dict:
         s.name: {"cron": s.cron_schedule, "timezone": s.execution_timezone, "job": s.job_name, "default_status": s.default_status.value}
         for s in definitions.schedules or []
     }
-    sensors = {s.name: {"jobs": sorted(j.name for j in s.targets)} for s in definitions.sensors or []}
+    sensors = {
+        s.name: {"jobs": sorted(t.job_name for t in s.targets), "default_status": s.default_status.value,
+                 "assets": sorted(k.to_user_string() for k in s.asset_selection.resolve(graph)) if s.asset_selection else []}
+        for s in definitions.sensors or []
+    }
     return {"assets": assets, "asset_checks": checks, "jobs": jobs, "schedules": schedules, "sensors": sensors}
 
 

@@ -54,3 +54,22 @@ def test_a_new_segment_is_named():
     segment = drift_statistics(profile, _features("2024-07", Scenario("new_segment", start="2024-06"))).set_index("column")
     assert segment.loc["channel", "new_categories"] == "partner_api" and segment.loc["channel", "drifted"]
     assert segment.loc["credit_history_years", "drifted"]
+
+
+def test_retraining_needs_persistent_drift_and_respects_the_cooldown():
+    from riskcore.drift import load_monitoring_policy, retraining_decision
+
+    policy = load_monitoring_policy()  # persistence 2, cooldown 3, drifted month from 10% of features
+    quiet = {f"2024-{m:02d}": 0.0 for m in range(1, 13)}
+    assert retraining_decision(quiet, None, policy)[0] is None
+    shock = {**quiet, "2024-06": 0.25}
+    month, why = retraining_decision({k: v for k, v in shock.items() if k <= "2024-06"}, None, policy)
+    assert month is None and "did not persist: 2024-05" in why  # flagged at X, not launched at X
+    persisted = {**{k: v for k, v in quiet.items() if k <= "2024-05"}, "2024-06": 0.25, "2024-07": 0.3}
+    assert retraining_decision(persisted, None, policy) == ("2024-07", "drift persisted 2 months (2024-06, 2024-07)")
+    second = {**persisted, "2024-08": 0.3, "2024-09": 0.4}
+    month, why = retraining_decision(second, "2024-07", policy)
+    assert month is None and why.startswith("cooldown: last retraining launched for 2024-07")
+    assert retraining_decision({**second, "2024-10": 0.4}, "2024-07", policy)[0] == "2024-10"
+    gap = {"2024-06": 0.3, "2024-08": 0.3}
+    assert "no drift report for 2024-07" in retraining_decision(gap, None, policy)[1]

@@ -1,0 +1,37 @@
+"""The drift retraining sensor on a real instance: decisions from drift_report records only."""
+
+import dagster as dg
+
+from pipelines.sensors import drift_retraining_sensor
+
+
+def _report(instance, month: str, share: float) -> None:
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(asset_key="drift_report", partition=f"{month}-01", metadata={"drift_share": share})
+    )
+
+
+def _tick(instance, cursor=None):
+    context = dg.build_sensor_context(instance=instance, cursor=cursor)
+    return drift_retraining_sensor(context), context.cursor
+
+
+def test_retraining_is_launched_once_after_persistent_drift_and_not_inside_the_cooldown():
+    with dg.instance_for_test() as instance:
+        for month in ("2024-04", "2024-05"):
+            _report(instance, month, 0.0)
+        result, cursor = _tick(instance)
+        assert isinstance(result, dg.SkipReason) and "did not persist" in result.skip_message
+        _report(instance, "2024-06", 0.24)  # economic shock flagged at X...
+        result, cursor = _tick(instance, cursor)
+        assert isinstance(result, dg.SkipReason) and "2024-05" in result.skip_message
+        _report(instance, "2024-07", 0.24)  # ...launched at X + N - 1
+        result, cursor = _tick(instance, cursor)
+        assert isinstance(result, dg.RunRequest) and result.run_key == "drift-retraining-2024-07"
+        assert result.tags["decision"] == "drift persisted 2 months (2024-06, 2024-07)"
+        result, cursor = _tick(instance, cursor)  # the same state: no second launch
+        assert isinstance(result, dg.SkipReason) and result.skip_message.startswith("cooldown")
+        for month in ("2024-08", "2024-09"):  # a second shock inside the cooldown
+            _report(instance, month, 0.5)
+        result, cursor = _tick(instance, cursor)
+        assert isinstance(result, dg.SkipReason) and "cooldown" in result.skip_message
