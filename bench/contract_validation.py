@@ -10,16 +10,12 @@ peak memory (max RSS) is its own; both start from the same Parquet landing file.
 """
 
 import argparse
-import json
-import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-
+from bench.isolated import report, run_child
 
 def make_file(path: str, rows: int) -> None:
     from resources.storage import parquet_bytes
@@ -32,6 +28,8 @@ def make_file(path: str, rows: int) -> None:
 
 
 def ours(path: str) -> dict:
+    import great_expectations  # noqa: F401  imported before the clock, as the peer does: a code server has it loaded
+
     from checks import contract_path
     from resources.validation import ContractValidator
     from riskcore.contract import load_contract
@@ -69,20 +67,6 @@ def peer(path: str) -> dict:
     return {"seconds": time.perf_counter() - started, "rows_flagged": len(flagged), "evaluated": len(result.results)}
 
 
-def _peak_mb() -> float:
-    """VmHWM, this process's own peak (ru_maxrss would include the parent's, inherited at fork)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _child(role: str, path: str) -> dict:
-    out = subprocess.run([sys.executable, "-W", "ignore", "-m", "bench.contract_validation", "--role", role, "--file", path],
-                         cwd=ROOT, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -90,14 +74,11 @@ def main(argv=None) -> int:
     parser.add_argument("--file")
     args = parser.parse_args(argv)
     if args.role:
-        figures = (ours if args.role == "ours" else peer)(args.file)
-        figures["peak_mb"] = _peak_mb()
-        print(json.dumps(figures))
-        return 0
+        return report((ours if args.role == "ours" else peer)(args.file))
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "2023-01.parquet")
         make_file(path, args.rows)
-        mine, theirs = _child("ours", path), _child("peer", path)
+        mine, theirs = (run_child("bench.contract_validation", "--role", role, "--file", path) for role in ("ours", "peer"))
     print(f"contract validation of {args.rows:,} rows, quarantine included (GX expectations: ours {mine['evaluated']}, peer {theirs['evaluated']})")
     print(f"  ours (conform + GX BASIC)  : {mine['seconds']:6.1f} s  peak {mine['peak_mb']:6.0f} MB  quarantined {mine['quarantined']:,}")
     print(f"  peer (GX COMPLETE):          {theirs['seconds']:6.1f} s  peak {theirs['peak_mb']:6.0f} MB  rows flagged {theirs['rows_flagged']:,}")

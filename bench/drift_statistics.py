@@ -5,16 +5,10 @@ Evidently's DataDriftPreset on the same data (`--peer` to include it: about 2 mi
 """
 
 import argparse
-import json
-import subprocess
 import sys
 import time
-from pathlib import Path
 
-from bench.contract_validation import _peak_mb
-
-ROOT = Path(__file__).resolve().parent.parent
-
+from bench.isolated import report, run_child
 
 def _frames(rows: int):
     import pandas as pd
@@ -79,15 +73,10 @@ def main(argv=None) -> int:
     parser.add_argument("--role", choices=["ours", "peer"])
     args = parser.parse_args(argv)
     if args.role:
-        figures = (ours if args.role == "ours" else peer)(args.rows)
-        figures["peak_mb"] = _peak_mb()
-        print(json.dumps(figures))
-        return 0
+        return report((ours if args.role == "ours" else peer)(args.rows))
 
     def child(role):
-        out = subprocess.run([sys.executable, "-W", "ignore", "-m", "bench.drift_statistics", "--role", role, "--rows", str(args.rows)],
-                             cwd=ROOT, capture_output=True, text=True, check=True)
-        return json.loads(out.stdout.strip().splitlines()[-1])
+        return run_child("bench.drift_statistics", "--role", role, "--rows", str(args.rows))
 
     mine = child("ours")
     print(f"drift statistics, {args.rows:,} rows x {mine['features']} features (economic shock vs training month)")
