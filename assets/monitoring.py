@@ -3,8 +3,9 @@
 import dagster as dg
 
 from pipelines.partitions import monthly_partitions
+from assets.training import sensitive_attributes
 from resources.registry import CHAMPION, ModelRegistry
-from resources.source import LandingFolder
+from resources.source import LandingFolder, ScoringCalendar
 from resources.storage import DatasetStore
 from riskcore.months import month_label
 
@@ -19,8 +20,9 @@ def drift_report(context: dg.AssetExecutionContext, landing: LandingFolder, stor
     and an Evidently report on a seeded sample for people, saved next to the data."""
     import json
 
-    from riskcore.drift import ReferenceProfile, drift_statistics, load_monitoring_policy
+    from riskcore.drift import ReferenceProfile, drift_statistics, load_monitoring_policy, monitored_frame
     from riskcore.features import feature_specs, model_matrix
+    from riskcore.scoring import load_policy
 
     month = month_label(context.partition_key)
     champion = registry.by_alias(CHAMPION)
@@ -28,23 +30,27 @@ def drift_report(context: dg.AssetExecutionContext, landing: LandingFolder, stor
     if profile_text is None:
         raise ValueError(f"the champion {champion.label if champion else '(none)'} has no reference profile: train it with this code")
     policy = load_monitoring_policy()
-    specs = feature_specs(landing.applications())
-    features = model_matrix(store.read("application_features", month), specs)
-    current = features.assign(pd=registry.load(champion.version).predict_pd(features))
-    stats = drift_statistics(ReferenceProfile.from_json(profile_text), current, policy.distance_threshold)
+    contract = landing.applications()
+    specs = feature_specs(contract)
+    rows = store.read("application_features", month)
+    matrix = model_matrix(rows, specs)
+    current = monitored_frame(matrix, registry.load(champion.version).predict_pd(matrix), load_policy(), sensitive_attributes(store, contract, rows))
+    profile = ReferenceProfile.from_json(profile_text)
+    stats = drift_statistics(profile, current, policy.distance_threshold)
     written = store.write("drift_report", stats, month)
-    html = _evidently_html(profile_text, current, specs, policy.sample_rows, seed=int(month.replace("-", "")))
+    html = _evidently_html(profile, current, policy.sample_rows, seed=int(month.replace("-", "")))
     report_path = store.path("drift_report", month).parent / "evidently.html"
     report_path.write_text(html)
     registry.log_text(champion.run_id, html, f"monitoring/drift_{month}.html")
     by_column = stats.set_index("column")
-    features_only = by_column.drop(index="pd")
+    features_only = by_column.loc[[s.name for s in specs]]  # the drift share counts model features only
     yield dg.MaterializeResult(metadata={
         **written.metadata(),
         "model": champion.label,
         "policy": policy.label,
         "drift_share": float(features_only["drifted"].mean()),
         "score_psi": float(by_column.loc["pd", "psi"]),
+        "decision_psi": float(by_column.loc["decision", "psi"]),
         **{f"psi_{name}": float(value) for name, value in by_column["psi"].items()},
         "drifted_features": ", ".join(features_only.index[features_only["drifted"]]) or "none",
         "new_categories": json.dumps({k: v for k, v in by_column["new_categories"].items() if v}),
@@ -59,7 +65,7 @@ def drift_report(context: dg.AssetExecutionContext, landing: LandingFolder, stor
     )
 
 
-def _evidently_html(profile_text: str, current, specs, sample_rows: int, seed: int) -> str:
+def _evidently_html(profile, current, sample_rows: int, seed: int) -> str:
     """Evidently compares raw rows, so the reference side is rebuilt from the profile's quantiles
     (numeric) and shares (categorical): a faithful stand-in of the training window, no data reload."""
     import numpy as np
@@ -67,9 +73,8 @@ def _evidently_html(profile_text: str, current, specs, sample_rows: int, seed: i
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
-    from riskcore.drift import MISSING, ReferenceProfile
+    from riskcore.drift import MISSING
 
-    profile = ReferenceProfile.from_json(profile_text)
     rng = np.random.default_rng(seed)
     n = min(sample_rows, len(current))
     sample = current.sample(n=n, random_state=seed).reset_index(drop=True)
@@ -82,10 +87,54 @@ def _evidently_html(profile_text: str, current, specs, sample_rows: int, seed: i
         categories, shares = zip(*sorted(p.shares.items()))
         drawn = rng.choice(np.array(categories, dtype=object), size=n, p=np.array(shares) / sum(shares))
         reference[name] = np.where(drawn == MISSING, None, drawn)
-    numeric = [s.name for s in specs if s.kind == "numeric"] + ["pd"]
-    categorical = [s.name for s in specs if s.kind == "categorical"]
+    numeric, categorical = list(profile.numeric), list(profile.categorical)
     definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
     columns = numeric + categorical
     snapshot = Report([DataDriftPreset()]).run(Dataset.from_pandas(sample[columns], data_definition=definition),
                                                Dataset.from_pandas(pd.DataFrame(reference)[columns], data_definition=definition))
     return snapshot.get_html_str(as_iframe=False)
+
+
+@dg.asset(partitions_def=monthly_partitions, group_name="monitoring", kinds={"parquet"}, deps=["risk_scores", "loan_outcomes"], output_required=False)
+def model_performance(context: dg.AssetExecutionContext, landing: LandingFolder, calendar: ScoringCalendar, store: DatasetStore, registry: ModelRegistry):
+    """Realised AUC, KS, Brier and calibration by decile of the version that scored month m, once
+    its labels matured, beside the version it replaced on the same rows: what the rollback sensor
+    compares. Nothing is materialised before the labels mature."""
+    import json
+
+    from riskcore.features import feature_specs, model_matrix
+    from riskcore.metrics import calibration_by_decile
+    from riskcore.performance import realised_performance
+
+    month = month_label(context.partition_key)
+    if not calendar.matured(month):
+        context.log.info(f"labels of {month} are not matured as of {calendar.as_of} ({calendar.performance_window_months}-month window): nothing to measure yet")
+        return
+    contract = landing.applications()
+    id_column, target = contract.only("id"), landing.outcomes().only("target")
+    scores = store.read("risk_scores", month, columns=[id_column, "pd", "model_version"])
+    labelled = scores.merge(store.read("loan_outcomes", month, columns=[id_column, target]), on=id_column, how="inner", validate="one_to_one")
+    versions = sorted(labelled["model_version"].unique())
+    if len(versions) != 1:
+        raise ValueError(f"risk_scores {month}: expected the scores of one model version, found {versions or 'none'}")
+    version = versions[0]
+    y = labelled[target].to_numpy()
+    measured = realised_performance(y, labelled["pd"].to_numpy())
+    replaced = registry.version_tags(version).get("promoted_over") or None
+    compared = None
+    if replaced:
+        rows = labelled[[id_column]].merge(store.read("application_features", month), on=id_column, how="left", validate="one_to_one")
+        compared = realised_performance(y, registry.load(replaced).predict_pd(model_matrix(rows, feature_specs(contract))))
+    calibration = calibration_by_decile(y, labelled["pd"].to_numpy())
+    written = store.write("model_performance", calibration.assign(model_version=version), month)
+    yield dg.MaterializeResult(metadata={
+        **written.metadata(),
+        "model": f"{registry.model_name}/{version}",
+        "model_version": version,
+        "labels_as_of": calendar.as_of,
+        "unlabelled_rows": len(scores) - len(labelled),
+        **{k: float(v) for k, v in measured.items()},
+        "compared_with_version": replaced or "none",
+        **({"compared_auc": compared["auc"], "compared_brier": compared["brier"], "auc_gap": compared["auc"] - measured["auc"]} if compared else {}),
+        "calibration_by_decile": dg.MetadataValue.json(json.loads(calibration.round(4).to_json(orient="records"))),
+    })

@@ -6,6 +6,7 @@ from resources.governance import Governance
 from resources.registry import CHALLENGER, CHAMPION, ModelRegistry
 from resources.source import LandingFolder
 from resources.storage import DatasetStore
+from assets.training import sensitive_attributes
 
 TRAINING = "training"
 
@@ -14,8 +15,6 @@ TRAINING = "training"
 def model_evaluation(context: dg.AssetExecutionContext, landing: LandingFolder, store: DatasetStore, registry: ModelRegistry, governance: Governance) -> dg.MaterializeResult:
     """Every promotion gate of the policy, challenger and champion on the same out-of-time rows;
     recorded on the model version (MLflow tags), here, and in the governance ledger."""
-    import numpy as np
-
     from riskcore.features import feature_specs, model_matrix
     from riskcore.gates import evaluate_gates
     from riskcore.scoring import load_policy
@@ -28,16 +27,13 @@ def model_evaluation(context: dg.AssetExecutionContext, landing: LandingFolder, 
         raise ValueError(f"no `{CHALLENGER}` version of {registry.model_name} to evaluate: materialise risk_model first")
     frame = store.read("training_set")
     oot, train = frame[frame[SAMPLE_COLUMN] == "out_of_time"], frame[frame[SAMPLE_COLUMN] == "train"]
-    sensitive_columns = contract.columns("sensitive")
-    sensitive = oot[[id_column]].merge(
-        store.read_many("applications", sorted(oot["application_month"].unique()), columns=[id_column, *sensitive_columns]), on=id_column, how="left"
-    )[sensitive_columns]
+    sensitive = sensitive_attributes(store, contract, oot)
     model = registry.load(challenger.version)
     pd_oot, pd_train = model.predict_pd(model_matrix(oot, specs)), model.predict_pd(model_matrix(train, specs))
     compared = champion if champion and champion.version != challenger.version else None
     champion_pd = registry.load(compared.version).predict_pd(model_matrix(oot, specs)) if compared else None
     decision = load_policy()
-    approved = decision.decide(np.rint(decision.scaling.points(pd_oot))) == "approve"
+    approved = decision.decide(decision.points(pd_oot)) == "approve"
     policy = governance.policy()
     gates = evaluate_gates(policy, oot[target].to_numpy(), pd_oot, champion_pd, pd_train, approved, sensitive,
                            signature_ok=sorted(model.feature_names) == sorted(s.name for s in specs))
@@ -104,14 +100,11 @@ def champion_model(context: dg.AssetExecutionContext, registry: ModelRegistry, g
             outcome = f"{challenger.label} awaits approval: make approve VERSION={challenger.version} APPROVER=... REASON=..."
     if champion is None:
         raise ValueError(f"{registry.model_name} has no champion ({outcome})")
-    return dg.MaterializeResult(
-        metadata={
-            "model_name": champion.name,
-            "champion_version": champion.version,
-            "mlflow_run_id": champion.run_id,
-            "challenger_version": challenger.version if challenger else "",
-            "promotion": outcome,
-            "policy": policy.label,
-            "auto_approve": policy.auto_approve,
-        }
-    )
+    return dg.MaterializeResult(metadata={**champion_metadata(champion, outcome, policy.label), "challenger_version": challenger.version if challenger else "",
+                                          "auto_approve": policy.auto_approve})
+
+
+def champion_metadata(champion, promotion: str, policy: str) -> dict:
+    """Recorded whenever the champion is settled: by this asset, and by the promotion and rollback
+    jobs, so Dagster's records alone say which version is champion (the rollback sensor reads them)."""
+    return {"model_name": champion.name, "champion_version": champion.version, "mlflow_run_id": champion.run_id, "promotion": promotion, "policy": policy}

@@ -65,12 +65,15 @@ def risk_model(context: dg.AssetExecutionContext, landing: LandingFolder, store:
         model, model_matrix(frame.head(200), specs), params=params, metrics=metrics, tags=tags, dataset=frame,
         dataset_digest=digest, dataset_source=store.path("training_set").as_uri(), run_name=f"risk_model {context.run_id[:8]}", target=target,
     )
-    from riskcore.drift import build_profile
+    from riskcore.drift import build_profile, monitored_columns, monitored_frame
+    from riskcore.scoring import load_policy
 
     # The reference for drift monitoring, computed once from the training window and kept with the version.
     train = frame[frame[SAMPLE_COLUMN] == "train"]
-    reference = model_matrix(train, specs).assign(pd=model.predict_pd(model_matrix(train, specs)))
-    profile = build_profile(reference, [s.name for s in specs if s.kind == "numeric"] + ["pd"], [s.name for s in specs if s.kind == "categorical"])
+    matrix = model_matrix(train, specs)
+    reference = monitored_frame(matrix, model.predict_pd(matrix), load_policy(), sensitive_attributes(store, contract, train))
+    columns = monitored_columns([s.name for s in specs if s.kind == "numeric"], [s.name for s in specs if s.kind == "categorical"], contract.columns("sensitive"))
+    profile = build_profile(reference, *columns)
     registry.log_text(registered.run_id, profile.to_json(), "reference_profile.json")
     governance.ledger().append("candidate_registered", registered.label, "pipeline", {
         "mlflow_run_id": registered.run_id, "training_set_sha256": digest, "feature_set_version": fs_version,
@@ -87,3 +90,11 @@ def risk_model(context: dg.AssetExecutionContext, landing: LandingFolder, store:
             "oot_calibration_by_decile": dg.MetadataValue.json(calibration.round(4).to_dict("records")),
         }
     )
+
+
+def sensitive_attributes(store: DatasetStore, contract, frame):
+    """The sensitive columns (for fairness gates and monitoring, never for features) of `frame`'s
+    applications, row-aligned with it; read back from the accepted applications of their months."""
+    id_column, columns = contract.only("id"), contract.columns("sensitive")
+    months = sorted(frame["application_month"].unique())
+    return frame[[id_column]].merge(store.read_many("applications", months, columns=[id_column, *columns]), on=id_column, how="left")[columns]

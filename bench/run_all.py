@@ -116,13 +116,41 @@ def bench_registration(model, X):
     return ("register a model version (log + register + alias)", ours_s, "peer: log_model with defaults (inferred requirements, input example)", peer_s)
 
 
+def bench_sensors(months: int = 36):
+    """Both monitoring sensors on an instance holding `months` of drift and performance records."""
+    import warnings
+
+    import dagster as dg
+
+    from pipelines.sensors import drift_retraining_sensor, performance_rollback_sensor
+    from riskcore.months import months_between
+
+    warnings.simplefilter("ignore")
+    labels = months_between("2023-01", "2030-12")[:months]
+    with dg.instance_for_test() as instance:
+        for i, month in enumerate(labels):
+            psi = {f"psi_{n}": 0.01 * (i % 7) for n in range(20)}
+            instance.report_runless_asset_event(dg.AssetMaterialization("drift_report", partition=f"{month}-01", metadata={"drift_share": 0.0, **psi}))
+            instance.report_runless_asset_event(dg.AssetMaterialization("model_performance", partition=f"{month}-01", metadata={
+                "model_version": "1", "rows": 20000.0, "auc": 0.76, "compared_auc": 0.75, "ks": 0.4, "brier": 0.1}))
+        instance.report_runless_asset_event(dg.AssetMaterialization("champion_model", metadata={"champion_version": "1", "model_name": "retail_pd"}))
+
+        def evaluate():
+            for sensor in (drift_retraining_sensor, performance_rollback_sensor):
+                assert isinstance(sensor(dg.build_sensor_context(instance=instance)), dg.SkipReason)
+
+        ours = _best(evaluate, repeat=5)
+        floor = _best(lambda: [instance.fetch_materializations(dg.AssetKey(a), limit=240) for a in ("drift_report", "model_performance")], repeat=5)
+    return (f"evaluate both monitoring sensors ({months} months of records)", ours, "floor: fetch the records they read", floor)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=200_000)
     args = parser.parse_args(argv)
     rows = [bench_code_location(), bench_generation(args.rows), bench_ingestion(args.rows)]
     model, features, specs, X = _trained(args.rows)
-    rows += [bench_scoring(model, features, specs, X), bench_registration(model, X)]
+    rows += [bench_scoring(model, features, specs, X), bench_registration(model, X), bench_sensors()]
     print(f"{'what':62} {'seconds':>8}   {'compared with':55} {'seconds':>8} {'ratio':>7}")
     for what, ours, other, other_s in rows:
         ratio = f"{ours / other_s:7.2f}" if other_s else "      -"

@@ -11,9 +11,9 @@ warnings.filterwarnings("ignore", message=".*partitions_def on an AssetCheckSpec
 from assets import features, ingestion, monitoring, registry, scoring, training
 from checks import contract_checks, governance_checks, reconciliation
 from pipelines.environment import current_environment, resources_for
-from pipelines.jobs import model_training_job, monitoring_job, monthly_ingestion_job, monthly_scoring_job, promotion_job, rollback_job
+from pipelines.jobs import model_training_job, monitoring_job, monthly_ingestion_job, monthly_scoring_job, performance_job, promotion_job, rollback_job
 from pipelines.schedules import monthly_scoring_schedule
-from pipelines.sensors import drift_retraining_sensor, feature_automation_sensor
+from pipelines.sensors import drift_retraining_sensor, feature_automation_sensor, performance_rollback_sensor
 
 
 def build_definitions(resources: dict) -> dg.Definitions:
@@ -21,9 +21,9 @@ def build_definitions(resources: dict) -> dg.Definitions:
     return dg.Definitions(
         assets=dg.load_assets_from_modules([ingestion, features, training, registry, scoring, monitoring]),
         asset_checks=dg.load_asset_checks_from_modules([contract_checks, governance_checks, reconciliation]),
-        jobs=[monthly_ingestion_job, model_training_job, monthly_scoring_job, monitoring_job, promotion_job, rollback_job],
+        jobs=[monthly_ingestion_job, model_training_job, monthly_scoring_job, monitoring_job, performance_job, promotion_job, rollback_job],
         schedules=[monthly_scoring_schedule],
-        sensors=[feature_automation_sensor, drift_retraining_sensor],
+        sensors=[feature_automation_sensor, drift_retraining_sensor, performance_rollback_sensor],
         resources=resources,
         # ML steps are coarse; a process per step costs ~3.7 s here (see FIELD-NOTES).
         executor=dg.in_process_executor,

@@ -1,5 +1,6 @@
 import dagster as dg
 
+from assets.registry import champion_metadata
 from pipelines.partitions import monthly_partitions
 from resources.governance import Governance
 from resources.registry import ModelRegistry
@@ -29,6 +30,11 @@ monitoring_job = dg.define_asset_job(
     description="Drift of one month against the champion's training reference.",
 )
 
+performance_job = dg.define_asset_job(
+    "performance_job", selection=dg.AssetSelection.assets("loan_outcomes", "model_performance"), partitions_def=monthly_partitions,
+    description="Load a month's matured default flags and measure the model that scored it (nothing before they mature).",
+)
+
 
 class ApprovalConfig(dg.Config):
     version: str
@@ -40,17 +46,20 @@ class RollbackConfig(dg.Config):
     actor: str
     reason: str
     to_version: str | None = None  # default: previous_champion
+    from_version: str | None = None  # only if this version is still champion (sensors set it)
 
 
 @dg.op
 def approve_and_promote(context: dg.OpExecutionContext, config: ApprovalConfig, registry: ModelRegistry, governance: Governance) -> None:
     champion = governance.promote(registry, config.version, config.approver, config.reason, run_id=context.run_id)
+    context.log_event(dg.AssetMaterialization("champion_model", metadata=champion_metadata(champion, f"approved by {config.approver}: {config.reason}", governance.policy().label)))
     context.log.info(f"{champion.label} is champion, approved by {config.approver}")
 
 
 @dg.op
 def roll_back_champion(context: dg.OpExecutionContext, config: RollbackConfig, registry: ModelRegistry, governance: Governance) -> None:
-    champion = governance.rollback(registry, config.actor, config.reason, config.to_version, run_id=context.run_id)
+    champion = governance.rollback(registry, config.actor, config.reason, config.to_version, run_id=context.run_id, from_version=config.from_version)
+    context.log_event(dg.AssetMaterialization("champion_model", metadata=champion_metadata(champion, f"rolled back by {config.actor}: {config.reason}", governance.policy().label)))
     context.log.info(f"{champion.label} is champion again ({config.reason})")
 
 

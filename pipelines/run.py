@@ -19,10 +19,10 @@ QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 TAGS = {"trigger": "make run"}
 
 
-STAGES = ("ingestion", "training", "scoring", "monitoring")
+STAGES = ("ingestion", "training", "scoring", "monitoring", "performance")
 
 
-def _materialise(defs: dg.Definitions, instance: dg.DagsterInstance, months: list[str], stages: tuple[str, ...] = STAGES) -> dict[str, float]:
+def _materialise(defs: dg.Definitions, instance: dg.DagsterInstance, months: list[str], matured: list[str], stages: tuple[str, ...] = STAGES) -> dict[str, float]:
     timings = {}
     if "ingestion" in stages:
         started = time.perf_counter()
@@ -48,10 +48,16 @@ def _materialise(defs: dg.Definitions, instance: dg.DagsterInstance, months: lis
         for month in months:
             monitoring.execute_in_process(QUIET, partition_key=f"{month}-01", instance=instance, tags=TAGS)
         timings["drift monitoring"] = time.perf_counter() - started
+    if "performance" in stages:
+        started = time.perf_counter()
+        performance = defs.resolve_job_def("performance_job")
+        for month in matured:
+            performance.execute_in_process(QUIET, partition_key=f"{month}-01", instance=instance, tags=TAGS)
+        timings["realised performance"] = time.perf_counter() - started
     return timings
 
 
-def summarise(resources, months: list[str]) -> list[str]:
+def summarise(resources, instance: dg.DagsterInstance, months: list[str]) -> list[str]:
     """The figures a reviewer asks for first, read back from the outputs themselves."""
     import pandas as pd
 
@@ -60,17 +66,24 @@ def summarise(resources, months: list[str]) -> list[str]:
     from riskcore.ingestion import read_landing_bytes
     from riskcore.metrics import bayes_optimal_auc, roc_auc
 
+    from riskcore.features import feature_specs
+
     store, registry, landing = resources.store, resources.registry, resources.landing
-    lines = [f"{'month':8} {'received':>9} {'accepted':>9} {'quarant.':>9} {'scored':>9} {'approve':>8} {'refer':>7} {'decline':>8} {'drifted features':>17}"]
+    features = [s.name for s in feature_specs(landing.applications())]
+    from pipelines.sensors import latest_metadata_by_month
+
+    realised = latest_metadata_by_month(instance, "model_performance")
+    lines = [f"{'month':8} {'received':>9} {'accepted':>9} {'quarant.':>9} {'scored':>9} {'approve':>8} {'refer':>7} {'decline':>8} {'drifted features':>17} {'realised AUC':>13}"]
     for month in months:
         target = landing.applications_file(month)
         received = len(read_landing_bytes(target.name, target.read_bytes()).frame)
         scores = store.read("risk_scores", month, columns=["decision"])["decision"].value_counts(normalize=True)
         drift = store.read("drift_report", month) if store.path("drift_report", month).exists() else None
-        drifted = "-" if drift is None else str(int(drift.loc[drift["column"] != "pd", "drifted"].sum()))
+        drifted = "-" if drift is None else str(int(drift.loc[drift["column"].isin(features), "drifted"].sum()))
         lines.append(
             f"{month:8} {received:9d} {store.rows('applications', month):9d} {store.rows('quarantined_applications', month):9d} "
-            f"{store.rows('risk_scores', month):9d} {scores.get('approve', 0):8.1%} {scores.get('refer', 0):7.1%} {scores.get('decline', 0):8.1%} {drifted:>17}"
+            f"{store.rows('risk_scores', month):9d} {scores.get('approve', 0):8.1%} {scores.get('refer', 0):7.1%} {scores.get('decline', 0):8.1%} {drifted:>17} "
+            f"{format(realised[month]['auc'], '.4f') if month in realised else 'not matured':>13}"
         )
     champion = registry.by_alias(CHAMPION)
     metrics = registry.run_metrics(champion.run_id)
@@ -112,9 +125,10 @@ def main(argv: list[str] | None = None) -> int:
 
     instance = dg.DagsterInstance.get()
     print(f"materialising {len(months)} months ({months[0]}..{months[-1]}) into {instance.root_directory}", flush=True)
-    timings = _materialise(defs, instance, months, (args.only,) if args.only else STAGES)
     with dg.build_resources(resources_for(current_environment())) as resources:
-        lines = summarise(resources, months)
+        matured = [m for m in months if resources.calendar.matured(m)]
+        timings = _materialise(defs, instance, months, matured, (args.only,) if args.only else STAGES)
+        lines = summarise(resources, instance, months)
         data_root, mlflow_uri = resources.store.path("x").parent.parent, resources.registry._uri()
     print("\n".join(["", *lines, "", "time per stage:"]))
     for stage, seconds in timings.items():

@@ -1,6 +1,6 @@
 import dagster as dg
 
-from pipelines.jobs import model_training_job
+from pipelines.jobs import model_training_job, rollback_job
 
 # Evaluates the assets' automation conditions (application_features: eager, gated by every
 # upstream blocking check). Running by default: it only ever acts on the newest month.
@@ -9,6 +9,16 @@ feature_automation_sensor = dg.AutomationConditionSensorDefinition(
     target=dg.AssetSelection.assets("application_features"),
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
+
+
+def latest_metadata_by_month(instance: dg.DagsterInstance, asset: str, limit: int = 240) -> dict:
+    """month -> metadata of the newest materialisation of each partition (records come newest first)."""
+    from riskcore.months import month_label
+
+    latest = {}
+    for record in instance.fetch_materializations(dg.AssetKey(asset), limit=limit).records:
+        latest.setdefault(month_label(record.partition_key), {k: v.value for k, v in record.asset_materialization.metadata.items()})
+    return latest
 
 
 @dg.sensor(job=model_training_job, minimum_interval_seconds=3600, default_status=dg.DefaultSensorStatus.STOPPED)
@@ -21,13 +31,8 @@ def drift_retraining_sensor(context: dg.SensorEvaluationContext):
     import json
 
     from riskcore.drift import load_monitoring_policy, retraining_decision
-    from riskcore.months import month_label
 
-    shares: dict[str, float] = {}
-    for record in context.instance.fetch_materializations(dg.AssetKey("drift_report"), limit=240).records:  # newest first
-        month = month_label(record.partition_key)
-        if month not in shares:
-            shares[month] = float(record.asset_materialization.metadata["drift_share"].value)
+    shares = {m: float(r["drift_share"]) for m, r in latest_metadata_by_month(context.instance, "drift_report").items()}
     state = json.loads(context.cursor or "{}")
     policy = load_monitoring_policy()
     month, why = retraining_decision(shares, state.get("last_launch"), policy)
@@ -36,3 +41,32 @@ def drift_retraining_sensor(context: dg.SensorEvaluationContext):
     context.update_cursor(json.dumps({"last_launch": month}))
     return dg.RunRequest(run_key=f"drift-retraining-{month}", tags={"trigger": "drift_retraining_sensor", "drift_month": month,
                                                                        "decision": why, "monitoring_policy": policy.label})
+
+
+@dg.sensor(job=rollback_job, minimum_interval_seconds=3600, default_status=dg.DefaultSensorStatus.STOPPED)
+def performance_rollback_sensor(context: dg.SensorEvaluationContext):
+    """Roll the champion back when its realised performance, on matured months it scored, trails
+    the version it replaced on the same rows by more than the tolerance, or falls below the floor.
+
+    Reads only Dagster's records (champion_model, model_performance): no registry call, no data.
+    One rollback per champion version (run key); the rollback job refuses if the champion changed
+    since, and records the rollback in the ledger."""
+    from riskcore.drift import load_monitoring_policy
+    from riskcore.performance import rollback_decision
+
+    settled = context.instance.fetch_materializations(dg.AssetKey("champion_model"), limit=1).records
+    if not settled:
+        return dg.SkipReason("no champion recorded yet")
+    champion = settled[0].asset_materialization.metadata
+    version, name = champion["champion_version"].value, champion["model_name"].value
+    months = {m: {"rows": r["rows"], "auc": r["auc"], "compared_auc": r.get("compared_auc")}
+              for m, r in latest_metadata_by_month(context.instance, "model_performance").items() if r["model_version"] == version}
+    policy = load_monitoring_policy()
+    roll_back, why = rollback_decision(months, policy)
+    if not roll_back:
+        return dg.SkipReason(f"{name}/{version}: {why}")
+    return dg.RunRequest(
+        run_key=f"performance-rollback-{name}-{version}",
+        run_config={"ops": {"roll_back_champion": {"config": {"actor": "performance_rollback_sensor", "reason": why, "from_version": version}}}},
+        tags={"trigger": "performance_rollback_sensor", "champion": f"{name}/{version}", "decision": why, "monitoring_policy": policy.label},
+    )

@@ -55,7 +55,8 @@ class Governance(dg.ConfigurableResource):
                 registry.set_alias(PREVIOUS_CHAMPION, current.version)
             registry.set_alias(CHAMPION, version)
             record("promotion", label, approver, {**payload, "bootstrap": bootstrap})
-            registry.tag_version(version, {"approved_by": approver, "approval_reason": reason})
+            # What this version replaced: its realised performance is later compared with it on the same rows.
+            registry.tag_version(version, {"approved_by": approver, "approval_reason": reason, "promoted_over": current.version if current else ""})
             _add_to_card(registry, version, f"- approved by {approver} and promoted to champion: {reason}" + (" (bootstrap)" if bootstrap else ""))
         return registry.by_alias(CHAMPION)
 
@@ -67,12 +68,17 @@ class Governance(dg.ConfigurableResource):
             registry.tag_version(version, {"rejected_by": approver, "rejection_reason": reason})
             record("rejection", label, approver, {"reason": reason, "policy": policy.label})
 
-    def rollback(self, registry: ModelRegistry, actor: str, reason: str, to_version: str | None = None, run_id: str | None = None) -> RegisteredModel:
-        """Point champion back to previous_champion (or a named version that passed its gates)."""
+    def rollback(self, registry: ModelRegistry, actor: str, reason: str, to_version: str | None = None, run_id: str | None = None,
+                 from_version: str | None = None) -> RegisteredModel:
+        """Point champion back to previous_champion (or a named version that passed its gates).
+        With `from_version`, only if that version is still champion: a request made on stale
+        information (a sensor's, say) changes nothing."""
         with self.ledger().exclusive() as record, _registry_calls(f"{registry.model_name} champion"):
             current = registry.by_alias(CHAMPION)
             if current is None:
                 raise PromotionRefused(f"{registry.model_name} has no champion to roll back")
+            if from_version is not None and current.version != from_version:
+                raise PromotionRefused(f"the rollback was asked for version {from_version}, but {current.label} is champion now")
             if to_version is None:
                 target = registry.by_alias(PREVIOUS_CHAMPION)
                 if target is None:

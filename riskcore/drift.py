@@ -89,6 +89,9 @@ class MonitoringPolicy:
     drifted_month_min_share: float = 0.1
     persistence: int = 2
     cooldown_months: int = 3
+    auc_tolerance: float = 0.02
+    auc_floor: float = 0.65
+    min_matured_months: int = 1
 
 
 def load_monitoring_policy(path=None) -> MonitoringPolicy:
@@ -98,11 +101,12 @@ def load_monitoring_policy(path=None) -> MonitoringPolicy:
 
     path = Path(path) if path else Path(__file__).parent / "policies" / "monitoring.yaml"
     doc = yaml.safe_load(path.read_text())
-    retraining = doc.get("retraining", {})
+    retraining, performance = doc.get("retraining", {}), doc.get("performance", {})
     return MonitoringPolicy(f"{doc['policy_id']}@{doc['version']}", float(doc["psi"]["investigate"]), float(doc["psi"]["shift"]),
                             float(doc["distance_threshold"]), int(doc["evidently_sample_rows"]),
                             float(retraining.get("drifted_month_min_share", 0.1)), int(retraining.get("persistence", 2)),
-                            int(retraining.get("cooldown_months", 3)))
+                            int(retraining.get("cooldown_months", 3)), float(performance.get("auc_tolerance", 0.02)),
+                            float(performance.get("auc_floor", 0.65)), int(performance.get("min_matured_months", 1)))
 
 
 def retraining_decision(drift_shares: dict[str, float], last_launch: str | None, policy: MonitoringPolicy) -> tuple[str | None, str]:
@@ -124,6 +128,18 @@ def retraining_decision(drift_shares: dict[str, float], last_launch: str | None,
     if last_launch is not None and month_index(latest) - month_index(last_launch) < policy.cooldown_months:
         return None, f"cooldown: last retraining launched for {last_launch}, {policy.cooldown_months} months must pass"
     return latest, f"drift persisted {policy.persistence} months ({', '.join(sorted(window))})"
+
+
+def monitored_columns(numeric_features: list[str], categorical_features: list[str], sensitive: list[str]) -> tuple[list[str], list[str]]:
+    """(numeric, categorical) columns drift monitoring compares: the model's features, its PD and
+    the decision it leads to, and the sensitive attributes (a shift in who applies is a fairness
+    question before it is a model one). Training's profile and every month's report use this."""
+    return [*numeric_features, "pd"], [*categorical_features, "decision", *sensitive]
+
+
+def monitored_frame(matrix: pd.DataFrame, pd_: np.ndarray, decision_policy, sensitive: pd.DataFrame) -> pd.DataFrame:
+    """The rows drift monitoring compares (see monitored_columns), row-aligned with `matrix`."""
+    return matrix.reset_index(drop=True).assign(pd=pd_, decision=decision_policy.decide(decision_policy.points(pd_))).join(sensitive.reset_index(drop=True))
 
 
 def build_profile(frame: pd.DataFrame, numeric: list[str], categorical: list[str]) -> ReferenceProfile:

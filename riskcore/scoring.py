@@ -55,6 +55,10 @@ class DecisionPolicy:
         points = np.asarray(points)
         return np.where(points >= self.approve_min_score, "approve", np.where(points >= self.refer_min_score, "refer", "decline"))
 
+    def points(self, pd_: np.ndarray) -> np.ndarray:
+        """Whole points, as printed on the decision and compared with the cut-offs."""
+        return np.rint(self.scaling.points(pd_)).astype("int64")
+
 
 def load_policy(path: str | Path = DEFAULT_POLICY) -> DecisionPolicy:
     doc = yaml.safe_load(Path(path).read_text())
@@ -77,7 +81,7 @@ def score(features: pd.DataFrame, id_column: str, model: PDScorecard, specs: lis
     """One row per application: PD, points, decision, reasons, and the lineage of the decision."""
     X = model_matrix(features, specs)
     pd_ = model.predict_pd(X)
-    points = np.rint(policy.scaling.points(pd_)).astype("int64")
+    points = policy.points(pd_)
     out = pd.DataFrame({id_column: features[id_column].to_numpy(), "pd": pd_, "score_points": points, "decision": policy.decide(points)})
     reasons = pd.DataFrame(reason_codes(model.logit_contributions(X), model.reference_contributions_, k=policy.max_reason_codes))
     codes = {s.name: s.reason_code for s in specs}

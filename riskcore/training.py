@@ -29,7 +29,8 @@ def assemble_training_set(features: dict[str, pd.DataFrame], outcomes: dict[str,
         joined = features[month].merge(outcomes[month][[id_column, target]], on=id_column, how="left", validate="one_to_one")
         unlabelled = int(joined[target].isna().sum())
         if unlabelled:
-            raise ValueError(f"{month}: {unlabelled} accepted applications have no outcome in the matured outcome file")
+            raise ValueError(f"{month}: {unlabelled} accepted applications have no outcome; if loan_outcomes {month} was "
+                             "materialised before its labels matured, materialise it again (performance_job)")
         joined[target] = joined[target].astype("int64")
         joined[SAMPLE_COLUMN] = "out_of_time" if month in oot else "train"
         parts.append(joined)
