@@ -15,7 +15,7 @@ export DAGSTER_HOME := $(CURDIR)/$(DATA_DIR)/dagster_home
 endif
 export RISK_DATA_DIR := $(DATA_DIR)
 
-.PHONY: install run german-credit train approve reject rollback ledger verify-ledger test dev mlflow-ui check bench lock clean
+.PHONY: install run german-credit train approve reject rollback ledger verify-ledger backfill test dev mlflow-ui check bench lock clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,14 @@ run: install
 ## The same pipeline on real public data: German credit (1,000 applications over 20 months).
 german-credit:
 	$(MAKE) run SOURCE=german_credit ARGS="--start 2023-01 --end 2024-08"
+
+## Regulatory reports over a range of months: one run for the range (default), one run a month
+## (PER_PARTITION=1), or launched into a running deployment through GraphQL (REMOTE=http://127.0.0.1:3000).
+FROM ?= 2023-01
+TO ?= 2024-12
+backfill: install
+	mkdir -p $(DAGSTER_HOME)
+	$(BIN)/python -m pipelines.backfill --from $(FROM) --to $(TO) $(if $(PER_PARTITION),--per-partition) $(if $(REMOTE),--remote $(REMOTE) --wait $(or $(WAIT),600))
 
 ## Install, then run the test suite (tests choose their own sources and temp folders).
 test: install

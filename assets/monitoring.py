@@ -6,7 +6,7 @@ from pipelines.partitions import monthly_partitions
 from assets.training import sensitive_attributes
 from resources.registry import CHAMPION, ModelRegistry
 from resources.source import LandingFolder, ScoringCalendar
-from resources.storage import DatasetStore
+from resources.storage import DatasetStore, atomic_write_bytes
 from riskcore.months import month_label
 
 
@@ -37,10 +37,10 @@ def drift_report(context: dg.AssetExecutionContext, landing: LandingFolder, stor
     current = monitored_frame(matrix, registry.load(champion.version).predict_pd(matrix), load_policy(), sensitive_attributes(store, contract, rows))
     profile = ReferenceProfile.from_json(profile_text)
     stats = drift_statistics(profile, current, policy.distance_threshold)
-    written = store.write("drift_report", stats, month)
+    written = store.write("drift_report", stats.assign(reference_model=champion.label), month)
     html = _evidently_html(profile, current, policy.sample_rows, seed=int(month.replace("-", "")))
-    report_path = store.path("drift_report", month).parent / "evidently.html"
-    report_path.write_text(html)
+    report_path = store.file("drift_report", month, "evidently.html")
+    atomic_write_bytes(report_path, html.encode())
     registry.log_text(champion.run_id, html, f"monitoring/drift_{month}.html")
     by_column = stats.set_index("column")
     features_only = by_column.loc[[s.name for s in specs]]  # the drift share counts model features only

@@ -47,7 +47,9 @@ def local_resources() -> dict:
         model_name = "german_credit_pd"
     else:
         data = os.environ.get("RISK_DATA_DIR", "data")
-        calendar = ScoringCalendar(as_of_month=os.environ.get("RISK_AS_OF", "2024-12"))
+        calendar = ScoringCalendar(as_of_month=os.environ.get("RISK_AS_OF", "2024-12"),
+                                   performance_window_months=int(os.environ.get("RISK_PERFORMANCE_WINDOW_MONTHS", "12")),
+                                   out_of_time_months=int(os.environ.get("RISK_OUT_OF_TIME_MONTHS", "3")))
         landing = SyntheticLandingFolder(
             path=f"{data}/landing",
             calendar=calendar,

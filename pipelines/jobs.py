@@ -35,6 +35,11 @@ performance_job = dg.define_asset_job(
     description="Load a month's matured default flags and measure the model that scored it (nothing before they mature).",
 )
 
+regulatory_report_job = dg.define_asset_job(
+    "regulatory_report_job", selection=dg.AssetSelection.assets("regulatory_report"), partitions_def=monthly_partitions,
+    description="Build (or rebuild and compare with the published) regulatory report of one month, or of a range in one run.",
+)
+
 
 class ApprovalConfig(dg.Config):
     version: str

@@ -90,6 +90,10 @@ class DatasetStore(dg.ConfigurableResource):
             folder = folder / f"month={month_label(partition)}"
         return folder / "part-0.parquet"
 
+    def file(self, dataset: str, partition: str | None, name: str) -> UPath:
+        """A named file beside the dataset's Parquet part (reports, HTML)."""
+        return self.path(dataset, partition).parent / name
+
     def write(self, dataset: str, frame: pd.DataFrame, partition: str | None = None) -> WrittenDataset:
         data = parquet_bytes(frame)
         target = self.path(dataset, partition)

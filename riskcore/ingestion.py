@@ -202,11 +202,15 @@ class Ingested:
     violation: ContractViolation | None = None
 
     def quarantine_reasons(self) -> dict[str, int]:
-        """Rows per broken rule (a row breaking two rules counts under both)."""
-        if self.quarantined.empty:
-            return {}
-        counts = self.quarantined[REASONS_COLUMN].str.split(";").explode().value_counts()
-        return {str(k): int(v) for k, v in counts.items()}
+        return count_reasons(self.quarantined)
+
+
+def count_reasons(quarantined: pd.DataFrame) -> dict[str, int]:
+    """Rows per broken rule (a row breaking two rules counts under both)."""
+    if quarantined.empty:
+        return {}
+    counts = quarantined[REASONS_COLUMN].str.split(";").explode().value_counts()
+    return {str(k): int(v) for k, v in counts.items()}
 
 
 def _with_lineage(frame: pd.DataFrame, contract: Contract, token_key: str, sha256: str, quarantine: bool = False) -> pd.DataFrame:

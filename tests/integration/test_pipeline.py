@@ -274,6 +274,9 @@ def test_drift_report_against_the_champions_reference(pipeline):
     report = Path(metadata["evidently_report"].value)
     assert report.is_file() and "annual_income" in report.read_text()
     stats = pipeline.store.read("drift_report", month)
-    assert len(stats) == len(pipeline.landing.applications().features) + 1  # every feature and the score
+    contract = pipeline.landing.applications()
+    # every feature, the PD, the decision and the sensitive attributes
+    assert sorted(stats["column"]) == sorted([f.name for f in contract.features] + ["pd", "decision", *contract.columns("sensitive")])
+    assert "psi_decision" in metadata and "psi_applicant_sex" in metadata
     (check,) = result.get_asset_check_evaluations()
     assert check.check_name == "check_feature_drift_within_policy" and check.passed

@@ -1,0 +1,137 @@
+"""Monthly regulatory reports, reproducible byte for byte and published through the ledger."""
+
+import dagster as dg
+
+from pipelines.partitions import monthly_partitions
+from resources.governance import Governance
+from resources.registry import ModelRegistry
+from resources.source import LandingFolder, ScoringCalendar
+from resources.storage import DatasetStore
+from riskcore.months import month_label
+
+REPORT = "regulatory_report"
+TRAIL_KINDS = ("candidate_registered", "gate_results", "approval", "promotion")
+
+
+@dg.asset(
+    partitions_def=monthly_partitions, group_name="reporting", kinds={"html", "json"},
+    deps=["applications", "quarantined_applications", "risk_scores", "drift_report",
+          dg.AssetDep("model_performance", partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-12, end_offset=-12))],
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    check_specs=[dg.AssetCheckSpec("check_report_matches_published", asset=REPORT, blocking=True,
+                                   description="Each month's rebuild has the digest the ledger published, and the published files are untouched.")],
+)
+def regulatory_report(context: dg.AssetExecutionContext, landing: LandingFolder, calendar: ScoringCalendar, store: DatasetStore,
+                      registry: ModelRegistry, governance: Governance):
+    """report.json and report.html per month, from that month's recorded inputs only (its files,
+    its scores and the model versions recorded with them, their gates and approval trail), never
+    from the clock or today's champion. The first build is published in the ledger with its
+    digest; a rebuild that differs is kept beside it, and the check names the sections that changed.
+    One run may build many months (single-run backfill) or one."""
+    outcomes = {}
+    for key in context.partition_keys:
+        month = month_label(key)
+        outcomes[month] = publish_report(month, report_inputs(month, landing, calendar, store, registry, governance), store, governance, context.run_id)
+        context.log.info(f"{REPORT} {month}: {outcomes[month]['status']}")
+    failing = {m: o for m, o in outcomes.items() if o["status"] not in ("published", "reproduced")}
+    yield dg.MaterializeResult(
+        asset_key=REPORT,
+        metadata={"months": len(outcomes), "first_month": min(outcomes), "last_month": max(outcomes),
+                  "statuses": dg.MetadataValue.json({m: o["status"] for m, o in outcomes.items()}),
+                  "digests": dg.MetadataValue.json({m: o["digest"] for m, o in outcomes.items()}),
+                  **({"report_html": dg.MetadataValue.path(outcomes[month]["html"])} if len(outcomes) == 1 else {})},
+    )
+    yield dg.AssetCheckResult(check_name="check_report_matches_published", asset_key=REPORT, passed=not failing,
+                              metadata={"months_checked": len(outcomes), "problems": dg.MetadataValue.json(failing)})
+
+
+def report_inputs(month: str, landing: LandingFolder, calendar: ScoringCalendar, store: DatasetStore, registry: ModelRegistry, governance: Governance):
+    """Everything the month's report says, read from what was recorded for that month."""
+    from riskcore.ingestion import count_reasons, read_landing_bytes
+    from riskcore.months import add_months
+    from riskcore.report import ReportInputs
+    from riskcore.scoring import load_policy
+
+    contract, policy = landing.applications(), governance.policy()
+    id_column, target, sensitive = contract.only("id"), landing.outcomes().only("target"), contract.columns("sensitive")
+    source = landing.applications_file(month)
+    landed = read_landing_bytes(source.name, source.read_bytes())
+    scores = store.read("risk_scores", month)
+    ledger = governance.ledger()
+    models = []
+    for name, version in sorted(scores[["model_name", "model_version"]].drop_duplicates().itertuples(index=False)):
+        tags, label = registry.version_tags(version), f"{name}/{version}"
+        models.append({
+            "label": label, "run_id": registry.client().get_model_version(name, version).run_id,
+            "gates": {k.removeprefix("gate."): v for k, v in sorted(tags.items()) if k.startswith("gate.")},
+            "gates_passed": tags.get("gates_passed") == "true", "gates_policy": tags.get("gates_policy", "not evaluated"),
+            "trail": [{"seq": e.seq, "kind": e.kind, "actor": e.actor, "recorded_at": e.recorded_at, "reason": e.payload.get("reason", "")}
+                      for e in ledger.entries(subject=label) if e.kind in TRAIL_KINDS],
+        })
+    cohort = month_label(add_months(month, -calendar.performance_window_months))
+    backtest, note = None, f"labels of {cohort} mature {calendar.performance_window_months} months after application"
+    if store.path("risk_scores", cohort).exists() and store.path("loan_outcomes", cohort).exists():
+        labelled = store.read("risk_scores", cohort, columns=[id_column, "pd", "model_version"]).merge(
+            store.read("loan_outcomes", cohort, columns=[id_column, target]).rename(columns={target: "defaulted"}), on=id_column)
+        backtest = labelled if len(labelled) else None
+        note = f"scores of {cohort} against their realised outcomes" if len(labelled) else f"outcomes of {cohort} not loaded yet (performance_job)"
+    drift = store.read("drift_report", month) if store.path("drift_report", month).exists() else None
+    return ReportInputs(
+        month=month,
+        input_files=[{"name": landed.name, "sha256": landed.sha256, "rows": len(landed.frame)}],
+        applications=store.read("applications", month, columns=[id_column, "contract_version", "source_file_sha256", *sensitive]).rename(columns={id_column: "application_id"}),
+        quarantine_reasons=count_reasons(store.read("quarantined_applications", month, columns=["quarantine_reasons"])),
+        quarantined=store.rows("quarantined_applications", month),
+        scores=scores.rename(columns={id_column: "application_id"}), models=models, sensitive=sensitive,
+        min_group_size=policy.min_group_size, min_adverse_impact_ratio=policy.min_adverse_impact_ratio, decision_policy=load_policy().label,
+        drift=drift, drift_reference=None if drift is None else str(drift["reference_model"].iloc[0]),
+        backtest_cohort=cohort, backtest=backtest, backtest_note=note,
+        overrides=[{"seq": e.seq, "actor": e.actor, "recorded_at": e.recorded_at, **e.payload} for e in ledger.entries(kind="override") if e.payload.get("month") == month],
+    )
+
+
+def publish_report(month: str, inputs, store: DatasetStore, governance: Governance, run_id: str) -> dict:
+    """Write and publish the first build; afterwards compare every rebuild with what was published."""
+    from resources.storage import atomic_write_bytes
+    from riskcore.report import build_report, canonical_json, changed_sections, render_html, report_digest, section_digests
+
+    doc = build_report(inputs)
+    json_bytes, html_bytes = canonical_json(doc), render_html(doc).encode()
+    digest, sections = report_digest(json_bytes, html_bytes), section_digests(doc)
+    ledger, subject = governance.ledger(), f"{REPORT}/{month}"
+    published = ledger.entries(kind="report_published", subject=subject)
+    json_path, html_path = store.file(REPORT, month, "report.json"), store.file(REPORT, month, "report.html")
+    if not published:
+        atomic_write_bytes(json_path, json_bytes)
+        atomic_write_bytes(html_path, html_bytes)
+        ledger.append("report_published", subject, "pipeline", {"month": month, "digest": digest, "sections": sections, "dagster_run_id": run_id})
+        return {"status": "published", "digest": digest, "html": str(html_path)}
+    record = published[-1].payload
+    tampered = verify_files(store, month, record)
+    if tampered:
+        return {"status": "published files altered", "digest": digest, "html": str(html_path), "files": tampered}
+    if digest == record["digest"]:
+        return {"status": "reproduced", "digest": digest, "html": str(html_path)}
+    for name, data in ((f"rebuild-{digest[:12]}.json", json_bytes), (f"rebuild-{digest[:12]}.html", html_bytes)):
+        atomic_write_bytes(store.file(REPORT, month, name), data)
+    return {"status": "rebuild differs from the published report", "digest": digest, "published_digest": record["digest"],
+            "changed_sections": changed_sections(record["sections"], sections), "html": str(store.file(REPORT, month, f"rebuild-{digest[:12]}.html"))}
+
+
+def verify_files(store: DatasetStore, month: str, record: dict) -> list[str]:
+    """The published files whose bytes no longer give the digest the ledger recorded (empty: intact)."""
+    import json
+
+    from riskcore.report import changed_sections, report_digest, section_digests
+
+    json_path, html_path = store.file(REPORT, month, "report.json"), store.file(REPORT, month, "report.html")
+    if not (json_path.exists() and html_path.exists()):
+        return [p.name + " missing" for p in (json_path, html_path) if not p.exists()]
+    json_bytes, html_bytes = json_path.read_bytes(), html_path.read_bytes()
+    if report_digest(json_bytes, html_bytes) == record["digest"]:
+        return []
+    try:
+        altered = [f"report.json section {s}" for s in changed_sections(record["sections"], section_digests(json.loads(json_bytes)))]
+    except ValueError:
+        altered = ["report.json (not valid JSON)"]
+    return altered or ["report.html"]

@@ -1,0 +1,128 @@
+"""`make backfill FROM=2023-01 TO=2025-12`: regulatory reports over a range of months.
+
+Locally (default): one run over the whole range in this process, on the instance in
+$DAGSTER_HOME (the asset's single-run backfill policy), or `--per-partition`, one run a month.
+With `--remote URL` it launches a partition backfill into a running deployment through
+Dagster's GraphQL API instead (the daemon runs it; the UI shows it under Backfills).
+"""
+
+import argparse
+import json
+import sys
+import time
+import urllib.request
+
+import dagster as dg
+
+from riskcore.months import month_label, months_between
+
+JOB, ASSET, LOCATION = "regulatory_report_job", "regulatory_report", "risk_scoring"
+
+LAUNCH = """
+mutation Launch($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message }
+    ... on InvalidSubsetError { message }
+    ... on PartitionSetNotFoundError { message }
+    ... on UnauthorizedError { message }
+  }
+}
+"""
+
+STATUS = """
+query Status($id: String!) {
+  partitionBackfillOrError(backfillId: $id) {
+    __typename
+    ... on PartitionBackfill { id status numPartitions runs(limit: 1000) { runId status } }
+    ... on PythonError { message }
+  }
+}
+"""
+
+
+def graphql(url: str, query: str, variables: dict) -> dict:
+    request = urllib.request.Request(f"{url.rstrip('/')}/graphql", data=json.dumps({"query": query, "variables": variables}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        body = json.loads(response.read())
+    if body.get("errors"):
+        raise RuntimeError(f"GraphQL error from {url}: {body['errors'][0].get('message')}")
+    return body["data"]
+
+
+def launch_remote(url: str, months: list[str], per_partition: bool, tags: dict[str, str]) -> str:
+    """An asset backfill (one run for the range, as the asset's policy says) or, per partition,
+    a job backfill over the job's partition set (one run a month). Returns the backfill id."""
+    partitions = [f"{m}-01" for m in months]
+    params = {"partitionNames": partitions, "tags": [{"key": k, "value": v} for k, v in tags.items()], "title": f"{ASSET} {months[0]}..{months[-1]}"}
+    if per_partition:
+        params["selector"] = {"partitionSetName": f"{JOB}_partition_set",
+                              "repositorySelector": {"repositoryName": "__repository__", "repositoryLocationName": LOCATION}}
+    else:
+        params["assetSelection"] = [{"path": [ASSET]}]
+    result = graphql(url, LAUNCH, {"params": params})["launchPartitionBackfill"]
+    if result["__typename"] != "LaunchBackfillSuccess":
+        raise RuntimeError(f"{url} refused the backfill: {result['__typename']}: {result.get('message')}")
+    return result["backfillId"]
+
+
+def wait_remote(url: str, backfill_id: str, timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        backfill = graphql(url, STATUS, {"id": backfill_id})["partitionBackfillOrError"]
+        if backfill["__typename"] != "PartitionBackfill":
+            raise RuntimeError(backfill.get("message"))
+        if backfill["status"] not in ("REQUESTED",) or time.monotonic() > deadline:
+            return backfill
+        time.sleep(2)
+
+
+def run_local(defs: dg.Definitions, instance: dg.DagsterInstance, months: list[str], per_partition: bool, tags: dict[str, str]) -> list[dg.ExecuteInProcessResult]:
+    """In this process, on `instance`: the runs are the UI's like any other."""
+    job = defs.resolve_job_def(JOB)
+    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    if per_partition:
+        return [job.execute_in_process(quiet, instance=instance, partition_key=f"{m}-01", tags=tags, raise_on_error=False) for m in months]
+    range_tags = {"dagster/asset_partition_range_start": f"{months[0]}-01", "dagster/asset_partition_range_end": f"{months[-1]}-01"}
+    return [job.execute_in_process(quiet, instance=instance, tags={**tags, **range_tags}, raise_on_error=False)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--from", dest="first", required=True, help="first month, YYYY-MM")
+    parser.add_argument("--to", dest="last", required=True, help="last month, YYYY-MM")
+    parser.add_argument("--per-partition", action="store_true", help="one run per month instead of one run for the range")
+    parser.add_argument("--remote", metavar="URL", help="launch into the deployment whose webserver is at URL (e.g. http://127.0.0.1:3000)")
+    parser.add_argument("--wait", type=float, default=0, help="with --remote: seconds to wait for the backfill to finish")
+    args = parser.parse_args(argv)
+    months = months_between(month_label(args.first), month_label(args.last))
+    tags = {"trigger": "make backfill"}
+    started = time.perf_counter()
+    if args.remote:
+        backfill_id = launch_remote(args.remote, months, args.per_partition, tags)
+        print(f"launched backfill {backfill_id} of {ASSET} over {len(months)} months: {args.remote.rstrip('/')}/runs/b/{backfill_id}")
+        if args.wait:
+            backfill = wait_remote(args.remote, backfill_id, args.wait)
+            print(f"backfill {backfill_id}: {backfill['status']}, {len(backfill['runs'])} run(s)")
+            return 0 if backfill["status"] == "COMPLETED" else 1
+        return 0
+    from pipelines.definitions import defs
+
+    results = run_local(defs, dg.DagsterInstance.get(), months, args.per_partition, tags)
+    failed = [r.run_id for r in results if not r.success]
+    checks = [e for r in results for e in r.get_asset_check_evaluations()]
+    problems = {m: p for e in checks if not e.passed for m, p in e.metadata["problems"].value.items()}
+    print(f"{ASSET}: {len(months)} months ({months[0]}..{months[-1]}) in {len(results)} run(s), {time.perf_counter() - started:.1f} s")
+    for month, problem in sorted(problems.items()):
+        print(f"  {month}: {problem['status']}" + (f" ({', '.join(problem.get('changed_sections', problem.get('files', [])))})" if problem.get("changed_sections") or problem.get("files") else ""))
+    from pipelines.environment import current_environment, resources_for
+
+    with dg.build_resources({"store": resources_for(current_environment())["store"]}) as resources:
+        print(f"reports: {resources.store.file(ASSET, months[-1], 'report.html')} (and report.json), one folder a month")
+    return 1 if failed or problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

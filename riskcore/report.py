@@ -1,0 +1,185 @@
+"""The monthly regulatory report: one JSON document for machines, one HTML page for people.
+
+Built only from recorded inputs (the month's files, datasets, the model versions recorded with
+its scores, their gates and ledger trail), never from the clock or today's champion: the same
+inputs give the same bytes. Sections are digested one by one, so a rebuild that differs from
+the published report names what changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from riskcore.gates import adverse_impact_ratio
+from riskcore.metrics import calibration_by_decile
+from riskcore.performance import realised_performance
+
+SCORE_BANDS = (0, 450, 500, 520, 530, 540, 550, 560, 580, 600, 650, 10_000)
+REPORT_KIND = "monthly PD model report"
+
+
+@dataclass
+class ReportInputs:
+    month: str
+    input_files: list[dict]                 # name, sha256, rows received
+    applications: pd.DataFrame              # accepted: contract_version, source_file_sha256, sensitive columns
+    quarantine_reasons: dict[str, int]      # column:rule -> rows
+    quarantined: int
+    scores: pd.DataFrame                    # the month's risk_scores
+    models: list[dict]                      # per version that scored the month: label, run_id, gates, trail
+    sensitive: list[str]
+    min_group_size: int
+    min_adverse_impact_ratio: float
+    decision_policy: str
+    drift: pd.DataFrame | None = None       # drift_report of the month
+    drift_reference: str | None = None      # the version whose training reference it was measured against
+    backtest_cohort: str | None = None
+    backtest: pd.DataFrame | None = None    # the cohort's scores with their realised outcome (`pd`, `defaulted`)
+    backtest_note: str = ""
+    overrides: list[dict] = field(default_factory=list)
+
+
+def _round(value, digits: int = 6):
+    return None if value is None or (isinstance(value, float) and np.isnan(value)) else round(float(value), digits)
+
+
+def build_report(inputs: ReportInputs) -> dict:
+    scores, received = inputs.scores, sum(f["rows"] for f in inputs.input_files)
+    accepted = len(inputs.applications)
+    decisions = scores["decision"].value_counts()
+    bands = pd.cut(scores["score_points"], SCORE_BANDS, right=False)
+    approved = (scores["decision"] == "approve").to_numpy()
+    by_id = inputs.applications.set_index("application_id")
+    fairness = {}
+    for column in inputs.sensitive:
+        ratio, rates = adverse_impact_ratio(approved, by_id.loc[scores["application_id"], column].reset_index(drop=True), inputs.min_group_size)
+        fairness[column] = {"approval_rate_by_group": rates, "adverse_impact_ratio": _round(ratio, 4),
+                            "threshold": inputs.min_adverse_impact_ratio, "passed": None if ratio is None else ratio >= inputs.min_adverse_impact_ratio}
+    return {
+        "report": {"kind": REPORT_KIND, "month": inputs.month, "decision_policy": inputs.decision_policy},
+        "volumes": {"received": received, "accepted": accepted, "quarantined": inputs.quarantined, "scored": len(scores),
+                    "reconciled": received == accepted + inputs.quarantined and len(scores) == accepted},
+        "decisions": {d: {"count": int(decisions.get(d, 0)), "rate": _round(decisions.get(d, 0) / max(len(scores), 1), 4)} for d in ("approve", "refer", "decline")},
+        "score_distribution": {
+            "bands": [{"points": f"[{b.left}, {b.right})", "count": int(n)} for b, n in bands.value_counts(sort=False).items()],
+            "pd_mean": _round(scores["pd"].mean()), "pd_quantiles": {f"p{q}": _round(scores["pd"].quantile(q / 100)) for q in (5, 25, 50, 75, 95)},
+        },
+        "backtest": _backtest(inputs),
+        "stability": _stability(inputs),
+        "fairness": fairness,
+        "models": inputs.models,
+        "contract": {"contract_versions": sorted(inputs.applications["contract_version"].unique().tolist()),
+                     "quarantine_by_rule": dict(sorted(inputs.quarantine_reasons.items())),
+                     "quarantined_share": _round(inputs.quarantined / received if received else 0.0, 4)},
+        "overrides": inputs.overrides,
+        "lineage": {
+            "input_files": sorted(inputs.input_files, key=lambda f: f["name"]),
+            "accepted_file_digests": sorted(inputs.applications["source_file_sha256"].unique().tolist()),
+            "model_versions": sorted(f"{n}/{v}" for n, v in scores[["model_name", "model_version"]].drop_duplicates().itertuples(index=False)),
+            "feature_set_versions": sorted(scores["feature_set_version"].unique().tolist()),
+            "policy_versions": sorted(scores["policy_version"].unique().tolist()),
+            "code_versions": sorted(scores["code_version"].unique().tolist()),
+            "scoring_dagster_run_ids": sorted(scores["dagster_run_id"].unique().tolist()),
+        },
+    }
+
+
+def _backtest(inputs: ReportInputs) -> dict:
+    if inputs.backtest is None or not len(inputs.backtest):
+        return {"cohort": inputs.backtest_cohort, "available": False, "note": inputs.backtest_note}
+    frame = inputs.backtest
+    measured = realised_performance(frame["defaulted"].to_numpy(), frame["pd"].to_numpy())
+    deciles = calibration_by_decile(frame["defaulted"].to_numpy(), frame["pd"].to_numpy())
+    return {"cohort": inputs.backtest_cohort, "available": True, "note": inputs.backtest_note,
+            "model_versions": sorted(frame["model_version"].unique().tolist()),
+            **{k: _round(v) for k, v in measured.items()},
+            "pd_vs_realised_by_decile": [{"decile": int(r.decile), "rows": int(r.rows), "mean_pd": _round(r.expected_rate), "default_rate": _round(r.observed_rate)}
+                                         for r in deciles.itertuples()]}
+
+
+def _stability(inputs: ReportInputs) -> dict:
+    if inputs.drift is None:
+        return {"available": False}
+    drift = inputs.drift.sort_values("column")
+    return {"available": True, "reference": inputs.drift_reference,
+            "score_psi": _round(drift.loc[drift["column"] == "pd", "psi"].iloc[0]) if (drift["column"] == "pd").any() else None,
+            "drifted_columns": drift.loc[drift["drifted"], "column"].tolist(),
+            "psi": {r.column: {"psi": _round(r.psi), "band": r.psi_band, "drifted": bool(r.drifted)} for r in drift.itertuples()}}
+
+
+def canonical_json(doc: dict) -> bytes:
+    return (json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode()
+
+
+def section_digests(doc: dict) -> dict[str, str]:
+    return {k: hashlib.sha256(canonical_json(v)).hexdigest() for k, v in sorted(doc.items())}
+
+
+def report_digest(json_bytes: bytes, html_bytes: bytes) -> str:
+    return hashlib.sha256(hashlib.sha256(json_bytes).digest() + hashlib.sha256(html_bytes).digest()).hexdigest()
+
+
+def changed_sections(published: dict[str, str], rebuilt: dict[str, str]) -> list[str]:
+    return sorted(k for k in set(published) | set(rebuilt) if published.get(k) != rebuilt.get(k))
+
+
+def render_html(doc: dict) -> str:
+    """A page a reviewer reads; every figure is the JSON's, nothing is computed here."""
+    e = html.escape
+    month = doc["report"]["month"]
+
+    def table(rows: list[dict]) -> str:
+        if not rows:
+            return "<p>none</p>"
+        head = "".join(f"<th>{e(str(k))}</th>" for k in rows[0])
+        body = "".join("<tr>" + "".join(f"<td>{e(_fmt(v))}</td>" for v in r.values()) + "</tr>" for r in rows)
+        return f"<table><tr>{head}</tr>{body}</table>"
+
+    v, b, s = doc["volumes"], doc["backtest"], doc["stability"]
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{e(doc['report']['kind'])} {e(month)}</title>",
+        "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse;margin:.5em 0}"
+        "td,th{border:1px solid #ccc;padding:.2em .6em;text-align:right}th{background:#f3f3f3}</style></head><body>",
+        f"<h1>{e(doc['report']['kind'].capitalize())}: {e(month)}</h1>",
+        f"<p>Decision policy {e(doc['report']['decision_policy'])}. Every figure below is in the JSON document of the same month; "
+        "the lineage section names the files, versions and runs behind it.</p>",
+        "<h2>Volumes</h2>", table([v]),
+        "<h2>Decisions</h2>", table([{"decision": d, **x} for d, x in doc["decisions"].items()]),
+        "<h2>Score distribution</h2>", table(doc["score_distribution"]["bands"]),
+        table([{"mean PD": doc["score_distribution"]["pd_mean"], **doc["score_distribution"]["pd_quantiles"]}]),
+        f"<h2>Back-test: PD against realised default rate (cohort {e(str(b['cohort']))})</h2>",
+        table([{k: b[k] for k in ("rows", "defaults", "default_rate", "mean_pd", "auc", "gini", "ks", "brier")}]) + table(b["pd_vs_realised_by_decile"])
+        if b["available"] else f"<p>not available: {e(b['note'])}</p>",
+        "<h2>Stability and drift</h2>",
+        (f"<p>Against the training reference of {e(str(s['reference']))}; score PSI {_fmt(s['score_psi'])}; drifted: {e(', '.join(s['drifted_columns']) or 'none')}.</p>"
+         + table([{"column": c, **x} for c, x in s["psi"].items()])) if s["available"] else "<p>no drift report for this month</p>",
+        "<h2>Fairness (adverse impact ratio)</h2>",
+        table([{"attribute": a, "ratio": x["adverse_impact_ratio"], "threshold": x["threshold"], "passed": x["passed"],
+                **{f"approval {g}": r for g, r in x["approval_rate_by_group"].items()}} for a, x in doc["fairness"].items()]),
+        "<h2>Models that scored the month</h2>",
+    ]
+    for model in doc["models"]:
+        parts += [f"<h3>{e(model['label'])}</h3><p>MLflow run {e(model['run_id'])}; gates {e(model['gates_policy'])}: "
+                  f"{'passed' if model['gates_passed'] else 'NOT passed'}</p>",
+                  table([{"gate": g, "result": r} for g, r in model["gates"].items()]),
+                  table(model["trail"])]
+    parts += ["<h2>Contract results</h2>", table([{"contract versions": ", ".join(doc["contract"]["contract_versions"]),
+                                                  "quarantined share": doc["contract"]["quarantined_share"]}]),
+              table([{"rule": r, "rows": n} for r, n in doc["contract"]["quarantine_by_rule"].items()]),
+              "<h2>Overrides</h2>", table(doc["overrides"]),
+              "<h2>Lineage</h2>", table(doc["lineage"]["input_files"]),
+              table([{"what": k, "values": ", ".join(v)} for k, v in doc["lineage"].items() if k != "input_files"]),
+              "</body></html>\n"]
+    return "".join(parts)
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return "" if value is None else str(value)

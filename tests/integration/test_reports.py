@@ -1,0 +1,117 @@
+"""Regulatory reports on the real pipeline: reproducible bytes, the month's own model version,
+single-run backfills, and tampering or changed inputs named by the check."""
+
+import json
+
+import dagster as dg
+import pytest
+
+from assets.reporting import REPORT, verify_files
+from resources.registry import CHALLENGER, CHAMPION
+from riskcore.months import months_between
+from tests.integration.worlds import APPROVER, TRAINING_MONTHS, World
+
+MONTHS = months_between("2023-01", "2023-12")
+
+
+def _reports(world: World, first: str, last: str):
+    """One run over the range, as a single-run backfill from the UI or `make backfill` launches it."""
+    return world.run("regulatory_report_job", raise_on_error=False, tags={
+        "dagster/asset_partition_range_start": f"{first}-01", "dagster/asset_partition_range_end": f"{last}-01"})
+
+
+def _check(result):
+    (evaluation,) = result.get_asset_check_evaluations()
+    return evaluation
+
+
+@pytest.fixture(scope="module")
+def reported(tmp_path_factory, mlflow_uri):
+    with dg.instance_for_test() as instance:
+        world = World(tmp_path_factory.mktemp("reports"), mlflow_uri, instance, "reports", rows=800)
+        world.train_baseline()
+        for month in MONTHS:
+            if month not in TRAINING_MONTHS:
+                world.run("monthly_ingestion_job", month)
+            world.run("monthly_scoring_job", month, assets=["risk_scores"])
+        world.first = _reports(world, MONTHS[0], MONTHS[-1])
+        yield world
+
+
+def test_a_single_run_backfill_builds_and_publishes_every_month(reported):
+    assert reported.first.success and _check(reported.first).passed
+    assert len(reported.instance.get_runs(filters=dg.RunsFilter(job_name="regulatory_report_job"))) == 1
+    assert reported.instance.get_materialized_partitions(dg.AssetKey(REPORT)) == {f"{m}-01" for m in MONTHS}
+    published = reported.governance.ledger().entries(kind="report_published")
+    assert sorted(e.payload["month"] for e in published) == MONTHS
+    for month in MONTHS:
+        doc = json.loads(reported.store.file(REPORT, month, "report.json").read_bytes())
+        assert doc["report"]["month"] == month and doc["volumes"]["reconciled"]
+        assert doc["volumes"]["accepted"] == reported.store.rows("applications", month) == doc["volumes"]["scored"]
+        html = reported.store.file(REPORT, month, "report.html").read_text()
+        assert f"{month}</h1>" in html and doc["lineage"]["input_files"][0]["sha256"] in html
+
+
+def test_every_number_traces_to_the_data_and_the_model(reported):
+    month = "2023-03"
+    doc = json.loads(reported.store.file(REPORT, month, "report.json").read_bytes())
+    scores = reported.store.read("risk_scores", month)
+    assert doc["decisions"]["approve"]["count"] == int((scores["decision"] == "approve").sum())
+    assert doc["lineage"]["scoring_dagster_run_ids"] == sorted(scores["dagster_run_id"].unique())
+    assert doc["lineage"]["accepted_file_digests"] == sorted(reported.store.read("applications", month)["source_file_sha256"].unique())
+    (model,) = doc["models"]
+    assert model["label"] == f"{reported.registry.model_name}/{scores['model_version'].iloc[0]}"
+    assert [t["kind"] for t in model["trail"]] == ["candidate_registered", "gate_results", "approval", "promotion"]
+    assert "auc" in model["gates"]
+    # the cohort whose labels matured by this month is back-tested (one-month window here)
+    assert doc["backtest"]["available"] and doc["backtest"]["cohort"] == "2023-02"
+    assert len(doc["backtest"]["pd_vs_realised_by_decile"]) == 10
+    assert set(doc["fairness"]) == {"applicant_sex"}
+
+
+def test_a_rebuild_gives_the_same_bytes(reported):
+    month = "2023-06"
+    before = {n: reported.store.file(REPORT, month, n).read_bytes() for n in ("report.json", "report.html")}
+    again = reported.run("regulatory_report_job", month)
+    assert _check(again).passed
+    assert again.get_asset_materialization_events()[0].event_specific_data.materialization.metadata["statuses"].value == {month: "reproduced"}
+    assert {n: reported.store.file(REPORT, month, n).read_bytes() for n in before} == before
+
+
+def test_a_tampered_published_report_is_detected(reported):
+    month = "2023-07"
+    path = reported.store.file(REPORT, month, "report.html")
+    original = path.read_bytes()
+    path.write_bytes(original.replace(b"approve", b"approve ", 1))
+    try:
+        record = reported.governance.ledger().entries(kind="report_published", subject=f"{REPORT}/{month}")[-1].payload
+        assert verify_files(reported.store, month, record) == ["report.html"]
+        check = _check(reported.run("regulatory_report_job", month, raise_on_error=False))
+        assert not check.passed
+        assert check.metadata["problems"].value[month]["status"] == "published files altered"
+    finally:
+        path.write_bytes(original)
+
+
+def test_an_older_month_keeps_its_model_after_a_new_champion_and_a_rescore_is_named(reported):
+    old = reported.registry.by_alias(CHAMPION)
+    reported.run("model_training_job", assets=["risk_model", "model_evaluation"])
+    new = reported.registry.by_alias(CHALLENGER)
+    reported.run("promotion_job", run_config={"ops": {"approve_and_promote": {"config": {
+        "version": new.version, "approver": APPROVER, "reason": "same data, retrained"}}}})
+    assert reported.registry.by_alias(CHAMPION).version == new.version != old.version
+    # the old month's report still names the version that scored it
+    assert _check(_reports(reported, "2023-05", "2023-05")).passed
+    doc = json.loads(reported.store.file(REPORT, "2023-05", "report.json").read_bytes())
+    assert [m["label"] for m in doc["models"]] == [old.label]
+    # a month scored again by the new champion no longer matches its published report: the check says what changed
+    reported.run("monthly_scoring_job", "2023-12", assets=["risk_scores"])
+    check = _check(_reports(reported, "2023-12", "2023-12"))
+    assert not check.passed
+    problem = check.metadata["problems"].value["2023-12"]
+    assert problem["status"] == "rebuild differs from the published report"
+    assert {"models", "lineage"} <= set(problem["changed_sections"]) and "volumes" not in problem["changed_sections"]
+    rebuilt = json.loads(reported.store.file(REPORT, "2023-12", f"rebuild-{problem['digest'][:12]}.json").read_bytes())
+    assert [m["label"] for m in rebuilt["models"]] == [new.label]
+    published = json.loads(reported.store.file(REPORT, "2023-12", "report.json").read_bytes())
+    assert [m["label"] for m in published["models"]] == [old.label]  # the published report is never overwritten
