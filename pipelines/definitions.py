@@ -9,6 +9,7 @@ import dagster as dg
 warnings.filterwarnings("ignore", message=".*partitions_def on an AssetCheckSpec.*")
 # Same for the reports' single-run backfill policy (beta in 1.13).
 warnings.filterwarnings("ignore", message=".*Parameter `backfill_policy`.*")
+warnings.filterwarnings("ignore", message=".*Parameter `owners` of initializer `SensorDefinition.*")
 
 from assets import features, ingestion, monitoring, registry, reporting, scoring, training
 from checks import contract_checks, governance_checks, reconciliation

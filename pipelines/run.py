@@ -127,8 +127,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--start", default="2023-01", help="first application month (YYYY-MM)")
     parser.add_argument("--end", default="2024-12", help="last application month (YYYY-MM)")
-    parser.add_argument("--only", choices=STAGES, help="run one stage (e.g. training: a new candidate on the current data)")
+    parser.add_argument("--only", type=lambda text: tuple(text.split(",")), default=STAGES,
+                        help=f"comma-separated stages out of {','.join(STAGES)} (e.g. training: a new candidate on the current data)")
     args = parser.parse_args(argv)
+    if unknown := set(args.only) - set(STAGES):
+        parser.error(f"unknown stage(s) {sorted(unknown)}; stages are {', '.join(STAGES)}")
     months = months_between(month_label(args.start), month_label(args.end))
 
     from pipelines.definitions import defs
@@ -138,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"materialising {len(months)} months ({months[0]}..{months[-1]}) into {instance.root_directory}", flush=True)
     with dg.build_resources(resources_for(current_environment())) as resources:
         matured = [m for m in months if resources.calendar.matured(m)]
-        timings = _materialise(defs, instance, months, matured, (args.only,) if args.only else STAGES)
+        timings = _materialise(defs, instance, months, matured, args.only)
         lines = summarise(resources, instance, months)
         data_root, mlflow_uri = resources.store.path("x").parent.parent, resources.registry._uri()
     print("\n".join(["", *lines, "", "time per stage:"]))

@@ -144,6 +144,10 @@ class ModelRegistry(dg.ConfigurableResource):
 
     def load(self, version: str):
         """The model object of a registered version (not an alias: it could move mid-run)."""
+        import os
+
+        # A progress bar per load fills run logs and terminals with nothing a reviewer needs.
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         import mlflow
         import mlflow.sklearn
 

@@ -98,7 +98,7 @@ def _backtest(inputs: ReportInputs) -> dict:
     deciles = calibration_by_decile(frame["defaulted"].to_numpy(), frame["pd"].to_numpy())
     return {"cohort": inputs.backtest_cohort, "available": True, "note": inputs.backtest_note,
             "model_versions": sorted(frame["model_version"].unique().tolist()),
-            **{k: _round(v) for k, v in measured.items()},
+            **{k: int(v) if k in ("rows", "defaults") else _round(v) for k, v in measured.items()},
             "pd_vs_realised_by_decile": [{"decile": int(r.decile), "rows": int(r.rows), "mean_pd": _round(r.expected_rate), "default_rate": _round(r.observed_rate)}
                                          for r in deciles.itertuples()]}
 
@@ -146,7 +146,7 @@ def render_html(doc: dict) -> str:
         f"<!doctype html><html><head><meta charset='utf-8'><title>{e(doc['report']['kind'])} {e(month)}</title>",
         "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse;margin:.5em 0}"
         "td,th{border:1px solid #ccc;padding:.2em .6em;text-align:right}th{background:#f3f3f3}</style></head><body>",
-        f"<h1>{e(doc['report']['kind'].capitalize())}: {e(month)}</h1>",
+        f"<h1>{e(doc['report']['kind'][:1].upper() + doc['report']['kind'][1:])}: {e(month)}</h1>",
         f"<p>Decision policy {e(doc['report']['decision_policy'])}. Every figure below is in the JSON document of the same month; "
         "the lineage section names the files, versions and runs behind it.</p>",
         "<h2>Volumes</h2>", table([v]),
