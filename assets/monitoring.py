@@ -13,7 +13,7 @@ from riskcore.months import month_label
 @dg.asset(
     partitions_def=monthly_partitions, group_name="monitoring", kinds={"parquet", "evidently"}, deps=["application_features", "champion_model"],
     check_specs=[dg.AssetCheckSpec("check_feature_drift_within_policy", asset="drift_report",
-                                   description="PSI of every feature and of the score: WARN from 'investigate', ERROR from 'shift' (monitoring policy).")],
+                                   description="PSI of every monitored column (features, PD, decision, sensitive attributes): WARN from 'investigate', ERROR from 'shift' (monitoring policy).")],
 )
 def drift_report(context: dg.AssetExecutionContext, landing: LandingFolder, store: DatasetStore, registry: ModelRegistry):
     """Full-data statistics from the reference profile (PSI, normed Wasserstein, Jensen-Shannon),
@@ -50,7 +50,7 @@ def drift_report(context: dg.AssetExecutionContext, landing: LandingFolder, stor
         "policy": policy.label,
         "drift_share": float(features_only["drifted"].mean()),
         "score_psi": float(by_column.loc["pd", "psi"]),
-        "decision_psi": float(by_column.loc["decision", "psi"]),
+        **({"decision_psi": float(by_column.loc["decision", "psi"])} if "decision" in by_column.index else {}),  # profiles before 2026-11 lack it
         **{f"psi_{name}": float(value) for name, value in by_column["psi"].items()},
         "drifted_features": ", ".join(features_only.index[features_only["drifted"]]) or "none",
         "new_categories": json.dumps({k: v for k, v in by_column["new_categories"].items() if v}),
@@ -113,7 +113,10 @@ def model_performance(context: dg.AssetExecutionContext, landing: LandingFolder,
     contract = landing.applications()
     id_column, target = contract.only("id"), landing.outcomes().only("target")
     scores = store.read("risk_scores", month, columns=[id_column, "pd", "model_version"])
-    labelled = scores.merge(store.read("loan_outcomes", month, columns=[id_column, target]), on=id_column, how="inner", validate="one_to_one")
+    outcomes = store.read("loan_outcomes", month, columns=[id_column, target])
+    if outcomes.empty:
+        raise ValueError(f"labels of {month} matured as of {calendar.as_of} but loan_outcomes {month} holds none: materialise it first (performance_job does both)")
+    labelled = scores.merge(outcomes, on=id_column, how="inner", validate="one_to_one")
     versions = sorted(labelled["model_version"].unique())
     if len(versions) != 1:
         raise ValueError(f"risk_scores {month}: expected the scores of one model version, found {versions or 'none'}")

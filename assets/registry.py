@@ -21,7 +21,7 @@ def model_evaluation(context: dg.AssetExecutionContext, landing: LandingFolder, 
     from riskcore.training import SAMPLE_COLUMN
 
     contract = landing.applications()
-    specs, target, id_column = feature_specs(contract), landing.outcomes().only("target"), contract.only("id")
+    specs, target = feature_specs(contract), landing.outcomes().only("target")
     challenger, champion = registry.by_alias(CHALLENGER), registry.by_alias(CHAMPION)
     if challenger is None:
         raise ValueError(f"no `{CHALLENGER}` version of {registry.model_name} to evaluate: materialise risk_model first")

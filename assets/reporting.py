@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from pipelines.partitions import monthly_partitions
+from pipelines.partitions import MONTHLY_BY_THE_3RD, monthly_partitions
 from resources.governance import Governance
 from resources.registry import ModelRegistry
 from resources.source import LandingFolder, ScoringCalendar
@@ -11,13 +11,37 @@ from riskcore.months import month_label
 
 REPORT = "regulatory_report"
 TRAIL_KINDS = ("candidate_registered", "gate_results", "approval", "promotion")
+OVERRIDE_FIELDS = ("application_token", "from_decision", "to_decision", "reason")  # never a whole payload
+
+
+class ReportNotReady(RuntimeError):
+    """An input the report must show is not there yet; nothing is published."""
+
+
+def recorded_model(ledger, registry: ModelRegistry, label: str) -> dict:
+    """A version as the ledger recorded it up to its first promotion: registration, gate results,
+    approval, promotion. Later events (a rollback, a re-promotion) do not rewrite past reports."""
+    trail = []
+    for entry in ledger.entries(subject=label):
+        if entry.kind in TRAIL_KINDS:
+            trail.append(entry)
+        if entry.kind == "promotion":
+            break
+    gates = next((e.payload for e in trail if e.kind == "gate_results"), {})
+    name, version = label.rsplit("/", 1)
+    return {
+        "label": label, "run_id": registry.client().get_model_version(name, version).run_id,
+        "gates": gates.get("gates", {}), "gates_passed": bool(gates.get("passed")), "gates_policy": gates.get("policy") or "not evaluated",
+        "trail": [{"seq": e.seq, "kind": e.kind, "actor": e.actor, "recorded_at": e.recorded_at, "reason": e.payload.get("reason", "")} for e in trail],
+    }
 
 
 @dg.asset(
     partitions_def=monthly_partitions, group_name="reporting", kinds={"html", "json"},
+    # The back-test reads the cohort that matured by month m: m - 12 with the production calendar.
     deps=["applications", "quarantined_applications", "risk_scores", "drift_report",
-          dg.AssetDep("model_performance", partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-12, end_offset=-12))],
-    backfill_policy=dg.BackfillPolicy.single_run(),
+          dg.AssetDep("loan_outcomes", partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-12, end_offset=-12))],
+    backfill_policy=dg.BackfillPolicy.single_run(), freshness_policy=MONTHLY_BY_THE_3RD,
     check_specs=[dg.AssetCheckSpec("check_report_matches_published", asset=REPORT, blocking=True,
                                    description="Each month's rebuild has the digest the ledger published, and the published files are untouched.")],
 )
@@ -31,7 +55,10 @@ def regulatory_report(context: dg.AssetExecutionContext, landing: LandingFolder,
     outcomes = {}
     for key in context.partition_keys:
         month = month_label(key)
-        outcomes[month] = publish_report(month, report_inputs(month, landing, calendar, store, registry, governance), store, governance, context.run_id)
+        try:
+            outcomes[month] = publish_report(month, report_inputs(month, landing, calendar, store, registry, governance), store, governance, context.run_id)
+        except (FileNotFoundError, ReportNotReady) as problem:  # one month's missing input does not stop the others
+            outcomes[month] = {"status": f"not built: {problem}", "digest": None}
         context.log.info(f"{REPORT} {month}: {outcomes[month]['status']}")
     failing = {m: o for m, o in outcomes.items() if o["status"] not in ("published", "reproduced")}
     yield dg.MaterializeResult(
@@ -39,7 +66,7 @@ def regulatory_report(context: dg.AssetExecutionContext, landing: LandingFolder,
         metadata={"months": len(outcomes), "first_month": min(outcomes), "last_month": max(outcomes),
                   "statuses": dg.MetadataValue.json({m: o["status"] for m, o in outcomes.items()}),
                   "digests": dg.MetadataValue.json({m: o["digest"] for m, o in outcomes.items()}),
-                  **({"report_html": dg.MetadataValue.path(outcomes[month]["html"])} if len(outcomes) == 1 else {})},
+                  **({"report_html": dg.MetadataValue.path(outcomes[month]["html"])} if len(outcomes) == 1 and "html" in outcomes[month] else {})},
     )
     yield dg.AssetCheckResult(check_name="check_report_matches_published", asset_key=REPORT, passed=not failing,
                               metadata={"months_checked": len(outcomes), "problems": dg.MetadataValue.json(failing)})
@@ -48,9 +75,8 @@ def regulatory_report(context: dg.AssetExecutionContext, landing: LandingFolder,
 def report_inputs(month: str, landing: LandingFolder, calendar: ScoringCalendar, store: DatasetStore, registry: ModelRegistry, governance: Governance):
     """Everything the month's report says, read from what was recorded for that month."""
     from riskcore.ingestion import count_reasons, read_landing_bytes
-    from riskcore.months import add_months
+    from riskcore.months import add_months, month_index
     from riskcore.report import ReportInputs
-    from riskcore.scoring import load_policy
 
     contract, policy = landing.applications(), governance.policy()
     id_column, target, sensitive = contract.only("id"), landing.outcomes().only("target"), contract.columns("sensitive")
@@ -58,23 +84,21 @@ def report_inputs(month: str, landing: LandingFolder, calendar: ScoringCalendar,
     landed = read_landing_bytes(source.name, source.read_bytes())
     scores = store.read("risk_scores", month)
     ledger = governance.ledger()
-    models = []
-    for name, version in sorted(scores[["model_name", "model_version"]].drop_duplicates().itertuples(index=False)):
-        tags, label = registry.version_tags(version), f"{name}/{version}"
-        models.append({
-            "label": label, "run_id": registry.client().get_model_version(name, version).run_id,
-            "gates": {k.removeprefix("gate."): v for k, v in sorted(tags.items()) if k.startswith("gate.")},
-            "gates_passed": tags.get("gates_passed") == "true", "gates_policy": tags.get("gates_policy", "not evaluated"),
-            "trail": [{"seq": e.seq, "kind": e.kind, "actor": e.actor, "recorded_at": e.recorded_at, "reason": e.payload.get("reason", "")}
-                      for e in ledger.entries(subject=label) if e.kind in TRAIL_KINDS],
-        })
+    models = [recorded_model(ledger, registry, f"{name}/{version}") for name, version in sorted(scores[["model_name", "model_version"]].drop_duplicates().itertuples(index=False))]
+    # The fairness threshold the scoring version was judged with (its gate record), not today's policy.
+    air_thresholds = {float(m["gates"]["adverse_impact_ratio"]["threshold"].split()[-1]) for m in models if "adverse_impact_ratio" in m["gates"]}  # ">= 0.8"
+    if month_index(month) > month_index(calendar.as_of):
+        raise ReportNotReady(f"{month} is after the evaluation month {calendar.as_of}")
     cohort = month_label(add_months(month, -calendar.performance_window_months))
-    backtest, note = None, f"labels of {cohort} mature {calendar.performance_window_months} months after application"
-    if store.path("risk_scores", cohort).exists() and store.path("loan_outcomes", cohort).exists():
-        labelled = store.read("risk_scores", cohort, columns=[id_column, "pd", "model_version"]).merge(
-            store.read("loan_outcomes", cohort, columns=[id_column, target]).rename(columns={target: "defaulted"}), on=id_column)
-        backtest = labelled if len(labelled) else None
-        note = f"scores of {cohort} against their realised outcomes" if len(labelled) else f"outcomes of {cohort} not loaded yet (performance_job)"
+    backtest, note = None, f"no scores of {cohort}, the cohort whose labels matured by {month}"
+    if store.path("risk_scores", cohort).exists():
+        outcomes = store.read("loan_outcomes", cohort, columns=[id_column, target]) if store.path("loan_outcomes", cohort).exists() else None
+        if outcomes is None or outcomes.empty:
+            # Published without them, the report would be frozen with a hole a rebuild then fills.
+            raise ReportNotReady(f"labels of {cohort} have matured but are not loaded: materialise loan_outcomes {cohort} (performance_job) first")
+        backtest = store.read("risk_scores", cohort, columns=[id_column, "pd", "model_version"]).merge(
+            outcomes.rename(columns={target: "defaulted"}), on=id_column, validate="one_to_one")
+        note = f"scores of {cohort} against their realised outcomes"
     drift = store.read("drift_report", month) if store.path("drift_report", month).exists() else None
     return ReportInputs(
         month=month,
@@ -83,10 +107,12 @@ def report_inputs(month: str, landing: LandingFolder, calendar: ScoringCalendar,
         quarantine_reasons=count_reasons(store.read("quarantined_applications", month, columns=["quarantine_reasons"])),
         quarantined=store.rows("quarantined_applications", month),
         scores=scores.rename(columns={id_column: "application_id"}), models=models, sensitive=sensitive,
-        min_group_size=policy.min_group_size, min_adverse_impact_ratio=policy.min_adverse_impact_ratio, decision_policy=load_policy().label,
-        drift=drift, drift_reference=None if drift is None else str(drift["reference_model"].iloc[0]),
+        min_group_size=policy.min_group_size, min_adverse_impact_ratio=max(air_thresholds) if air_thresholds else policy.min_adverse_impact_ratio,
+        decision_policy=", ".join(sorted(scores["policy_version"].unique())),
+        drift=drift, drift_reference=str(drift["reference_model"].iloc[0]) if drift is not None and "reference_model" in drift else None,
         backtest_cohort=cohort, backtest=backtest, backtest_note=note,
-        overrides=[{"seq": e.seq, "actor": e.actor, "recorded_at": e.recorded_at, **e.payload} for e in ledger.entries(kind="override") if e.payload.get("month") == month],
+        overrides=[{"seq": e.seq, "actor": e.actor, "recorded_at": e.recorded_at, **{k: e.payload.get(k) for k in OVERRIDE_FIELDS}}
+                   for e in ledger.entries(kind="override") if e.payload.get("month") == month],
     )
 
 

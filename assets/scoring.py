@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from pipelines.partitions import monthly_partitions
+from pipelines.partitions import MONTHLY_BY_THE_3RD, monthly_partitions
 from resources.registry import CHAMPION, ModelRegistry
 from resources.source import LandingFolder
 from resources.storage import DatasetStore
@@ -11,7 +11,8 @@ from riskcore.lineage import code_version
 from riskcore.months import month_label
 
 
-@dg.asset(partitions_def=monthly_partitions, group_name="scoring", kinds={"parquet"}, deps=["application_features", "champion_model"])
+@dg.asset(partitions_def=monthly_partitions, group_name="scoring", kinds={"parquet"}, deps=["application_features", "champion_model"],
+          freshness_policy=MONTHLY_BY_THE_3RD)
 def risk_scores(context: dg.AssetExecutionContext, landing: LandingFolder, store: DatasetStore, registry: ModelRegistry) -> dg.MaterializeResult:
     """PD, points, decision and up to four reason codes, each row carrying its full lineage."""
     from riskcore.features import feature_set_version, feature_specs

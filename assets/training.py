@@ -97,4 +97,4 @@ def sensitive_attributes(store: DatasetStore, contract, frame):
     applications, row-aligned with it; read back from the accepted applications of their months."""
     id_column, columns = contract.only("id"), contract.columns("sensitive")
     months = sorted(frame["application_month"].unique())
-    return frame[[id_column]].merge(store.read_many("applications", months, columns=[id_column, *columns]), on=id_column, how="left")[columns]
+    return frame[[id_column]].merge(store.read_many("applications", months, columns=[id_column, *columns]), on=id_column, how="left", validate="many_to_one")[columns]

@@ -1,4 +1,4 @@
-"""`make backfill FROM=2023-01 TO=2025-12`: regulatory reports over a range of months.
+"""`make backfill FROM=2023-01 TO=2024-12`: regulatory reports over a range of months.
 
 Locally (default): one run over the whole range in this process, on the instance in
 $DAGSTER_HOME (the asset's single-run backfill policy), or `--per-partition`, one run a month.
@@ -88,12 +88,13 @@ def wait_remote(url: str, backfill_id: str, timeout: float) -> dict:
 
 def run_local(defs: dg.Definitions, instance: dg.DagsterInstance, months: list[str], per_partition: bool, tags: dict[str, str]) -> list[dg.ExecuteInProcessResult]:
     """In this process, on `instance`: the runs are the UI's like any other."""
+    from pipelines.run import QUIET
+
     job = defs.resolve_job_def(JOB)
-    quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
     if per_partition:
-        return [job.execute_in_process(quiet, instance=instance, partition_key=f"{m}-01", tags=tags, raise_on_error=False) for m in months]
+        return [job.execute_in_process(QUIET, instance=instance, partition_key=f"{m}-01", tags=tags, raise_on_error=False) for m in months]
     range_tags = {"dagster/asset_partition_range_start": f"{months[0]}-01", "dagster/asset_partition_range_end": f"{months[-1]}-01"}
-    return [job.execute_in_process(quiet, instance=instance, tags={**tags, **range_tags}, raise_on_error=False)]
+    return [job.execute_in_process(QUIET, instance=instance, tags={**tags, **range_tags}, raise_on_error=False)]
 
 
 def main(argv: list[str] | None = None) -> int:

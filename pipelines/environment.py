@@ -6,6 +6,7 @@ import os
 
 import dagster as dg
 
+from resources.alerts import AlertWebhook
 from resources.governance import Governance
 from resources.pii import PiiTokeniser
 from resources.registry import ModelRegistry
@@ -16,6 +17,12 @@ from riskcore.pii import DEVELOPMENT_TOKEN_KEY
 
 ENVIRONMENTS = ("local", "production")
 PII_KEY_VAR = "RISK_PII_TOKEN_KEY"
+WEBHOOK_VAR = "RISK_ALERT_WEBHOOK_URL"
+
+
+def _alerts() -> AlertWebhook:
+    """Optional everywhere: without a webhook, failures are still logged by the sensor."""
+    return AlertWebhook(url=dg.EnvVar(WEBHOOK_VAR) if os.environ.get(WEBHOOK_VAR) else None, ui_url=os.environ.get("RISK_UI_URL"))
 
 
 def current_environment() -> str:
@@ -68,6 +75,7 @@ def local_resources() -> dict:
         "validator": ContractValidator(data_docs_dir=f"{data}/gx_data_docs"),
         # Development: the first version becomes champion without approval (recorded as such).
         "governance": Governance(ledger_url=f"sqlite:///{data}/governance/ledger.db", auto_approve="bootstrap"),
+        "alerts": _alerts(),
     }
 
 
@@ -82,6 +90,7 @@ def production_resources() -> dict:
         "tokeniser": PiiTokeniser(key=dg.EnvVar(PII_KEY_VAR)),
         "validator": ContractValidator(),
         "governance": Governance(ledger_url=dg.EnvVar("RISK_LEDGER_URL")),
+        "alerts": _alerts(),
     }
 
 

@@ -14,14 +14,25 @@ monthly_ingestion_job = dg.define_asset_job(
     description="Land, conform and tokenise one month of applications; build its features and outcomes.",
 )
 
+# Run queue limits in production key on this tag (deploy/dagster.yaml): one training at a time,
+# a configurable cap on scoring.
+RUN_KIND = "risk/run_kind"
+
 model_training_job = dg.define_asset_job(
     "model_training_job", selection=dg.AssetSelection.assets("training_set", "risk_model", "model_evaluation", "champion_model"),
+    tags={RUN_KIND: "training"},
     description="Assemble matured training data, train and register a candidate, judge it against the gates, settle the champion.",
 )
 
 monthly_scoring_job = dg.define_asset_job(
     "monthly_scoring_job", selection=ingestion_assets | dg.AssetSelection.assets("risk_scores"), partitions_def=monthly_partitions,
-    description="Ingest one month and score it with the champion.",
+    description="Ingest one month and score it with the champion.", tags={RUN_KIND: "scoring"},
+)
+
+monthly_cycle_job = dg.define_asset_job(
+    "monthly_cycle_job", selection=ingestion_assets | dg.AssetSelection.assets("risk_scores", "drift_report", "regulatory_report"),
+    partitions_def=monthly_partitions, tags={RUN_KIND: "scoring"},
+    description="The month's whole cycle: ingest, score with the champion, measure drift, build and publish the regulatory report.",
 )
 
 

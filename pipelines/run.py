@@ -59,7 +59,8 @@ def _materialise(defs: dg.Definitions, instance: dg.DagsterInstance, months: lis
 
         started = time.perf_counter()
         (result,) = run_local(defs, instance, months, per_partition=False, tags=TAGS)
-        problems = result.get_asset_check_evaluations()[0].metadata["problems"].value
+        evaluations = result.get_asset_check_evaluations()
+        problems = evaluations[0].metadata["problems"].value if evaluations else {"all": {"status": f"the report run {result.run_id} failed before its check"}}
         for month, problem in sorted(problems.items()):
             print(f"  regulatory report {month}: {problem['status']} {problem.get('changed_sections', problem.get('files', ''))}")
         if problems:

@@ -1,8 +1,21 @@
 import dagster as dg
 
-from pipelines.jobs import monthly_scoring_job
+from pipelines.jobs import monthly_cycle_job, performance_job
+from resources.source import ScoringCalendar
 
-# On the 2nd of each month, ingest and score the month that just completed.
-monthly_scoring_schedule = dg.build_schedule_from_partitioned_job(
-    monthly_scoring_job, name="monthly_scoring_schedule", day_of_month=2, hour_of_day=6
+# On the 2nd of each month: ingest, score, monitor and report the month that just completed.
+monthly_cycle_schedule = dg.build_schedule_from_partitioned_job(
+    monthly_cycle_job, name="monthly_cycle_schedule", day_of_month=2, hour_of_day=6,
+    description="Ingest, score, monitor and report the month that just completed.",
 )
+
+
+@dg.schedule(job=performance_job, cron_schedule="0 7 * * *", execution_timezone="UTC")
+def daily_monitoring_schedule(context: dg.ScheduleEvaluationContext):
+    """Every day, load the labels of the cohort that matured as of last month and measure the model
+    that scored it (the rollback sensor reads the result); the run key makes it once per cohort."""
+    from riskcore.months import add_months, month_label
+
+    as_of = add_months(context.scheduled_execution_time.date(), -1)
+    cohort = month_label(add_months(as_of, -ScoringCalendar().performance_window_months))
+    return dg.RunRequest(run_key=f"performance-{cohort}", partition_key=f"{cohort}-01", tags={"trigger": "daily_monitoring_schedule"})

@@ -1,6 +1,7 @@
 import dagster as dg
 
 from pipelines.jobs import model_training_job, rollback_job
+from resources.alerts import AlertWebhook
 
 # Evaluates the assets' automation conditions (application_features: eager, gated by every
 # upstream blocking check). Running by default: it only ever acts on the newest month.
@@ -70,3 +71,27 @@ def performance_rollback_sensor(context: dg.SensorEvaluationContext):
         run_config={"ops": {"roll_back_champion": {"config": {"actor": "performance_rollback_sensor", "reason": why, "from_version": version}}}},
         tags={"trigger": "performance_rollback_sensor", "champion": f"{name}/{version}", "decision": why, "monitoring_policy": policy.label},
     )
+
+
+@dg.run_failure_sensor(default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=30)
+def run_failure_alert_sensor(context: dg.RunFailureSensorContext, alerts: AlertWebhook):
+    """Every failed run is logged and, when a webhook is configured, posted to it; the message is
+    redacted first (PII patterns, credentials in URLs, values of secret environment variables)."""
+    import os
+
+    from riskcore.alerts import failure_alert
+
+    run = context.dagster_run
+    link = f"{alerts.ui_url.rstrip('/')}/runs/{run.run_id}" if alerts.ui_url else None
+    steps = [f"{e.step_key}: {_user_error(e.event_specific_data.error)}" for e in context.get_step_failure_events() if e.event_specific_data.error]
+    error = "; ".join(steps) or context.failure_event.message or ""
+    payload = failure_alert(run.job_name, run.run_id, error, link, dict(os.environ))
+    context.log.error(payload["text"])
+    alerts.post(payload)
+
+
+def _user_error(error) -> str:
+    """The user code's exception, not Dagster's wrapper around it."""
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()

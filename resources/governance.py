@@ -73,6 +73,7 @@ class Governance(dg.ConfigurableResource):
         """Point champion back to previous_champion (or a named version that passed its gates).
         With `from_version`, only if that version is still champion: a request made on stale
         information (a sensor's, say) changes nothing."""
+        rolled_back_from = {e.payload.get("from") for e in self.ledger().entries(kind="rollback")}
         with self.ledger().exclusive() as record, _registry_calls(f"{registry.model_name} champion"):
             current = registry.by_alias(CHAMPION)
             if current is None:
@@ -83,6 +84,9 @@ class Governance(dg.ConfigurableResource):
                 target = registry.by_alias(PREVIOUS_CHAMPION)
                 if target is None:
                     raise PromotionRefused(f"{registry.model_name} has no {PREVIOUS_CHAMPION} to roll back to; name a version")
+                if target.label in rolled_back_from:
+                    # No ping-pong: after a rollback, previous_champion is the version rolled back from.
+                    raise PromotionRefused(f"{PREVIOUS_CHAMPION} {target.label} was itself rolled back; name the version to return to")
                 to_version = target.version
             else:
                 check_gates(f"{registry.model_name}/{to_version}", registry.version_tags(to_version))

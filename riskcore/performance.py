@@ -19,7 +19,7 @@ def realised_performance(y: np.ndarray, pd_: np.ndarray) -> dict[str, float]:
 def rollback_decision(months: dict[str, dict[str, float | None]], policy: MonitoringPolicy) -> tuple[bool, str]:
     """(roll back?, why) from the champion's matured months: each month's `rows`, realised `auc` and
     `compared_auc` (the version it replaced, same rows; None when it replaced none). Months are
-    pooled by rows, so one small month cannot trigger a rollback on its own."""
+    pooled by rows: once `min_matured_months` are in, a small bad month weighs what its rows weigh."""
     if len(months) < policy.min_matured_months:
         return False, f"{len(months)} matured month(s) scored by the champion; {policy.min_matured_months} needed before judging"
     span = f"{min(months)}..{max(months)}" if len(months) > 1 else min(months)

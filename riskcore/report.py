@@ -137,8 +137,9 @@ def render_html(doc: dict) -> str:
     def table(rows: list[dict]) -> str:
         if not rows:
             return "<p>none</p>"
-        head = "".join(f"<th>{e(str(k))}</th>" for k in rows[0])
-        body = "".join("<tr>" + "".join(f"<td>{e(_fmt(v))}</td>" for v in r.values()) + "</tr>" for r in rows)
+        columns = list(dict.fromkeys(k for r in rows for k in r))  # rows may differ: cells go by column name
+        head = "".join(f"<th>{e(str(k))}</th>" for k in columns)
+        body = "".join("<tr>" + "".join(f"<td>{e(_fmt(r.get(k)))}</td>" for k in columns) + "</tr>" for r in rows)
         return f"<table><tr>{head}</tr>{body}</table>"
 
     v, b, s = doc["volumes"], doc["backtest"], doc["stability"]
@@ -167,7 +168,7 @@ def render_html(doc: dict) -> str:
     for model in doc["models"]:
         parts += [f"<h3>{e(model['label'])}</h3><p>MLflow run {e(model['run_id'])}; gates {e(model['gates_policy'])}: "
                   f"{'passed' if model['gates_passed'] else 'NOT passed'}</p>",
-                  table([{"gate": g, "result": r} for g, r in model["gates"].items()]),
+                  table([{"gate": g, **r} for g, r in model["gates"].items()]),
                   table(model["trail"])]
     parts += ["<h2>Contract results</h2>", table([{"contract versions": ", ".join(doc["contract"]["contract_versions"]),
                                                   "quarantined share": doc["contract"]["quarantined_share"]}]),

@@ -23,6 +23,8 @@ def graph_snapshot(definitions) -> dict:
             "partitions": str(node.partitions_def) if node.partitions_def else None,
             "kinds": sorted(node.kinds),
             "checks": sorted(k.name for k in node.check_keys),
+            "freshness": repr(node.freshness_policy) if node.freshness_policy else None,
+            "backfill": str(node.backfill_policy) if node.backfill_policy else None,
         }
     checks = {}
     for key in sorted(graph.asset_check_keys, key=lambda k: (k.asset_key.to_user_string(), k.name)):
@@ -40,6 +42,7 @@ def graph_snapshot(definitions) -> dict:
             "assets": sorted(k.to_user_string() for k in job.asset_layer.selected_asset_keys),
             "partitions": str(job.partitions_def) if job.partitions_def else None,
             "executor": job.executor_def.name,
+            "tags": dict(sorted(job.tags.items())),
         }
     schedules = {
         s.name: {"cron": s.cron_schedule, "timezone": s.execution_timezone, "job": s.job_name, "default_status": s.default_status.value}

@@ -3,7 +3,6 @@ whose failed check names the file, column and rule. Real Dagster runs, real GX, 
 """
 
 import datetime as dt
-import io
 
 import dagster as dg
 import pandas as pd

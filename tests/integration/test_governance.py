@@ -90,6 +90,10 @@ def test_approve_promote_then_roll_back(world):
     assert kinds[-3:] == [("approval", v2, APPROVER), ("promotion", v2, APPROVER), ("rollback", v1, APPROVER)]
     assert governance.ledger().entries(kind="rollback")[0].payload["from"] == f"retail_pd/{v2}"
     assert governance.ledger().verify().ok
+    # no ping-pong: previous_champion is now the version just rolled back from
+    with pytest.raises(PromotionRefused, match="was itself rolled back"):
+        governance.rollback(registry, APPROVER, "the restored one is weak too")
+    assert registry.by_alias(CHAMPION).version == v1
 
 
 def test_rollback_to_a_named_version_needs_passed_gates(world):

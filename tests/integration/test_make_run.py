@@ -44,7 +44,7 @@ def made(tmp_path_factory):
 def test_make_run_materialises_everything_and_summarises(made):
     root, stdout = made
     assert "champion model: retail_pd version 1" in stdout and "chain intact" in stdout
-    assert "regulatory reports (1 run)" in stdout and "differ from the published" not in stdout
+    assert "regulatory reports (1 run)" in stdout and "differs from the published" not in stdout and "not built" not in stdout
     assert "Downloading artifacts" not in stdout
     assert set(_report_bytes(root, "2023-05")) == {"report.json", "report.html"}
 

@@ -34,6 +34,10 @@ def reported(tmp_path_factory, mlflow_uri):
             if month not in TRAINING_MONTHS:
                 world.run("monthly_ingestion_job", month)
             world.run("monthly_scoring_job", month, assets=["risk_scores"])
+        world.run("monitoring_job", "2023-03")
+        world.set_as_of("2024-01")  # the year is over: every month's labels have matured (one-month window)
+        for month in MONTHS:
+            world.run("performance_job", month, assets=["loan_outcomes"])
         world.first = _reports(world, MONTHS[0], MONTHS[-1])
         yield world
 
@@ -66,7 +70,11 @@ def test_every_number_traces_to_the_data_and_the_model(reported):
     # the cohort whose labels matured by this month is back-tested (one-month window here)
     assert doc["backtest"]["available"] and doc["backtest"]["cohort"] == "2023-02"
     assert len(doc["backtest"]["pd_vs_realised_by_decile"]) == 10
-    assert set(doc["fairness"]) == {"applicant_sex"}
+    assert set(doc["fairness"]) == {"applicant_sex"} and doc["fairness"]["applicant_sex"]["threshold"] == 0.8
+    drift = reported.store.read("drift_report", month).set_index("column")
+    assert doc["stability"]["available"] and doc["stability"]["reference"] == model["label"]
+    assert doc["stability"]["psi"]["annual_income"]["psi"] == round(float(drift.loc["annual_income", "psi"]), 6)
+    assert not json.loads(reported.store.file(REPORT, "2023-04", "report.json").read_bytes())["stability"]["available"]
 
 
 def test_a_rebuild_gives_the_same_bytes(reported):

@@ -122,7 +122,7 @@ def test_a_weak_champion_is_rolled_back_once_its_labels_mature(world):
 
     scored = ["2023-05", "2023-06"]
     for month in scored:
-        weak_world.run("monthly_scoring_job", month)
+        weak_world.run("monthly_scoring_job", month)  # ingest and score
     assert isinstance(weak_world.tick(performance_rollback_sensor), dg.SkipReason)  # labels not matured yet
     for month in scored:  # nothing is measured before the labels mature
         early = weak_world.run("performance_job", month)

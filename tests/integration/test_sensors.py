@@ -35,3 +35,16 @@ def test_retraining_is_launched_once_after_persistent_drift_and_not_inside_the_c
             _report(instance, month, 0.5)
         result, cursor = _tick(instance, cursor)
         assert isinstance(result, dg.SkipReason) and "cooldown" in result.skip_message
+
+
+def test_the_daily_monitoring_schedule_measures_the_cohort_that_just_matured_once():
+    import datetime
+
+    from pipelines.definitions import defs
+    from pipelines.schedules import daily_monitoring_schedule
+
+    for day in (2, 17):  # any day of December 2025: labels of 2024-11 matured as of 2025-11
+        context = dg.build_schedule_context(scheduled_execution_time=datetime.datetime(2025, 12, day, 7, tzinfo=datetime.timezone.utc),
+                                            repository_def=defs.get_repository_def())
+        request = daily_monitoring_schedule.evaluate_tick(context).run_requests[0]
+        assert request.partition_key == "2024-11-01" and request.run_key == "performance-2024-11"

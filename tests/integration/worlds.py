@@ -3,6 +3,7 @@
 import dagster as dg
 
 from pipelines.definitions import build_definitions
+from pipelines.sensors import latest_metadata_by_month
 from resources.governance import Governance
 from resources.pii import PiiTokeniser
 from resources.registry import CHAMPION, ModelRegistry
@@ -58,5 +59,4 @@ class World:
         return result
 
     def drift(self, month: str) -> dict:
-        record = self.instance.fetch_materializations(dg.AssetKey("drift_report"), limit=240).records
-        return next({k: v.value for k, v in r.asset_materialization.metadata.items()} for r in record if r.partition_key == f"{month}-01")
+        return latest_metadata_by_month(self.instance, "drift_report")[month]
