@@ -15,7 +15,7 @@ export DAGSTER_HOME := $(CURDIR)/$(DATA_DIR)/dagster_home
 endif
 export RISK_DATA_DIR := $(DATA_DIR)
 
-.PHONY: install run german-credit train approve reject rollback ledger verify-ledger backfill test dev mlflow-ui check bench lock clean
+.PHONY: install system-deps run german-credit train approve reject rollback ledger verify-ledger backfill up down test dev mlflow-ui check bench lock clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,8 +43,24 @@ backfill: install
 	mkdir -p $(DAGSTER_HOME)
 	$(BIN)/python -m pipelines.backfill --from $(FROM) --to $(TO) $(if $(PER_PARTITION),--per-partition) $(if $(REMOTE),--remote $(REMOTE) --wait $(or $(WAIT),600))
 
+## The production topology on this machine (127.0.0.1 only): PostgreSQL, MLflow server, gRPC code
+## server, daemon, webserver. Idempotent; state in .run/ (RISK_STATE_DIR). `make down` stops it.
+up: install
+	$(BIN)/python -m pipelines.topology up
+
+down:
+	$(BIN)/python -m pipelines.topology down
+
+## The tests start PostgreSQL and drive Chromium: installed with apt-get when missing (CI starts clean).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+system-deps:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
+		{ $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; }
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null || \
+		{ $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+
 ## Install, then run the test suite (tests choose their own sources and temp folders).
-test: install
+test: install system-deps
 	env -u RISK_SOURCE -u RISK_DATA_DIR $(BIN)/python -m pytest $(ARGS)
 
 ## Dagster UI + daemon on the same instance, bound to loopback.

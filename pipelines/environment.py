@@ -70,13 +70,21 @@ def local_resources() -> dict:
         "calendar": calendar,
         "landing": landing,
         "store": DatasetStore(base_path=f"{data}/datasets"),
-        "registry": ModelRegistry(tracking_uri=f"sqlite:///{data}/mlflow/mlflow.db", artifact_location=f"{data}/mlflow/artifacts", model_name=model_name),
+        "registry": _local_registry(data, model_name),
         "tokeniser": PiiTokeniser(key=dg.EnvVar(PII_KEY_VAR)),
         "validator": ContractValidator(data_docs_dir=f"{data}/gx_data_docs"),
         # Development: the first version becomes champion without approval (recorded as such).
-        "governance": Governance(ledger_url=f"sqlite:///{data}/governance/ledger.db", auto_approve="bootstrap"),
+        "governance": Governance(ledger_url=dg.EnvVar("RISK_LEDGER_URL") if os.environ.get("RISK_LEDGER_URL") else f"sqlite:///{data}/governance/ledger.db",
+                                 auto_approve="bootstrap"),
         "alerts": _alerts(),
     }
+
+
+def _local_registry(data: str, model_name: str) -> ModelRegistry:
+    """A SQLite file by default; the MLflow server when MLFLOW_TRACKING_URI is set (`make up`)."""
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return ModelRegistry(tracking_uri=dg.EnvVar("MLFLOW_TRACKING_URI"), model_name=model_name)
+    return ModelRegistry(tracking_uri=f"sqlite:///{data}/mlflow/mlflow.db", artifact_location=f"{data}/mlflow/artifacts", model_name=model_name)
 
 
 def production_resources() -> dict:
