@@ -46,7 +46,7 @@ backfill: install
 ## The production topology on this machine (127.0.0.1 only): PostgreSQL, MLflow server, gRPC code
 ## server, daemon, webserver. Idempotent; state in .run/ (RISK_STATE_DIR). `make down` stops it.
 up: install
-	$(BIN)/python -m pipelines.topology up
+	env -u RISK_DATA_DIR -u RISK_SOURCE -u DAGSTER_HOME $(BIN)/python -m pipelines.topology up
 
 down:
 	$(BIN)/python -m pipelines.topology down

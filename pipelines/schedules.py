@@ -11,11 +11,11 @@ monthly_cycle_schedule = dg.build_schedule_from_partitioned_job(
 
 
 @dg.schedule(job=performance_job, cron_schedule="0 7 * * *", execution_timezone="UTC")
-def daily_monitoring_schedule(context: dg.ScheduleEvaluationContext):
+def daily_monitoring_schedule(context: dg.ScheduleEvaluationContext, calendar: ScoringCalendar):
     """Every day, load the labels of the cohort that matured as of last month and measure the model
     that scored it (the rollback sensor reads the result); the run key makes it once per cohort."""
     from riskcore.months import add_months, month_label
 
     as_of = add_months(context.scheduled_execution_time.date(), -1)
-    cohort = month_label(add_months(as_of, -ScoringCalendar().performance_window_months))
+    cohort = month_label(add_months(as_of, -calendar.performance_window_months))
     return dg.RunRequest(run_key=f"performance-{cohort}", partition_key=f"{cohort}-01", tags={"trigger": "daily_monitoring_schedule"})

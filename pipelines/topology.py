@@ -39,7 +39,8 @@ class Topology:
     max_scoring_runs: int = 2
 
     @classmethod
-    def from_environment(cls, environ=os.environ) -> "Topology":
+    def from_environment(cls) -> "Topology":
+        environ = os.environ
         return cls(state=Path(environ.get("RISK_STATE_DIR", ROOT / ".run")).resolve(),
                    pg_port=int(environ.get("RISK_PG_PORT", 5433)), mlflow_port=int(environ.get("RISK_MLFLOW_PORT", 5000)),
                    code_port=int(environ.get("RISK_CODE_PORT", 4266)), ui_port=int(environ.get("RISK_UI_PORT", 3000)),
@@ -64,28 +65,28 @@ class Topology:
             return urllib.parse.urlparse(given)._replace(scheme="postgresql+psycopg2", path=f"/{database}").geturl()
         return f"postgresql+psycopg2://risk:{self._password()}@{HOST}:{self.pg_port}/{database}"
 
-    def _password(self) -> str:
-        """The local cluster's password: generated once into the state folder (never the repo)."""
-        path = self.state / "secrets" / "postgres-password"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            path.write_text(secrets.token_urlsafe(24))
-            path.chmod(0o600)
+    def _secret(self, name: str) -> str:
+        """Generated once into <state>/secrets (git-ignored, mode 600 from creation), never into the repo."""
+        path = self.state / "secrets" / name
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_text().strip()
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_hex(32))
         return path.read_text().strip()
+
+    def _password(self) -> str:
+        return self._secret("postgres-password")
 
     def _pii_key(self) -> str:
-        """The tokenisation key: RISK_PII_TOKEN_KEY if set, else one generated for this state folder."""
-        if os.environ.get("RISK_PII_TOKEN_KEY"):
-            return os.environ["RISK_PII_TOKEN_KEY"]
-        path = self.state / "secrets" / "pii-token-key"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            path.write_text(secrets.token_hex(32))
-            path.chmod(0o600)
-        return path.read_text().strip()
+        """RISK_PII_TOKEN_KEY if set, else one generated for this state folder."""
+        return os.environ.get("RISK_PII_TOKEN_KEY") or self._secret("pii-token-key")
 
     def environment(self) -> dict[str, str]:
-        """What every Dagster process of the topology runs with (secrets as variables, never in files it reads)."""
+        """What every process of the topology runs with: secrets reach them as environment variables,
+        never on a command line or in a config file."""
         url = urllib.parse.urlparse(self.database_url("dagster"))
         return {
             **os.environ,
@@ -95,7 +96,8 @@ class Topology:
             "DAGSTER_PG_DB": url.path.lstrip("/"),
             "MLFLOW_TRACKING_URI": self.mlflow_url,
             "RISK_LEDGER_URL": self.database_url("governance"),
-            "RISK_DATA_DIR": os.environ.get("RISK_DATA_DIR", str(self.state / "data")),
+            "RISK_DATA_DIR": str(self.state / "data"),
+            "MLFLOW_BACKEND_STORE_URI": self.database_url("mlflow"),  # read by `mlflow server`, kept off its command line
             "RISK_PII_TOKEN_KEY": self._pii_key(),
             "RISK_UI_URL": self.ui_url,
         }
@@ -151,12 +153,16 @@ def _start(topology: Topology, name: str, command: list[str], port: int | None, 
     with log.open("ab") as out:
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     pid_file.write_text(str(process.pid))
-    if port is not None:
-        _wait_for(port, name, timeout, process, log)
-    else:
-        time.sleep(2)
-        if process.poll() is not None:
-            raise RuntimeError(f"{name} exited with {process.returncode}; see {log}")
+    try:
+        if port is not None:
+            _wait_for(port, name, timeout, process, log)
+        else:
+            time.sleep(2)
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited with {process.returncode}; see {log}")
+    except BaseException:
+        _stop(topology, name, timeout=10)  # never leave a half-started service behind
+        raise
     return time.monotonic() - started
 
 
@@ -174,39 +180,65 @@ def _stop(topology: Topology, name: str, timeout: float = 30) -> bool:
     while _pid_alive(pid_file) and time.monotonic() < deadline:
         time.sleep(0.3)
     if _pid_alive(pid_file):
-        os.killpg(pid, signal.SIGKILL)
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     pid_file.unlink(missing_ok=True)
     return True
 
 
+def _run(command: list[str], what: str) -> subprocess.CompletedProcess:
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{what} failed ({done.returncode}): {(done.stderr or done.stdout).strip()[-1500:]}")
+    return done
+
+
+def _cluster_running(data: Path) -> bool:
+    """pg_ctl's own answer (a stale postmaster.pid after a crash is not a running cluster)."""
+    return (data / "PG_VERSION").exists() and subprocess.run(_as_postgres([_bin("pg_ctl"), "-D", str(data), "status"]), capture_output=True).returncode == 0
+
+
 def start_postgres(topology: Topology) -> float:
-    """Initialise the cluster on first use, start it on loopback, create the databases."""
-    if os.environ.get("RISK_DATABASE_URL"):
-        return 0.0
-    started = time.monotonic()
-    data = topology.state / "postgres"
-    password = topology._password()
-    if not (data / "PG_VERSION").exists():
-        data.mkdir(parents=True, exist_ok=True)
-        pwfile = topology.state / "secrets" / "postgres-password"
-        if os.geteuid() == 0:
-            shutil.chown(data, "postgres")
-            for path in (pwfile.parent, pwfile):
-                shutil.chown(path, "postgres")
-        subprocess.run(_as_postgres([_bin("initdb"), "-D", str(data), "-U", "risk", f"--pwfile={pwfile}", "--auth=scram-sha-256",
-                                     "--encoding=UTF8", "--locale=C"]), check=True, capture_output=True, text=True)
-    already_running = _listening(topology.pg_port)
-    if not already_running:
-        log = topology.state / "logs" / "postgres.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        if os.geteuid() == 0:
-            shutil.chown(log.parent, "postgres")
-        socket_dir = data  # no system socket directory needed
-        subprocess.run(_as_postgres([_bin("pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60", "start",
-                                     "-o", f"-h {HOST} -p {topology.pg_port} -k {socket_dir}"]), check=True, capture_output=True, text=True)
+    """Initialise the cluster on first use (or use RISK_DATABASE_URL's server), start it on
+    loopback, and create the databases that are missing."""
     import psycopg2
 
-    connection = psycopg2.connect(host=HOST, port=topology.pg_port, user="risk", password=password, dbname="postgres")
+    started = time.monotonic()
+    already_running = True
+    if not os.environ.get("RISK_DATABASE_URL"):
+        data = topology.state / "postgres"
+        if os.geteuid() == 0:  # the cluster runs as `postgres`: it must be able to reach its folder
+            topology.state.chmod(0o711)
+            if subprocess.run(["runuser", "-u", "postgres", "--", "test", "-x", str(topology.state)]).returncode != 0:
+                raise RuntimeError(f"the `postgres` user cannot reach {topology.state}: set RISK_STATE_DIR to a folder it can traverse")
+        if not (data / "PG_VERSION").exists():
+            data.mkdir(parents=True, exist_ok=True)
+            pwfile = topology.state / f"initdb-pw-{os.getpid()}"  # initdb's own copy, gone right after
+            pwfile.write_text(topology._password())
+            try:
+                if os.geteuid() == 0:
+                    shutil.chown(data, "postgres")
+                    shutil.chown(pwfile, "postgres")
+                pwfile.chmod(0o600)
+                _run(_as_postgres([_bin("initdb"), "-D", str(data), "-U", "risk", f"--pwfile={pwfile}", "--auth=scram-sha-256",
+                                   "--encoding=UTF8", "--locale=C"]), "initdb")
+            finally:
+                pwfile.unlink(missing_ok=True)
+        already_running = _cluster_running(data)
+        if not already_running:
+            if _listening(topology.pg_port):
+                raise RuntimeError(f"{HOST}:{topology.pg_port} is taken by another program; set RISK_PG_PORT")
+            log = topology.state / "logs" / "postgres.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            if os.geteuid() == 0:
+                shutil.chown(log.parent, "postgres")
+            _run(_as_postgres([_bin("pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60", "start",
+                               "-o", f"-h {HOST} -p {topology.pg_port} -k {data}"]), "starting PostgreSQL")
+    url = urllib.parse.urlparse(topology.database_url("postgres"))
+    connection = psycopg2.connect(host=url.hostname, port=url.port or 5432, user=urllib.parse.unquote(url.username or ""),
+                                  password=urllib.parse.unquote(url.password or ""), dbname="postgres")
     connection.autocommit = True
     with connection.cursor() as cursor:
         for database in DATABASES:
@@ -219,9 +251,9 @@ def start_postgres(topology: Topology) -> float:
 
 def stop_postgres(topology: Topology) -> bool:
     data = topology.state / "postgres"
-    if os.environ.get("RISK_DATABASE_URL") or not (data / "postmaster.pid").exists():
+    if os.environ.get("RISK_DATABASE_URL") or not _cluster_running(data):
         return False
-    subprocess.run(_as_postgres([_bin("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]), check=True, capture_output=True, text=True)
+    _run(_as_postgres([_bin("pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]), "stopping PostgreSQL")
     return True
 
 
@@ -237,6 +269,7 @@ def render_instance(topology: Topology) -> Path:
 
 
 def up(topology: Topology) -> dict[str, float]:
+    os.umask(0o077)  # logs, datasets and config of the topology are its own
     bin_dir = Path(sys.executable).parent
     topology.state.mkdir(parents=True, exist_ok=True)
     (topology.state / ".gitignore").write_text("*\n")
@@ -246,8 +279,7 @@ def up(topology: Topology) -> dict[str, float]:
     artifacts = topology.state / "mlflow-artifacts"
     artifacts.mkdir(parents=True, exist_ok=True)
     timings["mlflow server"] = _start(topology, "mlflow", [str(bin_dir / "mlflow"), "server", "--host", HOST, "--port", str(topology.mlflow_port),
-                                                           "--backend-store-uri", topology.database_url("mlflow"), "--artifacts-destination", str(artifacts),
-                                                           "--workers", "1"], topology.mlflow_port, 180, env)
+                                                           "--artifacts-destination", str(artifacts), "--workers", "1"], topology.mlflow_port, 180, env)
     timings["code server"] = _start(topology, "code-server", [str(bin_dir / "dagster"), "api", "grpc", "-m", "pipelines.definitions",
                                                               "-h", HOST, "-p", str(topology.code_port)], topology.code_port, 120, env)
     workspace = str(topology.state / "workspace.yaml")
@@ -266,16 +298,12 @@ def down(topology: Topology) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("command", choices=["up", "down", "env"])
+    parser.add_argument("command", choices=["up", "down"])
     args = parser.parse_args(argv)
     topology = Topology.from_environment()
     if args.command == "down":
         stopped = down(topology)
         print(f"stopped: {', '.join(stopped) or 'nothing was running'} (state kept in {topology.state})")
-        return 0
-    if args.command == "env":  # for a shell that talks to the topology: eval "$(make -s topology-env)"
-        names = ("DAGSTER_HOME", "DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_USER", "DAGSTER_PG_DB", "MLFLOW_TRACKING_URI", "RISK_DATA_DIR", "RISK_UI_URL")
-        print("\n".join(f"export {n}={topology.environment()[n]}" for n in names))
         return 0
     timings = up(topology)
     for service, seconds in timings.items():

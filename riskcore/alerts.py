@@ -28,6 +28,8 @@ def failure_alert(job: str, run_id: str, error: str, run_url: str | None, enviro
     error = redact(error.strip(), environment)
     if len(error) > MAX_ERROR_CHARS:
         error = error[:MAX_ERROR_CHARS] + " ..."
-    where = f" <{run_url}|run {run_id[:8]}>" if run_url else f" run {run_id}"
-    text = f":red_circle: {job} failed ({where.strip()}): {error}"
+    # Slack's control characters: an error text must not become a link or an @channel.
+    error = error.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    where = f"<{run_url}|run {run_id[:8]}>" if run_url else f"run {run_id}"
+    text = f":red_circle: {job} failed ({where}): {error}"
     return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}

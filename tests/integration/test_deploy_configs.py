@@ -35,12 +35,14 @@ def test_the_helm_values_translate_to_a_valid_dagster_instance():
     _valid_instance({
         "storage": {"postgres": {"postgres_db": {"hostname": values["postgresql"]["postgresqlHost"], "username": values["postgresql"]["postgresqlUsername"],
                                                  "password": {"env": "DAGSTER_PG_PASSWORD"}, "db_name": values["postgresql"]["postgresqlDatabase"],
-                                                 "port": values["postgresql"]["service"]["port"], "params": values["postgresql"]["postgresqlParams"]}}},
+                                                 "port": values["postgresql"]["service"]["port"], "params": values["postgresql"]["postgresqlParams"],
+                                                 "scheme": values["postgresql"]["postgresqlScheme"]}}},
         "run_queue": {"max_concurrent_runs": queue["maxConcurrentRuns"], "tag_concurrency_limits": queue["tagConcurrencyLimits"]},
         "run_retries": {"enabled": daemon["runRetries"]["enabled"], "max_retries": daemon["runRetries"]["maxRetries"]},
         "run_monitoring": {"enabled": daemon["runMonitoring"]["enabled"], "start_timeout_seconds": daemon["runMonitoring"]["startTimeoutSeconds"]},
     })
     assert values["runLauncher"]["type"] == "K8sRunLauncher" and values["postgresql"]["enabled"] is False
+    assert values["postgresql"]["postgresqlScheme"] == "postgresql+psycopg2" and values["generatePostgresqlPasswordSecret"] is False
     (deployment,) = values["dagster-user-deployments"]["deployments"]
     assert deployment["dagsterApiGrpcArgs"] == ["-m", "pipelines.definitions"]
     env = {e["name"]: e["value"] for e in deployment["env"]}

@@ -42,9 +42,14 @@ def test_the_daily_monitoring_schedule_measures_the_cohort_that_just_matured_onc
 
     from pipelines.definitions import defs
     from pipelines.schedules import daily_monitoring_schedule
+    from resources.source import ScoringCalendar
 
     for day in (2, 17):  # any day of December 2025: labels of 2024-11 matured as of 2025-11
         context = dg.build_schedule_context(scheduled_execution_time=datetime.datetime(2025, 12, day, 7, tzinfo=datetime.timezone.utc),
-                                            repository_def=defs.get_repository_def())
+                                            repository_def=defs.get_repository_def(), resources={"calendar": ScoringCalendar()})
         request = daily_monitoring_schedule.evaluate_tick(context).run_requests[0]
         assert request.partition_key == "2024-11-01" and request.run_key == "performance-2024-11"
+    # the configured performance window decides the cohort
+    context = dg.build_schedule_context(scheduled_execution_time=datetime.datetime(2025, 12, 2, 7, tzinfo=datetime.timezone.utc),
+                                        repository_def=defs.get_repository_def(), resources={"calendar": ScoringCalendar(performance_window_months=6)})
+    assert daily_monitoring_schedule.evaluate_tick(context).run_requests[0].partition_key == "2025-05-01"

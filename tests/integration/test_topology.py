@@ -45,20 +45,39 @@ def topology(tmp_path_factory):
                RISK_CODE_PORT=str(_free_port()), RISK_UI_PORT=str(_free_port()),
                RISK_ROWS_PER_MONTH="600", RISK_SCENARIO="economic_shock", RISK_SCENARIO_START="2023-04", RISK_AS_OF="2023-04",
                RISK_PERFORMANCE_WINDOW_MONTHS="1", RISK_OUT_OF_TIME_MONTHS="1")
-    started = time.monotonic()
-    up = subprocess.run([sys.executable, "-m", "pipelines.topology", "up"], env=env, capture_output=True, text=True, timeout=600)
-    assert up.returncode == 0, up.stdout + up.stderr[-3000:]
-    seconds = time.monotonic() - started
     old = dict(os.environ)
-    os.environ.update(env)
-    layout = topo.Topology.from_environment()
-    os.environ.update(layout.environment())  # this process reads the same instance, registry and ledger
-    try:
+    try:  # whatever happens, `down` runs: nothing is left listening after the module
+        started = time.monotonic()
+        up = subprocess.run([sys.executable, "-m", "pipelines.topology", "up"], env=env, capture_output=True, text=True, timeout=600)
+        assert up.returncode == 0, up.stdout + up.stderr[-3000:]
+        seconds = time.monotonic() - started
+        os.environ.update(env)
+        layout = topo.Topology.from_environment()
+        os.environ.update(layout.environment())  # this process reads the same instance, registry and ledger
         yield layout, env, up.stdout, seconds
     finally:
         subprocess.run([sys.executable, "-m", "pipelines.topology", "down"], env=env, capture_output=True, text=True, timeout=300)
         os.environ.clear()
         os.environ.update(old)
+
+
+def _listening_addresses() -> dict[int, set[str]]:
+    """port -> addresses listened on, from /proc/net/tcp{,6} (state 0A = LISTEN)."""
+    import ipaddress
+
+    found: dict[int, set[str]] = {}
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] != "0A":
+                continue
+            address, port = fields[1].split(":")
+            raw = bytes.fromhex(address)
+            # the kernel prints each 32-bit word in host (little-endian) order
+            raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+            ip = ipaddress.ip_address(raw)
+            found.setdefault(int(port, 16), set()).add(str(ip))
+    return found
 
 
 def _graphql_client(layout):
@@ -79,10 +98,9 @@ def test_up_starts_everything_on_loopback_and_again_is_harmless(topology):
     print(f"\n`make up` from an empty state folder: {seconds:.1f} s\n{first}")
     again = subprocess.run([sys.executable, "-m", "pipelines.topology", "up"], env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and again.stdout.count("already running") == 5, again.stdout
-    listening = subprocess.run(["ss", "-ltnH"], capture_output=True, text=True).stdout
+    listening = _listening_addresses()
     for port in (layout.pg_port, layout.mlflow_port, layout.code_port, layout.ui_port):
-        bound = [line.split()[3] for line in listening.splitlines() if line.split()[3].endswith(f":{port}")]
-        assert bound and all(address.startswith(("127.0.0.1:", "[::ffff:127.0.0.1]:")) for address in bound), (port, bound)
+        assert listening.get(port) and listening[port] <= {"127.0.0.1", "::ffff:127.0.0.1"}, (port, listening.get(port))
 
 
 def test_a_sensor_launched_run_completes_with_its_events_in_postgres_and_its_model_on_the_mlflow_server(topology):

@@ -17,3 +17,8 @@ def test_the_payload_is_slack_compatible_and_bounded():
     assert payload["text"].startswith(":red_circle: monthly_scoring_job failed")
     assert "<http://127.0.0.1:3000/runs/0123456789abcdef|run 01234567>" in payload["text"]
     assert len(payload["text"]) < 800 and payload["blocks"][0]["text"]["type"] == "mrkdwn"
+
+
+def test_error_text_cannot_ping_a_channel_or_forge_a_link():
+    payload = failure_alert("job", "0123456789abcdef", "<!channel> see <http://evil|here>", None, {})
+    assert "<!channel>" not in payload["text"] and "&lt;!channel&gt;" in payload["text"]
