@@ -81,9 +81,11 @@ def local_resources() -> dict:
 
 
 def _local_registry(data: str, model_name: str) -> ModelRegistry:
-    """A SQLite file by default; the MLflow server when MLFLOW_TRACKING_URI is set (`make up`)."""
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return ModelRegistry(tracking_uri=dg.EnvVar("MLFLOW_TRACKING_URI"), model_name=model_name)
+    """A SQLite file by default; the MLflow server when RISK_MLFLOW_URI is set (`make up`). Not
+    MLFLOW_TRACKING_URI: MLflow sets that one itself in any process that used a registry, and a
+    child process would inherit it."""
+    if os.environ.get("RISK_MLFLOW_URI"):
+        return ModelRegistry(tracking_uri=dg.EnvVar("RISK_MLFLOW_URI"), model_name=model_name)
     return ModelRegistry(tracking_uri=f"sqlite:///{data}/mlflow/mlflow.db", artifact_location=f"{data}/mlflow/artifacts", model_name=model_name)
 
 

@@ -94,7 +94,8 @@ class Topology:
             "DAGSTER_PG_HOST": url.hostname, "DAGSTER_PG_PORT": str(url.port or 5432),
             "DAGSTER_PG_USER": urllib.parse.unquote(url.username or ""), "DAGSTER_PG_PASSWORD": urllib.parse.unquote(url.password or ""),
             "DAGSTER_PG_DB": url.path.lstrip("/"),
-            "MLFLOW_TRACKING_URI": self.mlflow_url,
+            "RISK_MLFLOW_URI": self.mlflow_url,
+            "MLFLOW_TRACKING_URI": self.mlflow_url,  # for MLflow's own tools run in this environment
             "RISK_LEDGER_URL": self.database_url("governance"),
             "RISK_DATA_DIR": str(self.state / "data"),
             "MLFLOW_BACKEND_STORE_URI": self.database_url("mlflow"),  # read by `mlflow server`, kept off its command line

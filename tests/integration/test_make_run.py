@@ -21,7 +21,7 @@ BIN = os.path.dirname(sys.executable)
 
 
 def _env(root, **extra):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RISK_", "DAGSTER_HOME"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RISK_", "DAGSTER_HOME", "MLFLOW_"))}
     return {**env, "RISK_DATA_DIR": str(root / "data"), "RISK_ROWS_PER_MONTH": "800", "RISK_AS_OF": "2023-05",
             "RISK_PERFORMANCE_WINDOW_MONTHS": "1", "RISK_OUT_OF_TIME_MONTHS": "1", **extra}
 
