@@ -131,7 +131,8 @@ def test_a_sensor_launched_run_completes_with_its_events_in_postgres_and_its_mod
     with psycopg2.connect(layout.database_url("dagster").replace("+psycopg2", "")) as connection, connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM event_logs WHERE run_id = %s", (run.run_id,))
         assert cursor.fetchone()[0] > 20
-    versions = MlflowClient(tracking_uri=layout.mlflow_url).search_model_versions("name='retail_pd'")
+    # registry_uri too: MLflow keeps a process-wide registry URI that earlier tests in this process set
+    versions = MlflowClient(tracking_uri=layout.mlflow_url, registry_uri=layout.mlflow_url).search_model_versions("name='retail_pd'")
     by_run = {v.tags.get("dagster_run_id") for v in versions}
     assert run.run_id in by_run and len(versions) == 1 + len(by_run & {r.run_id for r in sensor_runs})  # make run's, then the sensor's
     from riskcore.ledger import Ledger
