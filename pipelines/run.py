@@ -24,36 +24,29 @@ STAGES = ("ingestion", "training", "scoring", "monitoring", "performance", "repo
 
 def _materialise(defs: dg.Definitions, instance: dg.DagsterInstance, months: list[str], matured: list[str], stages: tuple[str, ...] = STAGES) -> dict[str, float]:
     timings = {}
-    if "ingestion" in stages:
+
+    def per_month(job: str, which: list[str], label: str, assets: list[str] | None = None) -> None:
+        """One run per month, as a UI backfill of the job would make them."""
         started = time.perf_counter()
-        ingestion = defs.resolve_job_def("monthly_ingestion_job")
-        for month in months:
-            ingestion.execute_in_process(QUIET, partition_key=f"{month}-01", instance=instance, tags=TAGS)
-            print(f"  ingested {month}", end="\n" if month == months[-1] else "\r", flush=True)
-        timings["ingestion + features"] = time.perf_counter() - started
+        for month in which:
+            defs.resolve_job_def(job).execute_in_process(QUIET, partition_key=f"{month}-01", instance=instance, tags=TAGS,
+                                                         asset_selection=[dg.AssetKey(a) for a in assets] if assets else None)
+            print(f"  {label} {month}", end="\n" if month == which[-1] else "\r", flush=True)
+        timings[label] = time.perf_counter() - started
+
+    if "ingestion" in stages:
+        per_month("monthly_ingestion_job", months, "ingestion + features")
     if "training" in stages:
         started = time.perf_counter()
         defs.resolve_job_def("model_training_job").execute_in_process(QUIET, instance=instance, tags=TAGS)
         timings["training + registration"] = time.perf_counter() - started
         print("  trained and registered a candidate, evaluated its gates, settled the champion", flush=True)
     if "scoring" in stages:
-        started = time.perf_counter()
-        scoring = defs.resolve_job_def("monthly_scoring_job")
-        for month in months:
-            scoring.execute_in_process(QUIET, partition_key=f"{month}-01", instance=instance, asset_selection=[dg.AssetKey("risk_scores")], tags=TAGS)
-        timings["scoring"] = time.perf_counter() - started
+        per_month("monthly_scoring_job", months, "scoring", assets=["risk_scores"])
     if "monitoring" in stages:
-        started = time.perf_counter()
-        monitoring = defs.resolve_job_def("monitoring_job")
-        for month in months:
-            monitoring.execute_in_process(QUIET, partition_key=f"{month}-01", instance=instance, tags=TAGS)
-        timings["drift monitoring"] = time.perf_counter() - started
-    if "performance" in stages:
-        started = time.perf_counter()
-        performance = defs.resolve_job_def("performance_job")
-        for month in matured:
-            performance.execute_in_process(QUIET, partition_key=f"{month}-01", instance=instance, tags=TAGS)
-        timings["realised performance"] = time.perf_counter() - started
+        per_month("monitoring_job", months, "drift monitoring")
+    if "performance" in stages and matured:
+        per_month("performance_job", matured, "realised performance")
     if "reporting" in stages:
         from pipelines.backfill import run_local
 
