@@ -15,7 +15,7 @@ export DAGSTER_HOME := $(CURDIR)/$(DATA_DIR)/dagster_home
 endif
 export RISK_DATA_DIR := $(DATA_DIR)
 
-.PHONY: install system-deps run german-credit train approve reject rollback ledger verify-ledger backfill up down test dev mlflow-ui check bench lock clean
+.PHONY: install system-deps run german-credit train approve reject rollback ledger verify-ledger backfill up down image test dev mlflow-ui check bench lock clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -98,6 +98,11 @@ check: install
 
 bench: install
 	$(BIN)/python -m bench.run_all
+
+## The deployment image of deploy/compose.yaml and the Helm values (needs a Docker engine).
+image:
+	docker build --build-arg RISK_CODE_VERSION=$$(git rev-parse --short=12 HEAD) \
+	  -t risk-scoring:$$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml) .
 
 ## Re-resolve the lock from pyproject.toml's direct pins.
 lock:

@@ -32,6 +32,17 @@ def current_environment() -> str:
     return env
 
 
+def automation_status() -> str:
+    """Schedules and the retraining/rollback sensors: running where the environment is production
+    (a deployment runs its calendar), stopped on a laptop until someone turns them on."""
+    return "RUNNING" if current_environment() == "production" else "STOPPED"
+
+
+def monitoring_cron() -> str:
+    """When the daily monitoring runs: RISK_MONITORING_CRON, 07:00 UTC unless an operator moves it."""
+    return os.environ.get("RISK_MONITORING_CRON", "0 7 * * *")
+
+
 SOURCES = ("synthetic", "german_credit")
 
 

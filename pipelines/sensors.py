@@ -1,5 +1,6 @@
 import dagster as dg
 
+from pipelines.environment import automation_status
 from pipelines.jobs import model_training_job, rollback_job
 from resources.alerts import AlertWebhook
 
@@ -22,7 +23,7 @@ def latest_metadata_by_month(instance: dg.DagsterInstance, asset: str, limit: in
     return latest
 
 
-@dg.sensor(job=model_training_job, minimum_interval_seconds=3600, default_status=dg.DefaultSensorStatus.STOPPED)
+@dg.sensor(job=model_training_job, minimum_interval_seconds=3600, default_status=dg.DefaultSensorStatus[automation_status()])
 def drift_retraining_sensor(context: dg.SensorEvaluationContext):
     """Launch retraining when drift persists (monitoring policy: persistence, cooldown).
 
@@ -44,7 +45,7 @@ def drift_retraining_sensor(context: dg.SensorEvaluationContext):
                                                                        "decision": why, "monitoring_policy": policy.label})
 
 
-@dg.sensor(job=rollback_job, minimum_interval_seconds=3600, default_status=dg.DefaultSensorStatus.STOPPED)
+@dg.sensor(job=rollback_job, minimum_interval_seconds=3600, default_status=dg.DefaultSensorStatus[automation_status()])
 def performance_rollback_sensor(context: dg.SensorEvaluationContext):
     """Roll the champion back when its realised performance, on matured months it scored, trails
     the version it replaced on the same rows by more than the tolerance, or falls below the floor.

@@ -89,6 +89,8 @@ class Topology:
         never on a command line or in a config file."""
         url = urllib.parse.urlparse(self.database_url("dagster"))
         return {
+            # RISK_ENV=production reads its files from here unless told otherwise
+            "RISK_LANDING_URL": str(self.state / "landing"), "RISK_DATASETS_URL": str(self.state / "datasets"),
             **os.environ,
             "DAGSTER_HOME": str(self.dagster_home),
             "DAGSTER_PG_HOST": url.hostname, "DAGSTER_PG_PORT": str(url.port or 5432),
@@ -134,10 +136,18 @@ def _wait_for(port: int, what: str, timeout: float, process: subprocess.Popen | 
 
 
 def _pid_alive(path: Path) -> bool:
+    """The process in the pid file runs, and is not a zombie (killed, waiting for a parent to reap it)."""
     try:
-        os.kill(int(path.read_text()), 0)
-        return True
+        pid = int(path.read_text())
+        os.kill(pid, 0)
     except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    if not Path("/proc/self").exists():  # not Linux: the signal's answer is all there is
+        return True
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:  # it ended just now
         return False
 
 
@@ -285,8 +295,11 @@ def up(topology: Topology) -> dict[str, float]:
                                                               "-h", HOST, "-p", str(topology.code_port)], topology.code_port, 120, env)
     workspace = str(topology.state / "workspace.yaml")
     timings["daemon"] = _start(topology, "daemon", [str(bin_dir / "dagster-daemon"), "run", "-w", workspace], None, 60, env)
-    timings["webserver"] = _start(topology, "webserver", [str(bin_dir / "dagster-webserver"), "-h", HOST, "-p", str(topology.ui_port), "-w", workspace],
-                                  topology.ui_port, 120, env)
+    # The webserver keeps one pooled connection per storage and never pings it (dagster#3812,
+    # #33879): after a PostgreSQL restart its first write fails half-way and leaves a run that
+    # never starts. Recycling at every checkout (age > 0 s) costs a loopback connect instead.
+    timings["webserver"] = _start(topology, "webserver", [str(bin_dir / "dagster-webserver"), "-h", HOST, "-p", str(topology.ui_port), "-w", workspace,
+                                                          "--db-pool-recycle", "0"], topology.ui_port, 120, env)
     return timings
 
 

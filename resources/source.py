@@ -25,7 +25,11 @@ class ScoringCalendar(dg.ConfigurableResource):
 
     @property
     def as_of(self) -> str:
-        return month_label(self.as_of_month or add_months(dt.date.today(), -1))
+        return self.as_of_on(dt.date.today())
+
+    def as_of_on(self, day: dt.date) -> str:
+        """The evaluation month on `day`: the month before it, unless the calendar is pinned (a simulated world)."""
+        return month_label(self.as_of_month or add_months(day, -1))
 
     def matured(self, month: str) -> bool:
         return labels_matured(month, self.as_of, self.performance_window_months)

@@ -53,3 +53,7 @@ def test_the_daily_monitoring_schedule_measures_the_cohort_that_just_matured_onc
     context = dg.build_schedule_context(scheduled_execution_time=datetime.datetime(2025, 12, 2, 7, tzinfo=datetime.timezone.utc),
                                         repository_def=defs.get_repository_def(), resources={"calendar": ScoringCalendar(performance_window_months=6)})
     assert daily_monitoring_schedule.evaluate_tick(context).run_requests[0].partition_key == "2025-05-01"
+    # a pinned calendar (a simulated world) is its own clock: the wall-clock day does not move it
+    context = dg.build_schedule_context(scheduled_execution_time=datetime.datetime(2026, 11, 25, 7, tzinfo=datetime.timezone.utc),
+                                        repository_def=defs.get_repository_def(), resources={"calendar": ScoringCalendar(as_of_month="2023-04", performance_window_months=1)})
+    assert daily_monitoring_schedule.evaluate_tick(context).run_requests[0].run_key == "performance-2023-03"

@@ -3,7 +3,6 @@ the MLflow server on it, the gRPC code server, the daemon and the webserver, all
 End to end, faults (daemon killed, PostgreSQL restarted), and a real browser on the UI."""
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,52 +12,19 @@ import dagster as dg
 import pytest
 
 from pipelines import topology as topo
+from tests.integration.topologies import finished, graphql_client, running_topology, up, wait
 
 BIN = Path(sys.executable).parent
 SCREENSHOTS = Path(__file__).resolve().parent.parent.parent / "data" / "screenshots"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(predicate, timeout: float, what: str, every: float = 2.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 @pytest.fixture(scope="module")
 def topology(tmp_path_factory):
-    state = tmp_path_factory.mktemp("topology")
-    if os.geteuid() == 0:  # the cluster runs as `postgres`, which must reach its folder
-        for parent in [state, *state.parents]:
-            os.chmod(parent, os.stat(parent).st_mode | 0o011)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("RISK_", "DAGSTER_", "MLFLOW_"))}
-    env.update(RISK_STATE_DIR=str(state), RISK_PG_PORT=str(_free_port()), RISK_MLFLOW_PORT=str(_free_port()),
-               RISK_CODE_PORT=str(_free_port()), RISK_UI_PORT=str(_free_port()),
-               RISK_ROWS_PER_MONTH="600", RISK_SCENARIO="economic_shock", RISK_SCENARIO_START="2023-04", RISK_AS_OF="2023-04",
-               RISK_PERFORMANCE_WINDOW_MONTHS="1", RISK_OUT_OF_TIME_MONTHS="1")
-    old = dict(os.environ)
-    try:  # whatever happens, `down` runs: nothing is left listening after the module
-        started = time.monotonic()
-        up = subprocess.run([sys.executable, "-m", "pipelines.topology", "up"], env=env, capture_output=True, text=True, timeout=600)
-        assert up.returncode == 0, up.stdout + up.stderr[-3000:]
-        seconds = time.monotonic() - started
-        os.environ.update(env)
-        layout = topo.Topology.from_environment()
-        os.environ.update(layout.environment())  # this process reads the same instance, registry and ledger
-        yield layout, env, up.stdout, seconds
-    finally:
-        subprocess.run([sys.executable, "-m", "pipelines.topology", "down"], env=env, capture_output=True, text=True, timeout=300)
-        os.environ.clear()
-        os.environ.update(old)
+    with running_topology(tmp_path_factory.mktemp("topology"),
+                          RISK_ROWS_PER_MONTH="600", RISK_SCENARIO="economic_shock", RISK_SCENARIO_START="2023-04", RISK_AS_OF="2023-04",
+                          RISK_PERFORMANCE_WINDOW_MONTHS="1", RISK_OUT_OF_TIME_MONTHS="1",
+                          RISK_MONITORING_CRON="* * * * *") as started:  # the daily schedule ticks every minute here (off until the test starts it)
+        yield started
 
 
 def _listening_addresses() -> dict[int, set[str]]:
@@ -80,23 +46,12 @@ def _listening_addresses() -> dict[int, set[str]]:
     return found
 
 
-def _graphql_client(layout):
-    from dagster_graphql import DagsterGraphQLClient
-
-    return DagsterGraphQLClient("127.0.0.1", port_number=layout.ui_port)
-
-
-def _finished(client, run_id):
-    status = client.get_run_status(run_id)
-    return status if status.value in ("SUCCESS", "FAILURE", "CANCELED") else None
-
-
 def test_up_starts_everything_on_loopback_and_again_is_harmless(topology):
     layout, env, first, seconds = topology
     for service in ("postgres", "mlflow server", "code server", "daemon", "webserver"):
         assert f"  {service}" in first and "started in" in first.split(f"  {service}")[1].splitlines()[0], first
     print(f"\n`make up` from an empty state folder: {seconds:.1f} s\n{first}")
-    again = subprocess.run([sys.executable, "-m", "pipelines.topology", "up"], env=env, capture_output=True, text=True, timeout=300)
+    again = up(env)
     assert again.returncode == 0 and again.stdout.count("already running") == 5, again.stdout
     listening = _listening_addresses()
     for port in (layout.pg_port, layout.mlflow_port, layout.code_port, layout.ui_port):
@@ -122,7 +77,7 @@ def test_a_sensor_launched_run_completes_with_its_events_in_postgres_and_its_mod
         runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/sensor_name": "drift_retraining_sensor"}))
         return runs[0] if runs and runs[0].status in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE) else None
 
-    run = _wait(launched, 300, "the daemon to launch and finish the sensor's run")
+    run = wait(launched, 300, "the daemon to launch and finish the sensor's run")
     assert run.status == dg.DagsterRunStatus.SUCCESS and run.job_name == "model_training_job"
     # One launch; anything else is the daemon's retry of it (run_retries in deploy/dagster.yaml).
     sensor_runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/sensor_name": "drift_retraining_sensor"}))
@@ -144,33 +99,65 @@ def test_a_sensor_launched_run_completes_with_its_events_in_postgres_and_its_mod
 def test_a_run_queued_while_the_daemon_is_down_completes_once_it_is_back(topology):
     layout, env, _, _ = topology
     assert topo._stop(layout, "daemon")
-    client = _graphql_client(layout)
+    client = graphql_client(layout)
     run_id = client.submit_job_execution("monthly_ingestion_job", repository_location_name="risk_scoring", tags={"dagster/partition": "2023-06-01"})
     time.sleep(8)
     assert client.get_run_status(run_id).value == "QUEUED"  # nobody dequeues it
-    again = subprocess.run([sys.executable, "-m", "pipelines.topology", "up"], env=env, capture_output=True, text=True, timeout=300)
+    again = up(env)
     assert again.returncode == 0 and "daemon         started" in again.stdout, again.stdout
-    assert _wait(lambda: _finished(client, run_id), 240, "the queued run").value == "SUCCESS"
+    assert wait(lambda: finished(client, run_id), 240, "the queued run").value == "SUCCESS"
     store = Path(os.environ["RISK_DATA_DIR"]) / "datasets" / "applications" / "month=2023-06"
     assert [p.name for p in store.iterdir()] == ["part-0.parquet"]  # no temp file left behind
 
 
 def test_postgres_restarted_between_two_runs_the_next_run_succeeds(topology):
     layout, _, _, _ = topology
-    client = _graphql_client(layout)
+    client = graphql_client(layout)
     first = client.submit_job_execution("monthly_ingestion_job", repository_location_name="risk_scoring", tags={"dagster/partition": "2023-07-01"})
-    assert _wait(lambda: _finished(client, first), 240, "the first run").value == "SUCCESS"
+    assert wait(lambda: finished(client, first), 240, "the first run").value == "SUCCESS"
     assert topo.stop_postgres(layout)
     topo.start_postgres(layout)
-    second = _wait(lambda: _try_submit(client, "2023-08-01"), 60, "the webserver to accept a run after the restart")
-    assert _wait(lambda: _finished(client, second), 240, "the second run").value == "SUCCESS"
+    # the first request after the restart: no retry (the webserver recycles its connections)
+    second = client.submit_job_execution("monthly_ingestion_job", repository_location_name="risk_scoring", tags={"dagster/partition": "2023-08-01"})
+    assert wait(lambda: finished(client, second), 240, "the second run").value == "SUCCESS"
+    stuck = dg.DagsterInstance.get().get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.NOT_STARTED]))
+    assert not stuck, [(r.run_id, r.tags) for r in stuck]  # no run half-created by a failed request
 
 
-def _try_submit(client, partition):
-    try:
-        return client.submit_job_execution("monthly_ingestion_job", repository_location_name="risk_scoring", tags={"dagster/partition": partition})
-    except Exception:  # the first request after a restart may meet a dropped pooled connection
-        return None
+def test_the_daemon_ticks_the_monitoring_schedule_and_its_run_outlives_a_killed_daemon(topology):
+    """A schedule tick, not a request from the test: the daemon launches the run, is killed
+    (SIGKILL) while that run is under way, and once restarted finds it completed."""
+    import signal
+
+    layout, env, _, _ = topology
+    topo_env = {**env, **layout.environment()}
+    workspace = str(layout.state / "workspace.yaml")
+    started = subprocess.run([str(BIN / "dagster"), "schedule", "start", "daily_monitoring_schedule", "-w", workspace],
+                             env=topo_env, capture_output=True, text=True, timeout=120)
+    assert started.returncode == 0, started.stderr[-2000:]
+    instance = dg.DagsterInstance.get()
+    scheduled = dg.RunsFilter(tags={"dagster/schedule_name": "daily_monitoring_schedule"})
+
+    def under_way():
+        runs = instance.get_runs(filters=scheduled)
+        return runs[0] if runs and runs[0].status in (dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED) else None
+
+    run = wait(under_way, 150, "the schedule's first tick to launch a run", every=0.3)
+    pid_file = layout.state / "pids" / "daemon.pid"
+    os.killpg(int(pid_file.read_text()), signal.SIGKILL)
+    wait(lambda: not topo._pid_alive(pid_file), 30, "the killed daemon to be gone", every=0.2)
+    again = up(env)
+    assert again.returncode == 0 and "daemon         started" in again.stdout, again.stdout
+    finished = wait(lambda: finished(graphql_client(layout), run.run_id), 240, "the scheduled run")
+    stopped = subprocess.run([str(BIN / "dagster"), "schedule", "stop", "daily_monitoring_schedule", "-w", workspace],
+                             env=topo_env, capture_output=True, text=True, timeout=120)
+    assert finished.value == "SUCCESS" and stopped.returncode == 0, (finished, stopped.stderr[-2000:])
+    # the pinned calendar (as of 2023-04, 1-month window): the cohort of 2023-03, once
+    assert run.job_name == "performance_job" and run.tags["dagster/partition"] == "2023-03-01" and run.tags["dagster/run_key"] == "performance-2023-03"
+    assert len(instance.get_runs(filters=scheduled)) == 1  # later ticks met the same run key
+    measured = instance.fetch_materializations(dg.AssetKey("model_performance"), limit=1).records[0]
+    assert measured.run_id == run.run_id and measured.partition_key == "2023-03-01"
+    assert measured.asset_materialization.metadata["rows"].value > 0
 
 
 def test_a_browser_finds_the_risk_assets_and_a_check_result(topology):
@@ -199,5 +186,9 @@ def test_a_browser_finds_the_risk_assets_and_a_check_result(topology):
         passed = page.get_by_text(re.compile(r"^[1-9]\d* / \d+ Passed$")).first
         passed.wait_for(timeout=60_000)
         page.screenshot(path=str(SCREENSHOTS / "asset-graph-ingestion-checks.png"))
+        page.goto(f"{layout.ui_url}/runs")  # who launched what: the schedule's tick and the sensor's request
+        for launcher in ("daily_monitoring_schedule", "drift_retraining_sensor"):
+            page.get_by_text(launcher).first.wait_for(timeout=60_000)
+        page.screenshot(path=str(SCREENSHOTS / "runs-launched-by-schedule-and-sensor.png"))
         browser.close()
     assert (SCREENSHOTS / "asset-graph-ingestion-checks.png").stat().st_size > 10_000
