@@ -12,13 +12,27 @@ monthly_cycle_schedule = dg.build_schedule_from_partitioned_job(
 )
 
 
+IN_FLIGHT = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+
+
 @dg.schedule(job=performance_job, cron_schedule=monitoring_cron(), execution_timezone="UTC",
              default_status=dg.DefaultScheduleStatus[automation_status()])
 def daily_monitoring_schedule(context: dg.ScheduleEvaluationContext, calendar: ScoringCalendar):
-    """Every day, load the labels of the cohort that matured as of last month and measure the model
-    that scored it (the rollback sensor reads the result); the run key makes it once per cohort."""
+    """Every day, measure the cohort whose labels matured as of last month, until it is measured:
+    a day whose run failed (the outcomes file came late) is tried again the next day. A schedule's
+    run key only dedupes within one tick, so the instance's records decide what is done."""
     from riskcore.months import add_months, month_label
 
     as_of = calendar.as_of_on(context.scheduled_execution_time.date())
     cohort = month_label(add_months(as_of, -calendar.performance_window_months))
-    return dg.RunRequest(run_key=f"performance-{cohort}", partition_key=f"{cohort}-01", tags={"trigger": "daily_monitoring_schedule"})
+    partition = f"{cohort}-01"
+    measured = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("model_performance"), asset_partitions=[partition]), limit=1).records
+    if measured:
+        return dg.SkipReason(f"{cohort} was measured by run {measured[0].run_id}")
+    run_key = f"performance-{cohort}"
+    in_flight = context.instance.get_runs(filters=dg.RunsFilter(tags={"dagster/run_key": run_key}, statuses=IN_FLIGHT), limit=1)
+    if in_flight:
+        return dg.SkipReason(f"{cohort} is being measured by run {in_flight[0].run_id}")
+    return dg.RunRequest(run_key=run_key, partition_key=partition, tags={"trigger": "daily_monitoring_schedule"})
+

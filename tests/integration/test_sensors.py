@@ -37,23 +37,34 @@ def test_retraining_is_launched_once_after_persistent_drift_and_not_inside_the_c
         assert isinstance(result, dg.SkipReason) and "cooldown" in result.skip_message
 
 
-def test_the_daily_monitoring_schedule_measures_the_cohort_that_just_matured_once():
+def test_the_daily_monitoring_schedule_measures_the_cohort_that_just_matured_until_it_is_measured():
     import datetime
 
     from pipelines.definitions import defs
     from pipelines.schedules import daily_monitoring_schedule
     from resources.source import ScoringCalendar
 
-    for day in (2, 17):  # any day of December 2025: labels of 2024-11 matured as of 2025-11
-        context = dg.build_schedule_context(scheduled_execution_time=datetime.datetime(2025, 12, day, 7, tzinfo=datetime.timezone.utc),
-                                            repository_def=defs.get_repository_def(), resources={"calendar": ScoringCalendar()})
-        request = daily_monitoring_schedule.evaluate_tick(context).run_requests[0]
-        assert request.partition_key == "2024-11-01" and request.run_key == "performance-2024-11"
-    # the configured performance window decides the cohort
-    context = dg.build_schedule_context(scheduled_execution_time=datetime.datetime(2025, 12, 2, 7, tzinfo=datetime.timezone.utc),
-                                        repository_def=defs.get_repository_def(), resources={"calendar": ScoringCalendar(performance_window_months=6)})
-    assert daily_monitoring_schedule.evaluate_tick(context).run_requests[0].partition_key == "2025-05-01"
-    # a pinned calendar (a simulated world) is its own clock: the wall-clock day does not move it
-    context = dg.build_schedule_context(scheduled_execution_time=datetime.datetime(2026, 11, 25, 7, tzinfo=datetime.timezone.utc),
-                                        repository_def=defs.get_repository_def(), resources={"calendar": ScoringCalendar(as_of_month="2023-04", performance_window_months=1)})
-    assert daily_monitoring_schedule.evaluate_tick(context).run_requests[0].run_key == "performance-2023-03"
+    def tick(instance, day, calendar):
+        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=datetime.datetime(*day, 7, tzinfo=datetime.timezone.utc),
+                                            repository_def=defs.get_repository_def(), resources={"calendar": calendar})
+        return daily_monitoring_schedule.evaluate_tick(context)
+
+    with dg.instance_for_test() as instance:
+        for day in (2, 17):  # any day of December 2025: labels of 2024-11 matured as of 2025-11
+            request = tick(instance, (2025, 12, day), ScoringCalendar()).run_requests[0]
+            assert request.partition_key == "2024-11-01" and request.run_key == "performance-2024-11"
+        # the configured performance window decides the cohort
+        assert tick(instance, (2025, 12, 2), ScoringCalendar(performance_window_months=6)).run_requests[0].partition_key == "2025-05-01"
+        # a pinned calendar (a simulated world) is its own clock: the wall-clock day does not move it
+        assert tick(instance, (2026, 11, 25), ScoringCalendar(as_of_month="2023-04", performance_window_months=1)).run_requests[0].run_key == "performance-2023-03"
+        # a run under way for the cohort: the next day waits for it (a schedule's run key dedupes one tick only)
+        run = instance.create_run_for_job(defs.resolve_job_def("performance_job"), status=dg.DagsterRunStatus.STARTED,
+                                          tags={"dagster/run_key": "performance-2024-11"})
+        skipped = tick(instance, (2025, 12, 3), ScoringCalendar())
+        assert not skipped.run_requests and f"being measured by run {run.run_id}" in skipped.skip_message
+        instance.report_run_failed(run)  # it failed (the outcomes came late): the next day tries again
+        assert tick(instance, (2025, 12, 4), ScoringCalendar()).run_requests[0].run_key == "performance-2024-11"
+        # measured: no more runs for it, whatever the day
+        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key="model_performance", partition="2024-11-01"))
+        skipped = tick(instance, (2025, 12, 5), ScoringCalendar())
+        assert not skipped.run_requests and skipped.skip_message.startswith("2024-11 was measured by run")

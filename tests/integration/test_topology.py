@@ -12,7 +12,7 @@ import dagster as dg
 import pytest
 
 from pipelines import topology as topo
-from tests.integration.topologies import finished, graphql_client, running_topology, up, wait
+from tests.integration.topologies import finished, graphql, graphql_client, running_topology, up, wait
 
 BIN = Path(sys.executable).parent
 SCREENSHOTS = Path(__file__).resolve().parent.parent.parent / "data" / "screenshots"
@@ -140,21 +140,31 @@ def test_the_daemon_ticks_the_monitoring_schedule_and_its_run_outlives_a_killed_
 
     def under_way():
         runs = instance.get_runs(filters=scheduled)
-        return runs[0] if runs and runs[0].status in (dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED) else None
+        return runs[0] if runs and runs[0].status == dg.DagsterRunStatus.STARTED else None
 
+    # STARTED: its worker runs. (Killed while still launching, a run stays STARTING until run
+    # monitoring fails it after start_timeout_seconds, and run retries launch it again.)
     run = wait(under_way, 150, "the schedule's first tick to launch a run", every=0.3)
     pid_file = layout.state / "pids" / "daemon.pid"
     os.killpg(int(pid_file.read_text()), signal.SIGKILL)
     wait(lambda: not topo._pid_alive(pid_file), 30, "the killed daemon to be gone", every=0.2)
     again = up(env)
     assert again.returncode == 0 and "daemon         started" in again.stdout, again.stdout
-    finished = wait(lambda: finished(graphql_client(layout), run.run_id), 240, "the scheduled run")
+    outcome = wait(lambda: finished(graphql_client(layout), run.run_id), 240, "the scheduled run")
+    ticks = ('{ scheduleOrError(scheduleSelector: {repositoryLocationName: "risk_scoring", repositoryName: "__repository__",'
+             ' scheduleName: "daily_monitoring_schedule"}) { ... on Schedule { scheduleState { ticks(limit: 10) { status skipReason } } } } }')
+
+    def skipped_once_measured():  # the next minute's tick: a schedule's run key dedupes within one tick only
+        states = graphql(layout, ticks)["scheduleOrError"]["scheduleState"]["ticks"]
+        return [t["skipReason"] for t in states if t["status"] == "SKIPPED" and "was measured" in (t["skipReason"] or "")]
+
+    assert wait(skipped_once_measured, 90, "a tick after the run to skip")[0] == f"2023-03 was measured by run {run.run_id}"
     stopped = subprocess.run([str(BIN / "dagster"), "schedule", "stop", "daily_monitoring_schedule", "-w", workspace],
                              env=topo_env, capture_output=True, text=True, timeout=120)
-    assert finished.value == "SUCCESS" and stopped.returncode == 0, (finished, stopped.stderr[-2000:])
+    assert outcome.value == "SUCCESS" and stopped.returncode == 0, (outcome, stopped.stderr[-2000:])
     # the pinned calendar (as of 2023-04, 1-month window): the cohort of 2023-03, once
     assert run.job_name == "performance_job" and run.tags["dagster/partition"] == "2023-03-01" and run.tags["dagster/run_key"] == "performance-2023-03"
-    assert len(instance.get_runs(filters=scheduled)) == 1  # later ticks met the same run key
+    assert len(instance.get_runs(filters=scheduled)) == 1
     measured = instance.fetch_materializations(dg.AssetKey("model_performance"), limit=1).records[0]
     assert measured.run_id == run.run_id and measured.partition_key == "2023-03-01"
     assert measured.asset_materialization.metadata["rows"].value > 0

@@ -2,25 +2,16 @@
 the landing folder, datasets beside it, the MLflow server, no development approval) and a
 deployment that runs its calendar without anyone turning it on."""
 
-import json
-import urllib.request
-
 import dagster as dg
 import pytest
 
-from tests.integration.topologies import finished, graphql_client, running_topology, wait
+from tests.integration.topologies import finished, graphql, graphql_client, running_topology, wait
 
 
 @pytest.fixture(scope="module")
 def production(tmp_path_factory):
     with running_topology(tmp_path_factory.mktemp("production"), RISK_ENV="production") as started:
         yield started
-
-
-def _graphql(layout, query: str) -> dict:
-    request = urllib.request.Request(f"{layout.ui_url}/graphql", data=json.dumps({"query": query}).encode(), headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=60) as response:
-        return json.loads(response.read())["data"]
 
 
 def test_production_ingests_the_file_that_landed_and_its_schedules_and_sensors_run(production):
@@ -41,7 +32,7 @@ def test_production_ingests_the_file_that_landed_and_its_schedules_and_sensors_r
     quarantined = instance.fetch_materializations(dg.AssetKey("quarantined_applications"), limit=1).records[0].asset_materialization.metadata
     assert accepted["rows_received"].value == 1500 and accepted["rows"].value + quarantined["rows"].value == 1500
     assert accepted["path"].value.startswith(str(layout.state / "datasets" / "applications" / f"month={month}"))
-    data = _graphql(layout, '{ repositoryOrError(repositorySelector: {repositoryLocationName: "risk_scoring", repositoryName: "__repository__"}) {'
+    data = graphql(layout, '{ repositoryOrError(repositorySelector: {repositoryLocationName: "risk_scoring", repositoryName: "__repository__"}) {'
                             ' ... on Repository { schedules { name scheduleState { status } } sensors { name sensorState { status } } } } }')["repositoryOrError"]
     status = {s["name"]: s["scheduleState"]["status"] for s in data["schedules"]} | {s["name"]: s["sensorState"]["status"] for s in data["sensors"]}
     assert {name: status[name] for name in ("monthly_cycle_schedule", "daily_monitoring_schedule", "drift_retraining_sensor", "performance_rollback_sensor")} \

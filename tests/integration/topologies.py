@@ -1,6 +1,7 @@
 """Bring the `make up` topology up for a test module, and tear it down whatever happens."""
 
 import contextlib
+import json
 import os
 import socket
 import subprocess
@@ -30,6 +31,15 @@ def graphql_client(layout):
     from dagster_graphql import DagsterGraphQLClient
 
     return DagsterGraphQLClient("127.0.0.1", port_number=layout.ui_port)
+
+
+def graphql(layout, query: str) -> dict:
+    """The webserver's GraphQL API for what DagsterGraphQLClient does not ask (ticks, states)."""
+    import urllib.request
+
+    request = urllib.request.Request(f"{layout.ui_url}/graphql", data=json.dumps({"query": query}).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())["data"]
 
 
 def finished(client, run_id):
