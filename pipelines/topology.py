@@ -142,11 +142,10 @@ def _pid_alive(path: Path) -> bool:
         os.kill(pid, 0)
     except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
         return False
-    stat = Path(f"/proc/{pid}/stat")
     if not Path("/proc/self").exists():  # not Linux: the signal's answer is all there is
         return True
     try:
-        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:  # it ended just now
         return False
 

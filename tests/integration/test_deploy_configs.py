@@ -95,7 +95,7 @@ def test_the_image_the_deployments_run_is_built_from_this_repository_with_the_pi
         assert re.search(r"repository: risk-scoring\b", text) and f'tag: "{image.split(":")[1]}"' in text, values
 
 
-def test_compose_gives_the_production_environment_every_variable_it_reads():
+def test_compose_and_the_chart_give_the_production_environment_every_variable_it_reads():
     import dagster as dg
 
     from pipelines.environment import production_resources
@@ -107,3 +107,9 @@ def test_compose_gives_the_production_environment_every_variable_it_reads():
         environment = compose["services"][name]["environment"]
         assert environment["RISK_ENV"] == "production" and needed <= set(environment), (name, needed - set(environment))
     assert {"RISK_LANDING_URL", "RISK_DATASETS_URL", "RISK_PII_TOKEN_KEY", "MLFLOW_TRACKING_URI"} <= needed
+    # the chart: inline values, and secrets only from the Kubernetes Secret (its keys listed in the file's header)
+    text = (DEPLOY / "helm" / "dagster-values.yaml").read_text()
+    (deployment,) = yaml.safe_load(text)["dagster-user-deployments"]["deployments"]
+    inline = {e["name"] for e in deployment["env"]}
+    secret_keys = set(re.findall(r"RISK_[A-Z_]+", text.split("risk-scoring-secrets (", 1)[1].split(")", 1)[0]))
+    assert needed <= inline | secret_keys and {"RISK_PII_TOKEN_KEY", "RISK_LEDGER_URL"} <= secret_keys - inline, needed - inline - secret_keys
