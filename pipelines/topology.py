@@ -323,6 +323,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {service:14} {'already running' if seconds == 0 else f'started in {seconds:5.1f} s'}")
     print(f"Dagster UI      {topology.ui_url}\nMLflow          {topology.mlflow_url}\n"
           f"PostgreSQL      {HOST}:{topology.pg_port} (databases {', '.join(DATABASES)})\nstate           {topology.state}  (`make down` stops it all)")
+    from pipelines.environment import automation_status, current_environment
+
+    print(f"automation      schedules, retraining and rollback sensors start {automation_status()} with RISK_ENV={current_environment()}"
+          f"; the UI's Automation page switches them ({topology.ui_url}/automation)")
     return 0
 
 

@@ -51,6 +51,7 @@ def test_up_starts_everything_on_loopback_and_again_is_harmless(topology):
     for service in ("postgres", "mlflow server", "code server", "daemon", "webserver"):
         assert f"  {service}" in first and "started in" in first.split(f"  {service}")[1].splitlines()[0], first
     print(f"\n`make up` from an empty state folder: {seconds:.1f} s\n{first}")
+    assert "sensors start STOPPED with RISK_ENV=local" in first and f"{layout.ui_url}/automation" in first
     again = up(env)
     assert again.returncode == 0 and again.stdout.count("already running") == 5, again.stdout
     listening = _listening_addresses()

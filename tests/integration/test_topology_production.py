@@ -19,7 +19,8 @@ def test_production_ingests_the_file_that_landed_and_its_schedules_and_sensors_r
     from resources.storage import parquet_bytes
     from riskcore.synthetic import Scenario, applications_frame, generate_month
 
-    layout, _, _, _ = production
+    layout, _, started, _ = production
+    assert "sensors start RUNNING with RISK_ENV=production" in started
     month = ScoringCalendar().as_of  # production: the last complete month
     landed = layout.state / "landing" / "applications" / f"{month}.parquet"  # as an upstream system drops it
     landed.parent.mkdir(parents=True)
