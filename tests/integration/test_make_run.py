@@ -90,7 +90,11 @@ def test_a_backfill_launched_into_a_running_deployment_through_graphql(made):
         assert {m: _report_bytes(root, m) for m in MONTHS} == published
     finally:
         os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=60)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:  # seen once under CI load; the backfill was checked above
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=30)
     with dg.DagsterInstance.from_config(str(home)) as instance:
         (run,) = [r for r in instance.get_runs() if r.tags.get("dagster/backfill")]
         assert run.status == dg.DagsterRunStatus.SUCCESS
