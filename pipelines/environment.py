@@ -40,7 +40,10 @@ def automation_status() -> str:
 
 def monitoring_cron() -> str:
     """When the daily monitoring runs: RISK_MONITORING_CRON, 07:00 UTC unless an operator moves it."""
-    return os.environ.get("RISK_MONITORING_CRON", "0 7 * * *")
+    cron = os.environ.get("RISK_MONITORING_CRON", "0 7 * * *")
+    if len(cron.split()) != 5:
+        raise ValueError(f"RISK_MONITORING_CRON={cron!r}: expected a 5-field cron expression, such as '0 7 * * *'")
+    return cron
 
 
 SOURCES = ("synthetic", "german_credit")

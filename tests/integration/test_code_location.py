@@ -51,3 +51,5 @@ def test_production_runs_its_calendar_and_a_laptop_does_not():
     assert {production[name] for name in automation} == {"RUNNING"} and production["cron"] == "30 5 * * *"
     assert {local[name] for name in automation} == {"STOPPED"} and local["cron"] == "0 7 * * *"
     assert production["run_failure_alert_sensor"] == local["run_failure_alert_sensor"] == "RUNNING"
+    bad = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, env={**env, "RISK_MONITORING_CRON": "every day"})
+    assert bad.returncode != 0 and "RISK_MONITORING_CRON='every day'" in bad.stderr
