@@ -1,6 +1,6 @@
 """`RISK_ENV=production make up`: the production resources on the topology (files dropped into
-the landing folder, datasets beside it, the MLflow server, no development approval) and a
-deployment that runs its calendar without anyone turning it on."""
+the landing folder, datasets beside it, the PII key from the environment) and a deployment that
+runs its calendar without anyone turning it on."""
 
 import dagster as dg
 import pytest
@@ -33,8 +33,9 @@ def test_production_ingests_the_file_that_landed_and_its_schedules_and_sensors_r
     quarantined = instance.fetch_materializations(dg.AssetKey("quarantined_applications"), limit=1).records[0].asset_materialization.metadata
     assert accepted["rows_received"].value == 1500 and accepted["rows"].value + quarantined["rows"].value == 1500
     assert accepted["path"].value.startswith(str(layout.state / "datasets" / "applications" / f"month={month}"))
+    assert accepted["pii_key"].value == "from RISK_PII_TOKEN_KEY"  # generated into .run/secrets, never the development default
     data = graphql(layout, '{ repositoryOrError(repositorySelector: {repositoryLocationName: "risk_scoring", repositoryName: "__repository__"}) {'
                             ' ... on Repository { schedules { name scheduleState { status } } sensors { name sensorState { status } } } } }')["repositoryOrError"]
     status = {s["name"]: s["scheduleState"]["status"] for s in data["schedules"]} | {s["name"]: s["sensorState"]["status"] for s in data["sensors"]}
-    assert {name: status[name] for name in ("monthly_cycle_schedule", "daily_monitoring_schedule", "drift_retraining_sensor", "performance_rollback_sensor")} \
-        == dict.fromkeys(("monthly_cycle_schedule", "daily_monitoring_schedule", "drift_retraining_sensor", "performance_rollback_sensor"), "RUNNING")
+    automation = ("monthly_cycle_schedule", "daily_monitoring_schedule", "drift_retraining_sensor", "performance_rollback_sensor")
+    assert {name: status[name] for name in automation} == dict.fromkeys(automation, "RUNNING")
