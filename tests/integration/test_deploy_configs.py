@@ -26,6 +26,8 @@ def test_the_production_instance_config_is_valid_and_reads_credentials_from_the_
     limits = {(l["key"], l["value"]): l["limit"] for l in config["run_queue"]["tag_concurrency_limits"]}
     assert limits == {("risk/run_kind", "training"): 1, ("risk/run_kind", "scoring"): 3}
     assert config["run_retries"] == {"enabled": True, "max_retries": 2}
+    monitoring = config["run_monitoring"]
+    assert monitoring["enabled"] and 0 < monitoring["start_timeout_seconds"] < monitoring["max_runtime_seconds"] <= 24 * 3600
 
 
 def test_the_helm_values_translate_to_a_valid_dagster_instance():
