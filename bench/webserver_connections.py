@@ -4,24 +4,16 @@ with Dagster's default pool (one held connection per storage, which a PostgreSQL
 breaks), measured in the same session, interleaved.
 
 `python -m bench.webserver_connections [--requests 200]`: brings a topology up in a temporary
-state folder on free ports, and down again.
+state folder on free ports (the topology tests' helper), and down again.
 """
 
 import argparse
-import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _latencies(client, run_id: str, requests: int) -> list[float]:
@@ -38,44 +30,30 @@ def main(argv=None) -> int:
     from dagster_graphql import DagsterGraphQLClient
 
     from pipelines import topology as topo
+    from tests.integration.topologies import finished, free_port, graphql_client, running_topology, wait
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=200)
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="bench-topology-") as folder:
-        state = Path(folder)
-        if os.geteuid() == 0:  # the cluster runs as `postgres`, which must reach the folder
-            for parent in [state, *state.parents]:
-                os.chmod(parent, os.stat(parent).st_mode | 0o011)
-        os.environ.update(RISK_STATE_DIR=folder, RISK_PG_PORT=str(_free_port()), RISK_MLFLOW_PORT=str(_free_port()),
-                          RISK_CODE_PORT=str(_free_port()), RISK_UI_PORT=str(_free_port()))
-        layout = topo.Topology.from_environment()
-        pooled_port = _free_port()
-        pooled = None
+    with tempfile.TemporaryDirectory(prefix="bench-topology-") as folder, running_topology(Path(folder)) as (layout, _, _, _):
+        pooled_port = free_port()
+        pooled = subprocess.Popen([str(Path(sys.executable).parent / "dagster-webserver"), "-h", topo.HOST, "-p", str(pooled_port),
+                                   "-w", str(layout.state / "workspace.yaml")], env=layout.environment(),
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         try:
-            topo.up(layout)
-            pooled = subprocess.Popen([str(Path(sys.executable).parent / "dagster-webserver"), "-h", topo.HOST, "-p", str(pooled_port),
-                                       "-w", str(layout.state / "workspace.yaml")], env=layout.environment(),
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
             topo._wait_for(pooled_port, "the pooled webserver", 120, pooled)
-            recycling = DagsterGraphQLClient(topo.HOST, port_number=layout.ui_port)
+            recycling = graphql_client(layout)
             run_id = recycling.submit_job_execution("monthly_ingestion_job", repository_location_name="risk_scoring",
                                                     tags={"dagster/partition": "2023-01-01"})
-            deadline = time.monotonic() + 300
-            while recycling.get_run_status(run_id).value not in ("SUCCESS", "FAILURE", "CANCELED"):  # measure an idle machine
-                if time.monotonic() > deadline:
-                    raise TimeoutError("the run to query did not finish within 300 s")
-                time.sleep(2)
+            wait(lambda: finished(recycling, run_id), 300, "the run to query")  # measure an idle machine
             default = DagsterGraphQLClient(topo.HOST, port_number=pooled_port)
             ours, peer = [], []
             for _ in range(4):  # interleaved, so both see the same machine load
                 ours += _latencies(recycling, run_id, args.requests // 4)
                 peer += _latencies(default, run_id, args.requests // 4)
         finally:
-            if pooled is not None:
-                pooled.terminate()
-                pooled.wait(30)
-            topo.down(layout)
+            pooled.terminate()
+            pooled.wait(30)
     ours_ms, peer_ms = statistics.median(ours) * 1000, statistics.median(peer) * 1000
     print(f"{'GraphQL run-status request, median of ' + str(len(ours)):48} {'ms':>7}")
     print(f"{'webserver --db-pool-recycle 0 (make up)':48} {ours_ms:7.1f}")

@@ -86,7 +86,7 @@ def test_the_image_the_deployments_run_is_built_from_this_repository_with_the_pi
     copied = {source for line in re.findall(r"^COPY (.+)$", dockerfile, re.M) for source in line.split()[:-1]}
     assert set(project["tool"]["setuptools"]["packages"]) <= copied and all((root / source).exists() for source in copied)
     ignored = (root / ".dockerignore").read_text()
-    assert ignored.splitlines()[1] == "*" and all(f"!{package}/" in ignored for package in project["tool"]["setuptools"]["packages"])
+    assert "*" in ignored.splitlines() and all(f"!{package}/" in ignored for package in project["tool"]["setuptools"]["packages"])
     assert "RISK_CODE_VERSION=$RISK_CODE_VERSION" in dockerfile and re.search(r"^USER 10001$", dockerfile, re.M)
     image = f"risk-scoring:{project['project']['version']}"
     assert f'org.opencontainers.image.version="{project["project"]["version"]}"' in dockerfile
