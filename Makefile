@@ -2,20 +2,14 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-# SOURCE=synthetic (default) or SOURCE=german_credit (real, public data): each keeps its own
-# datasets, registry and Dagster instance, so the two never mix in the UI.
-SOURCE ?= synthetic
-export RISK_SOURCE := $(SOURCE)
-ifeq ($(SOURCE),synthetic)
+# One deployment, every portfolio of pipelines/portfolios/ (or RISK_PORTFOLIOS): retail_pd (synthetic)
+# and german_credit (real, public data) side by side, each under its own asset key prefix.
+PORTFOLIO ?= retail_pd
 DATA_DIR := data
 export DAGSTER_HOME := $(CURDIR)/dagster_home
-else
-DATA_DIR := data/$(SOURCE)
-export DAGSTER_HOME := $(CURDIR)/$(DATA_DIR)/dagster_home
-endif
 export RISK_DATA_DIR := $(DATA_DIR)
 
-.PHONY: install system-deps run german-credit train approve reject rollback ledger verify-ledger backfill up down image test dev mlflow-ui check bench lock clean
+.PHONY: install system-deps run german-credit portfolio train approve reject rollback ledger verify-ledger backfill up down image test dev mlflow-ui check bench lock clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,11 +23,17 @@ install: $(VENV)/.installed
 ## Materialise the whole asset graph on the embedded default and print the summary.
 run: install
 	mkdir -p $(DAGSTER_HOME)
-	$(BIN)/python -m pipelines.run $(ARGS)
+	$(BIN)/python -m pipelines.run --portfolio retail_pd --prepare synthetic $(ARGS)
 
 ## The same pipeline on real public data: German credit (1,000 applications over 20 months).
-german-credit:
-	$(MAKE) run SOURCE=german_credit ARGS="--start 2023-01 --end 2024-08"
+german-credit: install
+	mkdir -p $(DAGSTER_HOME)
+	$(BIN)/python -m pipelines.run --portfolio german_credit --prepare german_credit --start 2023-01 --end 2024-08
+
+## A new portfolio from a sample landing file: a portfolio file and a contract skeleton to fill in.
+## make portfolio NAME=cards_pd SAMPLE=path/to/2024-01.csv [DIR=portfolios/cards_pd]
+portfolio: install
+	$(BIN)/python -m pipelines.scaffold --name "$(NAME)" --sample "$(SAMPLE)" $(if $(DIR),--dir "$(DIR)")
 
 ## Regulatory reports over a range of months: one run for the range (default), one run a month
 ## (PER_PARTITION=1), or launched into a running deployment through GraphQL (REMOTE=http://127.0.0.1:3000).
@@ -41,12 +41,12 @@ FROM ?= 2023-01
 TO ?= 2024-12
 backfill: install
 	mkdir -p $(DAGSTER_HOME)
-	$(BIN)/python -m pipelines.backfill --from $(FROM) --to $(TO) $(if $(PER_PARTITION),--per-partition) $(if $(REMOTE),--remote $(REMOTE) --wait $(or $(WAIT),600))
+	$(BIN)/python -m pipelines.backfill --portfolio $(PORTFOLIO) --from $(FROM) --to $(TO) $(if $(PER_PARTITION),--per-partition) $(if $(REMOTE),--remote $(REMOTE) --wait $(or $(WAIT),600))
 
 ## The production topology on this machine (127.0.0.1 only): PostgreSQL, MLflow server, gRPC code
 ## server, daemon, webserver. Idempotent; state in .run/ (RISK_STATE_DIR). `make down` stops it.
 up: install
-	env -u RISK_DATA_DIR -u RISK_SOURCE -u DAGSTER_HOME $(BIN)/python -m pipelines.topology up
+	env -u RISK_DATA_DIR -u DAGSTER_HOME $(BIN)/python -m pipelines.topology up
 
 down:
 	$(BIN)/python -m pipelines.topology down
@@ -61,7 +61,7 @@ system-deps:
 
 ## Install, then run the test suite (tests choose their own sources and temp folders).
 test: install system-deps
-	env -u RISK_SOURCE -u RISK_DATA_DIR $(BIN)/python -m pytest $(ARGS)
+	env -u RISK_DATA_DIR -u RISK_PORTFOLIOS $(BIN)/python -m pytest $(ARGS)
 
 ## Dagster UI + daemon on the same instance, bound to loopback.
 dev: install
@@ -74,24 +74,24 @@ mlflow-ui: install
 ## Train a new candidate on the current data: it becomes `challenger`, judged against the champion.
 train: install
 	mkdir -p $(DAGSTER_HOME)
-	$(BIN)/python -m pipelines.run --only training
+	$(BIN)/python -m pipelines.run --portfolio $(PORTFOLIO) --only training
 
 ## Approve and promote a challenger / reject it / roll the champion back (recorded in the ledger).
 approve: install
-	$(BIN)/python -m pipelines.governance approve --version "$(VERSION)" --approver "$(APPROVER)" --reason "$(REASON)"
+	$(BIN)/python -m pipelines.governance approve --portfolio $(PORTFOLIO) --version "$(VERSION)" --approver "$(APPROVER)" --reason "$(REASON)"
 
 reject: install
-	$(BIN)/python -m pipelines.governance reject --version "$(VERSION)" --approver "$(APPROVER)" --reason "$(REASON)"
+	$(BIN)/python -m pipelines.governance reject --portfolio $(PORTFOLIO) --version "$(VERSION)" --approver "$(APPROVER)" --reason "$(REASON)"
 
 rollback: install
-	$(BIN)/python -m pipelines.governance rollback --approver "$(APPROVER)" --reason "$(REASON)" $(if $(VERSION),--version "$(VERSION)")
+	$(BIN)/python -m pipelines.governance rollback --portfolio $(PORTFOLIO) --approver "$(APPROVER)" --reason "$(REASON)" $(if $(VERSION),--version "$(VERSION)")
 
 ## The governance ledger: list its entries / verify its hash chain.
 ledger: install
-	$(BIN)/python -m pipelines.governance list
+	$(BIN)/python -m pipelines.governance list --portfolio $(PORTFOLIO)
 
 verify-ledger: install
-	$(BIN)/python -m pipelines.governance verify
+	$(BIN)/python -m pipelines.governance verify --portfolio $(PORTFOLIO)
 
 check: install
 	$(BIN)/dg check defs

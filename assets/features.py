@@ -3,9 +3,8 @@
 
 import dagster as dg
 
-from pipelines.partitions import monthly_partitions
-from resources.source import LandingFolder
-from resources.storage import DatasetStore
+from resources.partitions import monthly_partitions
+from resources.portfolios import Portfolios
 from riskcore.features import build_features, feature_set_version
 from riskcore.months import month_label
 
@@ -15,8 +14,10 @@ from riskcore.months import month_label
     # Built as soon as the newest month's applications land, never from a month whose contract failed.
     automation_condition=dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed(),
 )
-def application_features(context: dg.AssetExecutionContext, landing: LandingFolder, store: DatasetStore) -> dg.MaterializeResult:
+def application_features(context: dg.AssetExecutionContext, portfolios: Portfolios) -> dg.MaterializeResult:
     """Keys and features only: no tokens, no sensitive attributes, no target."""
+    portfolio = portfolios.of(context)
+    landing, store = portfolio.landing, portfolio.store
     month = month_label(context.partition_key)
     contract = landing.applications()
     features = build_features(store.read("applications", month), contract, month)

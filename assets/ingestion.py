@@ -5,11 +5,9 @@ import hashlib
 
 import dagster as dg
 
-from pipelines.partitions import monthly_partitions
-from resources.governance import Governance
+from resources.partitions import monthly_partitions
 from resources.pii import PiiTokeniser
-from resources.source import LandingFolder, ScoringCalendar
-from resources.storage import DatasetStore
+from resources.portfolios import Portfolios, portfolio_of_run_step
 from resources.validation import ContractValidator
 from riskcore.ingestion import ContractViolation, LandedFile, ingest, read_landing_bytes
 from riskcore.months import month_label
@@ -18,12 +16,12 @@ INGESTION = "ingestion"
 
 
 @dg.asset(partitions_def=monthly_partitions, group_name=INGESTION, kinds={"parquet"})
-def raw_applications(context: dg.AssetExecutionContext, landing: LandingFolder) -> dg.MaterializeResult:
+def raw_applications(context: dg.AssetExecutionContext, portfolios: Portfolios) -> dg.MaterializeResult:
     """The month's landing file as delivered: registered by digest, not copied (it holds clear PII).
 
     Registered even when unreadable: the contract check downstream says why it is blocked."""
     month = month_label(context.partition_key)
-    target = landing.applications_file(month)
+    target = portfolios.of(context).landing.applications_file(month)
     data = target.read_bytes()
     try:
         rows: int | None = len(read_landing_bytes(target.name, data).frame)
@@ -52,11 +50,11 @@ def raw_applications(context: dg.AssetExecutionContext, landing: LandingFolder) 
                           description="Every received row is accepted or quarantined: counts read back from the written files."),
     ],
 )
-def conform_applications(
-    context: dg.AssetExecutionContext, landing: LandingFolder, store: DatasetStore, tokeniser: PiiTokeniser, validator: ContractValidator, governance: Governance
-):
+def conform_applications(context: dg.AssetExecutionContext, portfolios: Portfolios, tokeniser: PiiTokeniser, validator: ContractValidator):
     from checks.suites import violation_report
 
+    portfolio = portfolios.of(context)
+    landing, store, governance = portfolio.landing, portfolio.store, portfolio.governance
     month = month_label(context.partition_key)
     contract = landing.applications()
     target = landing.applications_file(month)
@@ -67,38 +65,40 @@ def conform_applications(
         context.log.error(str(result.violation))
         report = violation_report(contract, result.violation)
     else:
-        report = validator.validate(result.checked, contract, batch=f"{contract.id}-{month}", row_rules=False)
+        report = validator.validate(result.checked, contract, batch=f"{portfolio.name}-{contract.id}-{month}", row_rules=False)
         report.unexpected |= result.quarantine_reasons()
     lineage = {"source_file": result.file, "source_sha256": result.sha256, "contract_version": contract.label,
                "pii_key": "DEVELOPMENT DEFAULT (not secret)" if tokeniser.uses_development_key else "from RISK_PII_TOKEN_KEY"}
-    yield dg.MaterializeResult(asset_key="applications", metadata={**accepted.metadata(), "rows_received": result.received, **lineage})
-    yield dg.MaterializeResult(asset_key="quarantined_applications", metadata={**quarantined.metadata(), "reasons": result.quarantine_reasons(), **lineage})
+    yield dg.MaterializeResult(asset_key=_key(context, "applications"), metadata={**accepted.metadata(), "rows_received": result.received, **lineage})
+    yield dg.MaterializeResult(asset_key=_key(context, "quarantined_applications"), metadata={**quarantined.metadata(), "reasons": result.quarantine_reasons(), **lineage})
     if not report.success:
-        governance.ledger().append("contract_violation", f"{contract.id}/{month}", "pipeline", {
+        governance.ledger().append("contract_violation", f"{portfolio.name}/{contract.id}/{month}", "pipeline", {
             "file": result.file, "sha256": result.sha256, "contract_version": contract.label, "failed_rules": report.failed, "dagster_run_id": context.run_id,
         })
-    yield dg.AssetCheckResult(check_name="check_applications_contract", asset_key="applications", passed=report.success,
+    yield dg.AssetCheckResult(check_name="check_applications_contract", asset_key=_key(context, "applications"), passed=report.success,
                               metadata={**report.metadata(), "source_file": result.file})
     share = quarantined.rows / result.received if result.received else 0.0
     yield dg.AssetCheckResult(
-        check_name="check_quarantine_within_tolerance", asset_key="applications",
+        check_name="check_quarantine_within_tolerance", asset_key=_key(context, "applications"),
         passed=result.violation is None and share <= contract.quality.quarantine_tolerance,
         metadata={"quarantined_share": share, "tolerance": contract.quality.quarantine_tolerance, "reasons": result.quarantine_reasons(), "source_file": result.file},
     )
     written = store.rows("applications", month), store.rows("quarantined_applications", month)
     yield dg.AssetCheckResult(
-        check_name="check_received_equals_accepted_plus_quarantined", asset_key="applications", passed=result.received == sum(written),
+        check_name="check_received_equals_accepted_plus_quarantined", asset_key=_key(context, "applications"), passed=result.received == sum(written),
         metadata={"received": result.received, "accepted": written[0], "quarantined": written[1], "unaccounted": result.received - sum(written)},
     )
 
 
 @dg.asset(partitions_def=monthly_partitions, group_name=INGESTION, kinds={"parquet"})
-def loan_outcomes(context: dg.AssetExecutionContext, landing: LandingFolder, calendar: ScoringCalendar, store: DatasetStore) -> dg.MaterializeResult:
+def loan_outcomes(context: dg.AssetExecutionContext, portfolios: Portfolios) -> dg.MaterializeResult:
     """Default flags of the month's applications, known only once the performance window has elapsed."""
     import pandas as pd
 
     from riskcore.ingestion import conform
 
+    portfolio = portfolios.of(context)
+    landing, calendar, store = portfolio.landing, portfolio.calendar, portfolio.store
     month = month_label(context.partition_key)
     contract = landing.outcomes()
     if not calendar.matured(month):
@@ -118,3 +118,8 @@ def loan_outcomes(context: dg.AssetExecutionContext, landing: LandingFolder, cal
         metadata={**written.metadata(), "labels_matured": True, "as_of": calendar.as_of, "source_sha256": landed.sha256,
                   "default_rate": float(accepted[target_column].mean()) if len(accepted) else 0.0}
     )
+
+
+def _key(context: dg.AssetExecutionContext, name: str) -> dg.AssetKey:
+    """An output of this multi-asset under the portfolio's prefix."""
+    return dg.AssetKey([portfolio_of_run_step(context), name])

@@ -2,11 +2,11 @@
 
 import dagster as dg
 
-from pipelines.partitions import monthly_partitions
+from resources.partitions import monthly_partitions
 from assets.training import sensitive_attributes
-from resources.registry import CHAMPION, ModelRegistry
-from resources.source import LandingFolder, ScoringCalendar
-from resources.storage import DatasetStore, atomic_write_bytes
+from resources.portfolios import Portfolios
+from resources.registry import CHAMPION
+from resources.storage import atomic_write_bytes
 from riskcore.months import month_label
 
 
@@ -15,26 +15,27 @@ from riskcore.months import month_label
     check_specs=[dg.AssetCheckSpec("check_feature_drift_within_policy", asset="drift_report",
                                    description="PSI of every monitored column (features, PD, decision, sensitive attributes): WARN from 'investigate', ERROR from 'shift' (monitoring policy).")],
 )
-def drift_report(context: dg.AssetExecutionContext, landing: LandingFolder, store: DatasetStore, registry: ModelRegistry):
+def drift_report(context: dg.AssetExecutionContext, portfolios: Portfolios):
     """Full-data statistics from the reference profile (PSI, normed Wasserstein, Jensen-Shannon),
     and an Evidently report on a seeded sample for people, saved next to the data."""
     import json
 
-    from riskcore.drift import ReferenceProfile, drift_statistics, load_monitoring_policy, monitored_frame
+    from riskcore.drift import ReferenceProfile, drift_statistics, monitored_frame
     from riskcore.features import feature_specs, model_matrix
-    from riskcore.scoring import load_policy
 
+    portfolio = portfolios.of(context)
+    landing, store, registry = portfolio.landing, portfolio.store, portfolio.registry
     month = month_label(context.partition_key)
     champion = registry.by_alias(CHAMPION)
     profile_text = registry.read_text(champion.run_id, "reference_profile.json") if champion else None
     if profile_text is None:
         raise ValueError(f"the champion {champion.label if champion else '(none)'} has no reference profile: train it with this code")
-    policy = load_monitoring_policy()
+    policy = portfolio.monitoring_policy()
     contract = landing.applications()
     specs = feature_specs(contract)
     rows = store.read("application_features", month)
     matrix = model_matrix(rows, specs)
-    current = monitored_frame(matrix, registry.load(champion.version).predict_pd(matrix), load_policy(), sensitive_attributes(store, contract, rows))
+    current = monitored_frame(matrix, registry.load(champion.version).predict_pd(matrix), portfolio.decision_policy(), sensitive_attributes(portfolio, rows))
     profile = ReferenceProfile.from_json(profile_text)
     stats = drift_statistics(profile, current, policy.distance_threshold)
     written = store.write("drift_report", stats.assign(reference_model=champion.label), month)
@@ -95,8 +96,8 @@ def _evidently_html(profile, current, sample_rows: int, seed: int) -> str:
     return snapshot.get_html_str(as_iframe=False)
 
 
-@dg.asset(partitions_def=monthly_partitions, group_name="monitoring", kinds={"parquet"}, deps=["risk_scores", "loan_outcomes"], output_required=False)
-def model_performance(context: dg.AssetExecutionContext, landing: LandingFolder, calendar: ScoringCalendar, store: DatasetStore, registry: ModelRegistry):
+@dg.asset(partitions_def=monthly_partitions, group_name="monitoring", kinds={"parquet"}, deps=["risk_scores", "loan_outcomes", "application_features"], output_required=False)
+def model_performance(context: dg.AssetExecutionContext, portfolios: Portfolios):
     """Realised AUC, KS, Brier and calibration by decile of the version that scored month m, once
     its labels matured, beside the version it replaced on the same rows: what the rollback sensor
     compares. Nothing is materialised before the labels mature."""
@@ -106,6 +107,8 @@ def model_performance(context: dg.AssetExecutionContext, landing: LandingFolder,
     from riskcore.metrics import calibration_by_decile
     from riskcore.performance import realised_performance
 
+    portfolio = portfolios.of(context)
+    landing, calendar, store, registry = portfolio.landing, portfolio.calendar, portfolio.store, portfolio.registry
     month = month_label(context.partition_key)
     if not calendar.matured(month):
         context.log.info(f"labels of {month} are not matured as of {calendar.as_of} ({calendar.performance_window_months}-month window): nothing to measure yet")

@@ -2,24 +2,23 @@
 
 import dagster as dg
 
-from resources.governance import Governance
-from resources.registry import CHALLENGER, CHAMPION, ModelRegistry
-from resources.source import LandingFolder
-from resources.storage import DatasetStore
 from assets.training import sensitive_attributes
+from resources.portfolios import Portfolios
+from resources.registry import CHALLENGER, CHAMPION
 
 TRAINING = "training"
 
 
 @dg.asset(group_name=TRAINING, kinds={"mlflow"}, deps=["risk_model"])
-def model_evaluation(context: dg.AssetExecutionContext, landing: LandingFolder, store: DatasetStore, registry: ModelRegistry, governance: Governance) -> dg.MaterializeResult:
+def model_evaluation(context: dg.AssetExecutionContext, portfolios: Portfolios) -> dg.MaterializeResult:
     """Every promotion gate of the policy, challenger and champion on the same out-of-time rows;
     recorded on the model version (MLflow tags), here, and in the governance ledger."""
     from riskcore.features import feature_specs, model_matrix
     from riskcore.gates import evaluate_gates
-    from riskcore.scoring import load_policy
     from riskcore.training import SAMPLE_COLUMN
 
+    portfolio = portfolios.of(context)
+    landing, store, registry, governance = portfolio.landing, portfolio.store, portfolio.registry, portfolio.governance
     contract = landing.applications()
     specs, target = feature_specs(contract), landing.outcomes().only("target")
     challenger, champion = registry.by_alias(CHALLENGER), registry.by_alias(CHAMPION)
@@ -27,12 +26,12 @@ def model_evaluation(context: dg.AssetExecutionContext, landing: LandingFolder, 
         raise ValueError(f"no `{CHALLENGER}` version of {registry.model_name} to evaluate: materialise risk_model first")
     frame = store.read("training_set")
     oot, train = frame[frame[SAMPLE_COLUMN] == "out_of_time"], frame[frame[SAMPLE_COLUMN] == "train"]
-    sensitive = sensitive_attributes(store, contract, oot)
+    sensitive = sensitive_attributes(portfolio, oot)
     model = registry.load(challenger.version)
     pd_oot, pd_train = model.predict_pd(model_matrix(oot, specs)), model.predict_pd(model_matrix(train, specs))
     compared = champion if champion and champion.version != challenger.version else None
     champion_pd = registry.load(compared.version).predict_pd(model_matrix(oot, specs)) if compared else None
-    decision = load_policy()
+    decision = portfolio.decision_policy()
     approved = decision.decide(decision.points(pd_oot)) == "approve"
     policy = governance.policy()
     gates = evaluate_gates(policy, oot[target].to_numpy(), pd_oot, champion_pd, pd_train, approved, sensitive,
@@ -81,11 +80,13 @@ def _model_card(challenger, registry, ledger, frame, specs, gates, policy, compa
 
 
 @dg.asset(group_name=TRAINING, kinds={"mlflow"}, deps=[model_evaluation])
-def champion_model(context: dg.AssetExecutionContext, registry: ModelRegistry, governance: Governance) -> dg.MaterializeResult:
+def champion_model(context: dg.AssetExecutionContext, portfolios: Portfolios) -> dg.MaterializeResult:
     """The version behind `champion`. A challenger is promoted here only by an auto-approval the
     policy grants (development); otherwise it waits for `make approve` or the promotion job."""
     from riskcore.promotion import PromotionRefused, auto_approval
 
+    portfolio = portfolios.of(context)
+    registry, governance = portfolio.registry, portfolio.governance
     champion, challenger = registry.by_alias(CHAMPION), registry.by_alias(CHALLENGER)
     policy = governance.policy()
     outcome = "no challenger"

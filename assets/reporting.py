@@ -2,10 +2,9 @@
 
 import dagster as dg
 
-from pipelines.partitions import MONTHLY_BY_THE_3RD, monthly_partitions
-from resources.governance import Governance
+from resources.partitions import MONTHLY_BY_THE_3RD, monthly_partitions
+from resources.portfolios import PortfolioResources, Portfolios
 from resources.registry import ModelRegistry
-from resources.source import LandingFolder, ScoringCalendar
 from resources.storage import DatasetStore
 from riskcore.months import month_label
 
@@ -45,41 +44,42 @@ def recorded_model(ledger, registry: ModelRegistry, label: str) -> dict:
     check_specs=[dg.AssetCheckSpec("check_report_matches_published", asset=REPORT, blocking=True,
                                    description="Each month's rebuild has the digest the ledger published, and the published files are untouched.")],
 )
-def regulatory_report(context: dg.AssetExecutionContext, landing: LandingFolder, calendar: ScoringCalendar, store: DatasetStore,
-                      registry: ModelRegistry, governance: Governance):
+def regulatory_report(context: dg.AssetExecutionContext, portfolios: Portfolios):
     """report.json and report.html per month, from that month's recorded inputs only (its files,
     its scores and the model versions recorded with them, their gates and approval trail), never
     from the clock or today's champion. The first build is published in the ledger with its
     digest; a rebuild that differs is kept beside it, and the check names the sections that changed.
     One run may build many months (single-run backfill) or one."""
+    portfolio = portfolios.of(context)
     outcomes = {}
     for key in context.partition_keys:
         month = month_label(key)
         try:
-            outcomes[month] = publish_report(month, report_inputs(month, landing, calendar, store, registry, governance), store, governance, context.run_id)
+            outcomes[month] = publish_report(month, report_inputs(month, portfolio), portfolio, context.run_id)
         except (FileNotFoundError, ReportNotReady) as problem:  # one month's missing input does not stop the others
             outcomes[month] = {"status": f"not built: {problem}", "digest": None}
         context.log.info(f"{REPORT} {month}: {outcomes[month]['status']}")
     failing = {m: o for m, o in outcomes.items() if o["status"] not in ("published", "reproduced")}
     yield dg.MaterializeResult(
-        asset_key=REPORT,
+        asset_key=context.asset_key,
         metadata={"months": len(outcomes), "first_month": min(outcomes), "last_month": max(outcomes),
                   "statuses": dg.MetadataValue.json({m: o["status"] for m, o in outcomes.items()}),
                   "digests": dg.MetadataValue.json({m: o["digest"] for m, o in outcomes.items()}),
                   **({"report_html": dg.MetadataValue.path(outcomes[month]["html"])} if len(outcomes) == 1 and "html" in outcomes[month] else {})},
     )
-    yield dg.AssetCheckResult(check_name="check_report_matches_published", asset_key=REPORT, passed=not failing,
+    yield dg.AssetCheckResult(check_name="check_report_matches_published", asset_key=context.asset_key, passed=not failing,
                               metadata={"months_checked": len(outcomes), "problems": dg.MetadataValue.json(failing)})
 
 
-def report_inputs(month: str, landing: LandingFolder, calendar: ScoringCalendar, store: DatasetStore, registry: ModelRegistry, governance: Governance):
+def report_inputs(month: str, portfolio: PortfolioResources):
     """Everything the month's report says, read from what was recorded for that month."""
     from riskcore.ingestion import count_reasons, read_landing_bytes
     from riskcore.months import add_months, month_index
     from riskcore.report import ReportInputs
 
+    landing, calendar, store, registry, governance = portfolio.landing, portfolio.calendar, portfolio.store, portfolio.registry, portfolio.governance
     contract, policy = landing.applications(), governance.policy()
-    id_column, target, sensitive = contract.only("id"), landing.outcomes().only("target"), contract.columns("sensitive")
+    id_column, target, sensitive = contract.only("id"), landing.outcomes().only("target"), list(portfolio.spec.sensitive_attributes)
     source = landing.applications_file(month)
     landed = read_landing_bytes(source.name, source.read_bytes())
     scores = store.read("risk_scores", month)
@@ -116,7 +116,7 @@ def report_inputs(month: str, landing: LandingFolder, calendar: ScoringCalendar,
     )
 
 
-def publish_report(month: str, inputs, store: DatasetStore, governance: Governance, run_id: str) -> dict:
+def publish_report(month: str, inputs, portfolio: PortfolioResources, run_id: str) -> dict:
     """Write and publish the first build; afterwards compare every rebuild with what was published."""
     from resources.storage import atomic_write_bytes
     from riskcore.report import build_report, canonical_json, changed_sections, render_html, report_digest, section_digests
@@ -124,7 +124,7 @@ def publish_report(month: str, inputs, store: DatasetStore, governance: Governan
     doc = build_report(inputs)
     json_bytes, html_bytes = canonical_json(doc), render_html(doc).encode()
     digest, sections = report_digest(json_bytes, html_bytes), section_digests(doc)
-    ledger, subject = governance.ledger(), f"{REPORT}/{month}"
+    store, ledger, subject = portfolio.store, portfolio.governance.ledger(), report_subject(portfolio.name, month)
     published = ledger.entries(kind="report_published", subject=subject)
     json_path, html_path = store.file(REPORT, month, "report.json"), store.file(REPORT, month, "report.html")
     if not published:
@@ -142,6 +142,11 @@ def publish_report(month: str, inputs, store: DatasetStore, governance: Governan
         atomic_write_bytes(store.file(REPORT, month, name), data)
     return {"status": "rebuild differs from the published report", "digest": digest, "published_digest": record["digest"],
             "changed_sections": changed_sections(record["sections"], sections), "html": str(store.file(REPORT, month, f"rebuild-{digest[:12]}.html"))}
+
+
+def report_subject(portfolio: str, month: str) -> str:
+    """The ledger subject a month's report is published under."""
+    return f"{portfolio}/{REPORT}/{month}"
 
 
 def verify_files(store: DatasetStore, month: str, record: dict) -> list[str]:

@@ -3,21 +3,22 @@
 
 import dagster as dg
 
-from pipelines.partitions import MONTHLY_BY_THE_3RD, monthly_partitions
-from resources.registry import CHAMPION, ModelRegistry
-from resources.source import LandingFolder
-from resources.storage import DatasetStore
+from resources.partitions import MONTHLY_BY_THE_3RD, monthly_partitions
+from resources.portfolios import Portfolios
+from resources.registry import CHAMPION
 from riskcore.lineage import code_version
 from riskcore.months import month_label
 
 
-@dg.asset(partitions_def=monthly_partitions, group_name="scoring", kinds={"parquet"}, deps=["application_features", "champion_model"],
+@dg.asset(partitions_def=monthly_partitions, group_name="scoring", kinds={"parquet"}, deps=["applications", "application_features", "champion_model"],
           freshness_policy=MONTHLY_BY_THE_3RD)
-def risk_scores(context: dg.AssetExecutionContext, landing: LandingFolder, store: DatasetStore, registry: ModelRegistry) -> dg.MaterializeResult:
+def risk_scores(context: dg.AssetExecutionContext, portfolios: Portfolios) -> dg.MaterializeResult:
     """PD, points, decision and up to four reason codes, each row carrying its full lineage."""
     from riskcore.features import feature_set_version, feature_specs
-    from riskcore.scoring import load_policy, score
+    from riskcore.scoring import score
 
+    portfolio = portfolios.of(context)
+    landing, store, registry = portfolio.landing, portfolio.store, portfolio.registry
     month = month_label(context.partition_key)
     contract = landing.applications()
     id_column = contract.only("id")
@@ -35,7 +36,7 @@ def risk_scores(context: dg.AssetExecutionContext, landing: LandingFolder, store
         "code_version": code_version(),
         "dagster_run_id": context.run_id,
     }
-    scores = score(features, id_column, model, feature_specs(contract), load_policy(), lineage)
+    scores = score(features, id_column, model, feature_specs(contract), portfolio.decision_policy(), lineage)
     scores = scores.merge(origin, on=id_column, how="left", validate="one_to_one")
     written = store.write("risk_scores", scores, month)
     rates = scores["decision"].value_counts(normalize=True)

@@ -3,9 +3,7 @@
 
 import dagster as dg
 
-from resources.governance import Governance
-from resources.registry import ModelRegistry
-from resources.source import LandingFolder, ScoringCalendar
+from resources.portfolios import Portfolios
 from resources.storage import DatasetStore
 from riskcore.features import feature_set_version, feature_specs
 from riskcore.lineage import code_version
@@ -14,10 +12,12 @@ TRAINING = "training"
 
 
 @dg.asset(group_name=TRAINING, kinds={"parquet"}, deps=["application_features", "loan_outcomes"])
-def training_set(landing: LandingFolder, calendar: ScoringCalendar, store: DatasetStore) -> dg.MaterializeResult:
+def training_set(context: dg.AssetExecutionContext, portfolios: Portfolios) -> dg.MaterializeResult:
     """Matured months only; the latest `out_of_time_months` of them held out for out-of-time testing."""
     from riskcore.training import SAMPLE_COLUMN, assemble_training_set
 
+    portfolio = portfolios.of(context)
+    landing, calendar, store = portfolio.landing, portfolio.calendar, portfolio.store
     contract = landing.applications()
     matured = [m for m in store.partitions("loan_outcomes") if calendar.matured(m)]
     outcomes = {m: store.read("loan_outcomes", m) for m in matured}
@@ -39,11 +39,13 @@ def training_set(landing: LandingFolder, calendar: ScoringCalendar, store: Datas
 
 
 @dg.asset(group_name=TRAINING, kinds={"mlflow", "sklearn"}, deps=[training_set])
-def risk_model(context: dg.AssetExecutionContext, landing: LandingFolder, store: DatasetStore, registry: ModelRegistry, governance: Governance) -> dg.MaterializeResult:
+def risk_model(context: dg.AssetExecutionContext, portfolios: Portfolios) -> dg.MaterializeResult:
     """A calibrated additive scorecard, logged and registered in MLflow as the `challenger`."""
     from riskcore.features import model_matrix
     from riskcore.training import SAMPLE_COLUMN, fit_and_evaluate
 
+    portfolio = portfolios.of(context)
+    landing, store, registry, governance = portfolio.landing, portfolio.store, portfolio.registry, portfolio.governance
     contract = landing.applications()
     specs = feature_specs(contract)
     target = landing.outcomes().only("target")
@@ -66,13 +68,12 @@ def risk_model(context: dg.AssetExecutionContext, landing: LandingFolder, store:
         dataset_digest=digest, dataset_source=store.path("training_set").as_uri(), run_name=f"risk_model {context.run_id[:8]}", target=target,
     )
     from riskcore.drift import build_profile, monitored_columns, monitored_frame
-    from riskcore.scoring import load_policy
 
     # The reference for drift monitoring, computed once from the training window and kept with the version.
     train = frame[frame[SAMPLE_COLUMN] == "train"]
     matrix = model_matrix(train, specs)
-    reference = monitored_frame(matrix, model.predict_pd(matrix), load_policy(), sensitive_attributes(store, contract, train))
-    columns = monitored_columns([s.name for s in specs if s.kind == "numeric"], [s.name for s in specs if s.kind == "categorical"], contract.columns("sensitive"))
+    reference = monitored_frame(matrix, model.predict_pd(matrix), portfolio.decision_policy(), sensitive_attributes(portfolio, train))
+    columns = monitored_columns([s.name for s in specs if s.kind == "numeric"], [s.name for s in specs if s.kind == "categorical"], list(portfolio.spec.sensitive_attributes))
     profile = build_profile(reference, *columns)
     registry.log_text(registered.run_id, profile.to_json(), "reference_profile.json")
     governance.ledger().append("candidate_registered", registered.label, "pipeline", {
@@ -92,9 +93,10 @@ def risk_model(context: dg.AssetExecutionContext, landing: LandingFolder, store:
     )
 
 
-def sensitive_attributes(store: DatasetStore, contract, frame):
-    """The sensitive columns (for fairness gates and monitoring, never for features) of `frame`'s
-    applications, row-aligned with it; read back from the accepted applications of their months."""
-    id_column, columns = contract.only("id"), contract.columns("sensitive")
+def sensitive_attributes(portfolio, frame):
+    """The portfolio's sensitive columns (for fairness gates and monitoring, never for features) of
+    `frame`'s applications, row-aligned with it; read back from the accepted applications of their months."""
+    store: DatasetStore = portfolio.store
+    id_column, columns = portfolio.landing.applications().only("id"), list(portfolio.spec.sensitive_attributes)
     months = sorted(frame["application_month"].unique())
     return frame[[id_column]].merge(store.read_many("applications", months, columns=[id_column, *columns]), on=id_column, how="left", validate="many_to_one")[columns]

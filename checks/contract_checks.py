@@ -2,9 +2,8 @@
 
 import dagster as dg
 
-from pipelines.partitions import monthly_partitions
-from resources.source import LandingFolder
-from resources.storage import DatasetStore
+from resources.partitions import monthly_partitions
+from resources.portfolios import Portfolios
 from resources.validation import ContractValidator
 from riskcore.ingestion import ContractViolation, read_landing_bytes
 from riskcore.months import month_label
@@ -12,10 +11,11 @@ from riskcore.months import month_label
 
 def _contract_check(asset: str, contract_of, description: str):
     @dg.asset_check(asset=asset, name=f"check_{asset.split('_')[-1]}_contract", blocking=True, partitions_def=monthly_partitions, description=description)
-    def check(context: dg.AssetCheckExecutionContext, landing: LandingFolder, store: DatasetStore, validator: ContractValidator) -> dg.AssetCheckResult:
+    def check(context: dg.AssetCheckExecutionContext, portfolios: Portfolios, validator: ContractValidator) -> dg.AssetCheckResult:
+        portfolio = portfolios.of(context)
         month = month_label(context.partition_key)
-        contract = contract_of(landing)
-        report = validator.validate(store.read(asset, month), contract, batch=f"{contract.id}-{month}")
+        contract = contract_of(portfolio.landing)
+        report = validator.validate(portfolio.store.read(asset, month), contract, batch=f"{portfolio.name}-{contract.id}-{month}")
         return dg.AssetCheckResult(passed=report.success, metadata=report.metadata())
 
     return check
@@ -24,9 +24,11 @@ def _contract_check(asset: str, contract_of, description: str):
 def _no_pii_check(asset: str):
     @dg.asset_check(asset=asset, name=f"check_no_pii_in_{asset.split('_')[-1]}", blocking=True, partitions_def=monthly_partitions,
                     description=f"No SSN, e-mail or phone pattern and no clear PII value of the month's landing file in {asset}.")
-    def check(context: dg.AssetCheckExecutionContext, landing: LandingFolder, store: DatasetStore) -> dg.AssetCheckResult:
+    def check(context: dg.AssetCheckExecutionContext, portfolios: Portfolios) -> dg.AssetCheckResult:
         from riskcore.pii import find_pii
 
+        portfolio = portfolios.of(context)
+        landing, store = portfolio.landing, portfolio.store
         month = month_label(context.partition_key)
         target = landing.applications_file(month)
         try:

@@ -2,14 +2,15 @@
 
 import dagster as dg
 
-from pipelines.partitions import monthly_partitions
-from resources.source import LandingFolder
-from resources.storage import DatasetStore
+from resources.partitions import monthly_partitions
+from resources.portfolios import Portfolios
 from riskcore.months import month_label
 
 
 @dg.asset_check(asset="risk_scores", blocking=True, partitions_def=monthly_partitions, additional_deps=["application_features"])
-def check_every_application_scored(context: dg.AssetCheckExecutionContext, landing: LandingFolder, store: DatasetStore) -> dg.AssetCheckResult:
+def check_every_application_scored(context: dg.AssetCheckExecutionContext, portfolios: Portfolios) -> dg.AssetCheckResult:
+    portfolio = portfolios.of(context)
+    landing, store = portfolio.landing, portfolio.store
     month = month_label(context.partition_key)
     id_column = landing.applications().only("id")
     features = set(store.read("application_features", month, columns=[id_column])[id_column])

@@ -14,9 +14,12 @@ import urllib.request
 
 import dagster as dg
 
+from pipelines.jobs import job_name
 from riskcore.months import month_label, months_between
 
 JOB, ASSET, LOCATION = "regulatory_report_job", "regulatory_report", "risk_scoring"
+# Step events still go to the instance (and the UI); the terminal shows warnings and the summary.
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 LAUNCH = """
 mutation Launch($params: LaunchBackfillParams!) {
@@ -52,17 +55,17 @@ def graphql(url: str, query: str, variables: dict) -> dict:
     return body["data"]
 
 
-def launch_remote(url: str, months: list[str]) -> str:
+def launch_remote(url: str, portfolio: str, months: list[str]) -> str:
     """An asset backfill of the range: the daemon runs it as the asset's policy says (one run)."""
-    params = {"partitionNames": [f"{m}-01" for m in months], "assetSelection": [{"path": [ASSET]}],
-              "tags": [{"key": "trigger", "value": "make backfill"}], "title": f"{ASSET} {months[0]}..{months[-1]}"}
+    params = {"partitionNames": [f"{m}-01" for m in months], "assetSelection": [{"path": [portfolio, ASSET]}],
+              "tags": [{"key": "trigger", "value": "make backfill"}], "title": f"{portfolio} {ASSET} {months[0]}..{months[-1]}"}
     result = graphql(url, LAUNCH, {"params": params})["launchPartitionBackfill"]
     if result["__typename"] != "LaunchBackfillSuccess":
         raise RuntimeError(f"{url} refused the backfill: {result['__typename']}: {result.get('message')}")
     return result["backfillId"]
 
 
-def launch_remote_per_partition(url: str, months: list[str]) -> list[str]:
+def launch_remote_per_partition(url: str, portfolio: str, months: list[str]) -> list[str]:
     """One queued run a month. (A partition backfill would still honour the asset's single-run
     policy and make one run of the range.)"""
     from urllib.parse import urlparse
@@ -71,7 +74,7 @@ def launch_remote_per_partition(url: str, months: list[str]) -> list[str]:
 
     address = urlparse(url)
     client = DagsterGraphQLClient(address.hostname, port_number=address.port, use_https=address.scheme == "https")
-    return [client.submit_job_execution(JOB, repository_location_name=LOCATION, tags={"dagster/partition": f"{m}-01", "trigger": "make backfill"})
+    return [client.submit_job_execution(job_name(portfolio, JOB), repository_location_name=LOCATION, tags={"dagster/partition": f"{m}-01", "trigger": "make backfill"})
             for m in months]
 
 
@@ -86,11 +89,10 @@ def wait_remote(url: str, backfill_id: str, timeout: float) -> dict:
         time.sleep(2)
 
 
-def run_local(defs: dg.Definitions, instance: dg.DagsterInstance, months: list[str], per_partition: bool, tags: dict[str, str]) -> list[dg.ExecuteInProcessResult]:
+def run_local(defs: dg.Definitions, instance: dg.DagsterInstance, portfolio: str, months: list[str], per_partition: bool,
+              tags: dict[str, str]) -> list[dg.ExecuteInProcessResult]:
     """In this process, on `instance`: the runs are the UI's like any other."""
-    from pipelines.run import QUIET
-
-    job = defs.resolve_job_def(JOB)
+    job = defs.resolve_job_def(job_name(portfolio, JOB))
     if per_partition:
         return [job.execute_in_process(QUIET, instance=instance, partition_key=f"{m}-01", tags=tags, raise_on_error=False) for m in months]
     range_tags = {"dagster/asset_partition_range_start": f"{months[0]}-01", "dagster/asset_partition_range_end": f"{months[-1]}-01"}
@@ -104,16 +106,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-partition", action="store_true", help="one run per month instead of one run for the range")
     parser.add_argument("--remote", metavar="URL", help="launch into the deployment whose webserver is at URL (e.g. http://127.0.0.1:3000)")
     parser.add_argument("--wait", type=float, default=0, help="with --remote: seconds to wait for the backfill to finish")
+    parser.add_argument("--portfolio", default="retail_pd", help="the portfolio whose reports are built")
     args = parser.parse_args(argv)
     months = months_between(month_label(args.first), month_label(args.last))
     tags = {"trigger": "make backfill"}
     started = time.perf_counter()
     if args.remote and args.per_partition:
-        run_ids = launch_remote_per_partition(args.remote, months)
-        print(f"launched {len(run_ids)} runs of {JOB}, one a month: {args.remote.rstrip('/')}/runs")
+        run_ids = launch_remote_per_partition(args.remote, args.portfolio, months)
+        print(f"launched {len(run_ids)} runs of {job_name(args.portfolio, JOB)}, one a month: {args.remote.rstrip('/')}/runs")
         return 0
     if args.remote:
-        backfill_id = launch_remote(args.remote, months)
+        backfill_id = launch_remote(args.remote, args.portfolio, months)
         print(f"launched backfill {backfill_id} of {ASSET} over {len(months)} months: {args.remote.rstrip('/')}/runs/b/{backfill_id}")
         if args.wait:
             backfill = wait_remote(args.remote, backfill_id, args.wait)
@@ -124,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from pipelines.definitions import defs
 
-    results = run_local(defs, dg.DagsterInstance.get(), months, args.per_partition, tags)
+    results = run_local(defs, dg.DagsterInstance.get(), args.portfolio, months, args.per_partition, tags)
     failed = [r.run_id for r in results if not r.success]
     checks = [e for r in results for e in r.get_asset_check_evaluations()]
     problems = {m: p for e in checks if not e.passed for m, p in e.metadata["problems"].value.items()}
@@ -133,8 +136,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {month}: {problem['status']}" + (f" ({', '.join(problem.get('changed_sections', problem.get('files', [])))})" if problem.get("changed_sections") or problem.get("files") else ""))
     from pipelines.environment import current_environment, resources_for
 
-    with dg.build_resources({"store": resources_for(current_environment())["store"]}) as resources:
-        print(f"reports: {resources.store.file(ASSET, months[-1], 'report.html')} (and report.json), one folder a month")
+    with dg.build_resources({"portfolios": resources_for(current_environment())["portfolios"]}) as resources:
+        store = resources.portfolios.named(args.portfolio).store
+        print(f"reports: {store.file(ASSET, months[-1], 'report.html')} (and report.json), one folder a month")
     return 1 if failed or problems else 0
 
 

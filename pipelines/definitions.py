@@ -1,4 +1,6 @@
-"""The code location: one Definitions object for the UI, the daemon, `dg` and CI."""
+"""The code location: one Definitions object for the UI, the daemon, `dg` and CI, built from the
+portfolio files: every portfolio gets the same assets, checks, jobs, schedules and sensors
+under its own name, over shared resources and one instance."""
 
 import warnings
 
@@ -11,31 +13,47 @@ warnings.filterwarnings("ignore", message=".*partitions_def on an AssetCheckSpec
 warnings.filterwarnings("ignore", message=".*Parameter `backfill_policy`.*")
 warnings.filterwarnings("ignore", message=".*Parameter `owners` of initializer `SensorDefinition.*")
 
-from assets import features, ingestion, monitoring, registry, reporting, scoring, training
-from checks import contract_checks, governance_checks, reconciliation
-from pipelines.environment import current_environment, resources_for
-from resources.alerts import AlertWebhook
-from pipelines.jobs import (
-    model_training_job, monitoring_job, monthly_cycle_job, monthly_ingestion_job, monthly_scoring_job, performance_job, promotion_job,
-    regulatory_report_job, rollback_job,
-)
-from pipelines.schedules import daily_monitoring_schedule, monthly_cycle_schedule
-from pipelines.sensors import drift_retraining_sensor, feature_automation_sensor, performance_rollback_sensor, run_failure_alert_sensor
+from assets import features, ingestion, monitoring, registry, reporting, scoring, training  # noqa: E402
+from checks import contract_checks, governance_checks, reconciliation  # noqa: E402
+from pipelines.environment import current_environment, resources_for  # noqa: E402
+from pipelines.jobs import portfolio_jobs  # noqa: E402
+from pipelines.schedules import daily_monitoring_schedule, monthly_cycle_schedule  # noqa: E402
+from pipelines.sensors import drift_retraining_sensor, feature_automation_sensor, performance_rollback_sensor, run_failure_alert_sensor  # noqa: E402
+from resources.alerts import AlertWebhook  # noqa: E402
+from resources.partitions import monthly_partitions  # noqa: E402
+from riskcore.portfolio import Portfolio  # noqa: E402
+
+ASSET_MODULES = [ingestion, features, training, registry, scoring, monitoring, reporting]
+CHECK_MODULES = [contract_checks, governance_checks, reconciliation]
+
+
+def portfolio_definitions(portfolio: Portfolio) -> dg.Definitions:
+    """One portfolio: its assets under its key prefix and its own groups, owned by its owner."""
+    prefix = portfolio.name
+    loaded = dg.load_assets_from_modules(ASSET_MODULES, key_prefix=prefix)
+    assets = [a.map_asset_specs(lambda spec: spec.replace_attributes(group_name=f"{prefix}_{spec.group_name}", owners=[portfolio.owner]))
+              for a in loaded]
+    jobs = portfolio_jobs(prefix, monthly_partitions)
+    policy = portfolio.policies["monitoring"]
+    return dg.Definitions(
+        assets=assets,
+        asset_checks=dg.load_asset_checks_from_modules(CHECK_MODULES, asset_key_prefix=prefix),
+        jobs=list(jobs.values()),
+        schedules=[monthly_cycle_schedule(prefix, jobs["monthly_cycle_job"]), daily_monitoring_schedule(prefix, jobs["performance_job"])],
+        sensors=[drift_retraining_sensor(prefix, policy, jobs["model_training_job"]), performance_rollback_sensor(prefix, policy, jobs["rollback_job"])],
+    )
 
 
 def build_definitions(resources: dict) -> dg.Definitions:
-    """The whole pipeline over the given resources; tests pass their own, nothing else differs."""
-    return dg.Definitions(
-        assets=dg.load_assets_from_modules([ingestion, features, training, registry, scoring, monitoring, reporting]),
-        asset_checks=dg.load_asset_checks_from_modules([contract_checks, governance_checks, reconciliation]),
-        jobs=[monthly_ingestion_job, model_training_job, monthly_scoring_job, monthly_cycle_job, monitoring_job, performance_job, regulatory_report_job,
-              promotion_job, rollback_job],
-        schedules=[monthly_cycle_schedule, daily_monitoring_schedule],
-        sensors=[feature_automation_sensor, drift_retraining_sensor, performance_rollback_sensor, run_failure_alert_sensor],
+    """Every portfolio of `resources["portfolios"]` over the given resources; tests pass their own."""
+    specs = resources["portfolios"].specs()
+    shared = dg.Definitions(
+        sensors=[feature_automation_sensor([p.name for p in specs]), run_failure_alert_sensor],
         resources={"alerts": AlertWebhook(), **resources},  # alerts are optional: without a webhook they are logged
         # ML steps are coarse; a process per step costs ~3.7 s here (see FIELD-NOTES).
         executor=dg.in_process_executor,
     )
+    return dg.Definitions.merge(shared, *[portfolio_definitions(p) for p in specs])
 
 
 defs = build_definitions(resources_for(current_environment()))

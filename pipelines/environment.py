@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import dagster as dg
 
 from resources.alerts import AlertWebhook
-from resources.governance import Governance
 from resources.pii import PiiTokeniser
-from resources.registry import ModelRegistry
-from resources.source import GermanCreditLandingFolder, LandingFolder, ScoringCalendar, SyntheticLandingFolder
-from resources.storage import DatasetStore
+from resources.portfolios import Portfolios
 from resources.validation import ContractValidator
 from riskcore.pii import DEVELOPMENT_TOKEN_KEY
 
@@ -46,74 +44,53 @@ def monitoring_cron() -> str:
     return cron
 
 
-SOURCES = ("synthetic", "german_credit")
+PORTFOLIOS_DIR = Path(__file__).parent / "portfolios"
+SHIPPED_PORTFOLIOS = {"local": ("retail_pd.yaml", "german_credit.yaml"), "production": ("retail_pd.yaml",)}
+
+
+def portfolio_files(env: str) -> list[str]:
+    """RISK_PORTFOLIOS (portfolio files, separated by commas), or the shipped ones: the synthetic
+    retail book and German credit locally, the retail book's shape in production."""
+    chosen = os.environ.get("RISK_PORTFOLIOS")
+    if chosen:
+        return [str(Path(f.strip()).resolve()) for f in chosen.split(",") if f.strip()]
+    return [str(PORTFOLIOS_DIR / name) for name in SHIPPED_PORTFOLIOS[env]]
+
+
+def data_dir() -> str:
+    return os.environ.get("RISK_DATA_DIR", "data")
 
 
 def local_resources() -> dict:
-    """Embedded default: landing files, Parquet and a SQLite MLflow registry under data/.
-
-    RISK_SOURCE picks the data: `synthetic` (default) or `german_credit` (real, public); the
-    knobs are environment variables so `make run` and the UI use the same values.
-    """
+    """Embedded default: landing files, Parquet and a SQLite MLflow registry under data/."""
     # Development default key, labelled as such in every ingestion's metadata.
     os.environ.setdefault(PII_KEY_VAR, DEVELOPMENT_TOKEN_KEY)
-    source = os.environ.get("RISK_SOURCE", "synthetic")
-    if source not in SOURCES:
-        raise ValueError(f"RISK_SOURCE={source!r}; expected one of {SOURCES}")
-    if source == "german_credit":
-        # 20 months of 50 applications (2023-01..2024-08), all matured by 2025-08; last 6 out of time.
-        data = os.environ.get("RISK_DATA_DIR", "data/german_credit")
-        calendar = ScoringCalendar(as_of_month=os.environ.get("RISK_AS_OF", "2025-08"), out_of_time_months=6)
-        landing = GermanCreditLandingFolder(path=f"{data}/landing", archive_dir=f"{data}/archives")
-        model_name = "german_credit_pd"
-    else:
-        data = os.environ.get("RISK_DATA_DIR", "data")
-        calendar = ScoringCalendar(as_of_month=os.environ.get("RISK_AS_OF", "2024-12"),
-                                   performance_window_months=int(os.environ.get("RISK_PERFORMANCE_WINDOW_MONTHS", "12")),
-                                   out_of_time_months=int(os.environ.get("RISK_OUT_OF_TIME_MONTHS", "3")))
-        landing = SyntheticLandingFolder(
-            path=f"{data}/landing",
-            calendar=calendar,
-            seed=int(os.environ.get("RISK_SEED", "42")),
-            rows_per_month=int(os.environ.get("RISK_ROWS_PER_MONTH", "20000")),
-            scenario=os.environ.get("RISK_SCENARIO", "none"),
-            scenario_start=os.environ.get("RISK_SCENARIO_START", "2024-06"),
-        )
-        model_name = "retail_pd"
+    data = data_dir()
+    mlflow = {"tracking_uri": dg.EnvVar("RISK_MLFLOW_URI")} if os.environ.get("RISK_MLFLOW_URI") else {
+        # Not MLFLOW_TRACKING_URI: MLflow sets that one itself in any process that used a registry, and a child would inherit it.
+        "tracking_uri": f"sqlite:///{data}/mlflow/mlflow.db", "artifact_location": f"{data}/mlflow/artifacts"}
     return {
-        "calendar": calendar,
-        "landing": landing,
-        "store": DatasetStore(base_path=f"{data}/datasets"),
-        "registry": _local_registry(data, model_name),
+        "portfolios": Portfolios(
+            files=portfolio_files("local"), landing_root=f"{data}/landing", datasets_root=f"{data}/datasets", **mlflow,
+            ledger_url=dg.EnvVar("RISK_LEDGER_URL") if os.environ.get("RISK_LEDGER_URL") else f"sqlite:///{data}/governance/ledger.db",
+            # Development: the first version becomes champion without approval (recorded as such).
+            auto_approve="bootstrap",
+        ),
         "tokeniser": PiiTokeniser(key=dg.EnvVar(PII_KEY_VAR)),
         "validator": ContractValidator(data_docs_dir=f"{data}/gx_data_docs"),
-        # Development: the first version becomes champion without approval (recorded as such).
-        "governance": Governance(ledger_url=dg.EnvVar("RISK_LEDGER_URL") if os.environ.get("RISK_LEDGER_URL") else f"sqlite:///{data}/governance/ledger.db",
-                                 auto_approve="bootstrap"),
         "alerts": _alerts(),
     }
 
 
-def _local_registry(data: str, model_name: str) -> ModelRegistry:
-    """A SQLite file by default; the MLflow server when RISK_MLFLOW_URI is set (`make up`). Not
-    MLFLOW_TRACKING_URI: MLflow sets that one itself in any process that used a registry, and a
-    child process would inherit it."""
-    if os.environ.get("RISK_MLFLOW_URI"):
-        return ModelRegistry(tracking_uri=dg.EnvVar("RISK_MLFLOW_URI"), model_name=model_name)
-    return ModelRegistry(tracking_uri=f"sqlite:///{data}/mlflow/mlflow.db", artifact_location=f"{data}/mlflow/artifacts", model_name=model_name)
-
-
 def production_resources() -> dict:
-    """Real landing folder and datasets on any fsspec URL, an MLflow server; secrets from the environment."""
-    calendar = ScoringCalendar()
+    """Real landing folders and datasets on any fsspec URL, an MLflow server; secrets from the environment."""
     return {
-        "calendar": calendar,
-        "landing": LandingFolder(path=dg.EnvVar("RISK_LANDING_URL")),
-        "store": DatasetStore(base_path=dg.EnvVar("RISK_DATASETS_URL")),
-        "registry": ModelRegistry(tracking_uri=dg.EnvVar("MLFLOW_TRACKING_URI")),
+        "portfolios": Portfolios(
+            files=portfolio_files("production"), landing_root=dg.EnvVar("RISK_LANDING_URL"), datasets_root=dg.EnvVar("RISK_DATASETS_URL"),
+            tracking_uri=dg.EnvVar("MLFLOW_TRACKING_URI"), ledger_url=dg.EnvVar("RISK_LEDGER_URL"),
+        ),
         "tokeniser": PiiTokeniser(key=dg.EnvVar(PII_KEY_VAR)),
         "validator": ContractValidator(),
-        "governance": Governance(ledger_url=dg.EnvVar("RISK_LEDGER_URL")),
         "alerts": _alerts(),
     }
 

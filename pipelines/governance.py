@@ -17,14 +17,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reason", help="why: recorded in the ledger and on the model version")
     parser.add_argument("--expected-entries", type=int, help="entries published earlier (detects a deleted tail)")
     parser.add_argument("--expected-head", help="hash of that last published entry")
+    parser.add_argument("--portfolio", default="retail_pd", help="the portfolio whose model is approved, rejected or rolled back")
     args = parser.parse_args(argv)
 
     from pipelines.environment import current_environment, resources_for
 
     from riskcore.promotion import PromotionRefused
 
-    with dg.build_resources(resources_for(current_environment())) as resources:
-        governance, registry = resources.governance, resources.registry
+    with dg.build_resources({"portfolios": resources_for(current_environment())["portfolios"]}) as resources:
+        portfolio = resources.portfolios.named(args.portfolio)
+        governance, registry = portfolio.governance, portfolio.registry
         if args.command in ("approve", "reject", "rollback"):
             missing = [f"--{name}" for name in ("version", "approver", "reason") if getattr(args, name) is None and not (args.command == "rollback" and name == "version")]
             if missing:
@@ -55,11 +57,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run_job(args) -> int:
     from pipelines.definitions import defs
+    from pipelines.jobs import job_name
 
     if args.command == "approve":
         job, op, config = "promotion_job", "approve_and_promote", {"version": args.version, "approver": args.approver, "reason": args.reason}
     else:
         job, op, config = "rollback_job", "roll_back_champion", {"actor": args.approver, "reason": args.reason, "to_version": args.version}
+    job = job_name(args.portfolio, job)
     result = defs.resolve_job_def(job).execute_in_process(
         {"ops": {op: {"config": config}}, "loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         instance=dg.DagsterInstance.get(), raise_on_error=False, tags={"trigger": f"make {args.command}"},

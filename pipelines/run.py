@@ -5,32 +5,36 @@ so `make dev` shows them afterwards.
 """
 
 import argparse
-import os
 import sys
 import time
 
 import dagster as dg
 
+from pipelines.backfill import QUIET, run_local
+from pipelines.jobs import job_name
 from riskcore.months import month_label, months_between
 
-
-# Step events still go to the instance (and the UI); the terminal shows warnings and the summary.
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 TAGS = {"trigger": "make run"}
 
 
 STAGES = ("ingestion", "training", "scoring", "monitoring", "performance", "reporting")
 
 
-def _materialise(defs: dg.Definitions, instance: dg.DagsterInstance, months: list[str], matured: list[str], stages: tuple[str, ...] = STAGES) -> dict[str, float]:
+def _materialise(defs: dg.Definitions, instance: dg.DagsterInstance, resources, months: list[str], matured: list[str],
+                 stages: tuple[str, ...] = STAGES) -> dict[str, float]:
+    """Each stage in order; without a champion (production: nobody approved yet) it stops before scoring."""
+    from resources.registry import CHAMPION
+
+    portfolio = resources.name
     timings = {}
 
     def per_month(job: str, which: list[str], label: str, assets: list[str] | None = None) -> None:
         """One run per month, as a UI backfill of the job would make them."""
         started = time.perf_counter()
         for month in which:
-            defs.resolve_job_def(job).execute_in_process(QUIET, partition_key=f"{month}-01", instance=instance, tags=TAGS,
-                                                         asset_selection=[dg.AssetKey(a) for a in assets] if assets else None)
+            defs.resolve_job_def(job_name(portfolio, job)).execute_in_process(
+                QUIET, partition_key=f"{month}-01", instance=instance, tags=TAGS,
+                asset_selection=[dg.AssetKey([portfolio, a]) for a in assets] if assets else None)
             print(f"  {label} {month}", end="\n" if month == which[-1] else "\r", flush=True)
         timings[label] = time.perf_counter() - started
 
@@ -38,9 +42,13 @@ def _materialise(defs: dg.Definitions, instance: dg.DagsterInstance, months: lis
         per_month("monthly_ingestion_job", months, "ingestion + features")
     if "training" in stages:
         started = time.perf_counter()
-        defs.resolve_job_def("model_training_job").execute_in_process(QUIET, instance=instance, tags=TAGS)
+        defs.resolve_job_def(job_name(portfolio, "model_training_job")).execute_in_process(QUIET, instance=instance, tags=TAGS)
         timings["training + registration"] = time.perf_counter() - started
         print("  trained and registered a candidate, evaluated its gates, settled the champion", flush=True)
+    if resources.registry.by_alias(CHAMPION) is None:
+        print(f"  {portfolio} has no champion: stopping before scoring until a listed approver approves its challenger;"
+              f" then `python -m pipelines.run --portfolio {portfolio} --only scoring,monitoring,performance,reporting` resumes", flush=True)
+        return timings
     if "scoring" in stages:
         per_month("monthly_scoring_job", months, "scoring", assets=["risk_scores"])
     if "monitoring" in stages:
@@ -48,10 +56,8 @@ def _materialise(defs: dg.Definitions, instance: dg.DagsterInstance, months: lis
     if "performance" in stages and matured:
         per_month("performance_job", matured, "realised performance")
     if "reporting" in stages:
-        from pipelines.backfill import run_local
-
         started = time.perf_counter()
-        (result,) = run_local(defs, instance, months, per_partition=False, tags=TAGS)
+        (result,) = run_local(defs, instance, portfolio, months, per_partition=False, tags=TAGS)
         evaluations = result.get_asset_check_evaluations()
         problems = evaluations[0].metadata["problems"].value if evaluations else {"all": {"status": f"the report run {result.run_id} failed before its check"}}
         for month, problem in sorted(problems.items()):
@@ -62,22 +68,20 @@ def _materialise(defs: dg.Definitions, instance: dg.DagsterInstance, months: lis
     return timings
 
 
-def summarise(resources, instance: dg.DagsterInstance, months: list[str]) -> list[str]:
+def summarise(portfolio, instance: dg.DagsterInstance, months: list[str]) -> list[str]:
     """The figures a reviewer asks for first, read back from the outputs themselves."""
     import pandas as pd
 
+    from pipelines.prepare import synthetic_truth
+    from pipelines.sensors import latest_metadata_by_month
     from resources.registry import CHALLENGER, CHAMPION
-    from resources.source import SyntheticLandingFolder
+    from riskcore.features import feature_specs
     from riskcore.ingestion import read_landing_bytes
     from riskcore.metrics import bayes_optimal_auc, roc_auc
 
-    from riskcore.features import feature_specs
-
-    store, registry, landing = resources.store, resources.registry, resources.landing
+    store, registry, landing = portfolio.store, portfolio.registry, portfolio.landing
     features = [s.name for s in feature_specs(landing.applications())]
-    from pipelines.sensors import latest_metadata_by_month
-
-    realised = latest_metadata_by_month(instance, "model_performance")
+    realised = latest_metadata_by_month(instance, dg.AssetKey([portfolio.name, "model_performance"]))
     lines = [f"{'month':8} {'received':>9} {'accepted':>9} {'quarant.':>9} {'scored':>9} {'approve':>8} {'refer':>7} {'decline':>8} {'drifted features':>17} {'realised AUC':>13}"]
     for month in months:
         target = landing.applications_file(month)
@@ -91,8 +95,14 @@ def summarise(resources, instance: dg.DagsterInstance, months: list[str]) -> lis
             f"{format(realised[month]['auc'], '.4f') if month in realised else 'not matured':>13}"
         )
     champion = registry.by_alias(CHAMPION)
-    metrics = registry.run_metrics(champion.run_id)
     lines.append("")
+    if champion is None:
+        challenger = registry.by_alias(CHALLENGER)
+        lines.append(f"no champion yet: the pipeline stops before scoring until a listed approver approves"
+                     + (f" `make approve PORTFOLIO={portfolio.name} VERSION={challenger.version} APPROVER=<listed approver> REASON=...`" if challenger else "")
+                     + "; run again afterwards and it resumes from scoring")
+        return lines
+    metrics = registry.run_metrics(champion.run_id)
     lines.append(f"champion model: {champion.name} version {champion.version} (MLflow run {champion.run_id})")
     tags = registry.version_tags(champion.version)
     failed = [k.removeprefix("gate.") for k, v in sorted(tags.items()) if k.startswith("gate.") and " FAIL " in v]
@@ -101,16 +111,17 @@ def summarise(resources, instance: dg.DagsterInstance, months: list[str]) -> lis
     if challenger is not None and challenger != champion:
         passed = registry.version_tags(challenger.version).get("gates_passed")
         lines.append(f"  challenger: {challenger.label} (gates {'passed' if passed == 'true' else 'FAILED'}), awaiting "
-                     f"`make approve VERSION={challenger.version} APPROVER=<listed approver> REASON=...`")
-    verification = resources.governance.ledger().verify()
+                     f"`make approve PORTFOLIO={portfolio.name} VERSION={challenger.version} APPROVER=<listed approver> REASON=...`")
+    verification = portfolio.governance.ledger().verify()
     lines.append(f"  governance ledger: {verification.entries} entries, " + ("chain intact" if verification.ok else f"BROKEN: {verification.problem}"))
     training = store.read("training_set", columns=["application_id", "application_month", "sample"])
     oot = training[training["sample"] == "out_of_time"]
     oot_months = sorted(oot["application_month"].unique())
     lines.append(f"out-of-time sample: {oot_months[0]}..{oot_months[-1]}, {len(oot)} applications")
     lines.append(f"  champion AUC (out of time):        {metrics['oot_auc']:.4f}   Gini {metrics['oot_gini']:.4f}   KS {metrics['oot_ks']:.4f}")
-    if isinstance(landing, SyntheticLandingFolder):
-        truth = pd.concat([landing.true_pd(m) for m in oot_months]).merge(oot, on="application_id")
+    truths = [synthetic_truth(landing.path, m) for m in oot_months]
+    if all(t is not None for t in truths):
+        truth = pd.concat(truths).merge(oot, on="application_id")
         lines.append(f"  Bayes-optimal AUC (same rows):     {bayes_optimal_auc(truth['true_pd'].to_numpy()):.4f}   (expected AUC of the true PD)")
         outcomes = pd.concat([store.read("loan_outcomes", m) for m in oot_months]).merge(truth, on="application_id")
         lines.append(f"  true PD's AUC on realised labels:  {roc_auc(outcomes['defaulted'], outcomes['true_pd']):.4f}")
@@ -123,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--end", default="2024-12", help="last application month (YYYY-MM)")
     parser.add_argument("--only", type=lambda text: tuple(text.split(",")), default=STAGES,
                         help=f"comma-separated stages out of {','.join(STAGES)} (e.g. training: a new candidate on the current data)")
+    parser.add_argument("--portfolio", default="retail_pd", help="the portfolio to run (its name in its portfolio file)")
+    parser.add_argument("--prepare", choices=["synthetic", "german_credit"], help="first land the files of this source (pipelines.prepare)")
     args = parser.parse_args(argv)
     if unknown := set(args.only) - set(STAGES):
         parser.error(f"unknown stage(s) {sorted(unknown)}; stages are {', '.join(STAGES)}")
@@ -131,20 +144,24 @@ def main(argv: list[str] | None = None) -> int:
     from pipelines.definitions import defs
     from pipelines.environment import current_environment, resources_for
 
+    if args.prepare:
+        from pipelines.prepare import main as prepare
+
+        prepare([args.prepare, "--portfolio", args.portfolio, "--start", months[0], "--end", months[-1]])
     instance = dg.DagsterInstance.get()
-    print(f"materialising {len(months)} months ({months[0]}..{months[-1]}) into {instance.root_directory}", flush=True)
-    with dg.build_resources(resources_for(current_environment())) as resources:
-        matured = [m for m in months if resources.calendar.matured(m)]
-        timings = _materialise(defs, instance, months, matured, args.only)
-        lines = summarise(resources, instance, months)
-        data_root, mlflow_uri = resources.store.path("x").parent.parent, resources.registry._uri()
+    print(f"materialising {args.portfolio}, {len(months)} months ({months[0]}..{months[-1]}) into {instance.root_directory}", flush=True)
+    with dg.build_resources({"portfolios": resources_for(current_environment())["portfolios"]}) as resources:
+        portfolio = resources.portfolios.named(args.portfolio)
+        matured = [m for m in months if portfolio.calendar.matured(m)]
+        timings = _materialise(defs, instance, portfolio, months, matured, args.only)
+        lines = summarise(portfolio, instance, months)
+        data_root, mlflow_uri = portfolio.store.path("x").parent.parent, portfolio.registry._uri()
     print("\n".join(["", *lines, "", "time per stage:"]))
     for stage, seconds in timings.items():
         print(f"  {stage:26} {seconds:7.1f} s")
     print(f"  {'total':26} {sum(timings.values()):7.1f} s")
     print(f"\noutputs: datasets in {data_root}; MLflow registry {mlflow_uri}; Dagster runs in {instance.root_directory}")
-    same = f" SOURCE={os.environ['RISK_SOURCE']}" if os.environ.get("RISK_SOURCE", "synthetic") != "synthetic" else ""
-    print(f"see them: `make dev{same}` (Dagster UI, http://127.0.0.1:3000) and `make mlflow-ui{same}` (http://127.0.0.1:5000)")
+    print("see them: `make dev` (Dagster UI, http://127.0.0.1:3000) and `make mlflow-ui` (http://127.0.0.1:5000)")
     return 0
 
 

@@ -1,77 +1,85 @@
 import dagster as dg
 
 from pipelines.environment import automation_status
-from pipelines.jobs import model_training_job, rollback_job
 from resources.alerts import AlertWebhook
 
-# Evaluates the assets' automation conditions (application_features: eager, gated by every
-# upstream blocking check). Running by default: it only ever acts on the newest month.
-feature_automation_sensor = dg.AutomationConditionSensorDefinition(
-    "feature_automation_sensor",
-    target=dg.AssetSelection.assets("application_features"),
-    default_status=dg.DefaultSensorStatus.RUNNING,
-)
-
-
-def latest_metadata_by_month(instance: dg.DagsterInstance, asset: str, limit: int = 240) -> dict:
+def latest_metadata_by_month(instance: dg.DagsterInstance, asset: dg.AssetKey, limit: int = 240) -> dict:
     """month -> metadata of the newest materialisation of each partition (records come newest first)."""
     from riskcore.months import month_label
 
     latest = {}
-    for record in instance.fetch_materializations(dg.AssetKey(asset), limit=limit).records:
+    for record in instance.fetch_materializations(asset, limit=limit).records:
         latest.setdefault(month_label(record.partition_key), {k: v.value for k, v in record.asset_materialization.metadata.items()})
     return latest
 
 
-@dg.sensor(job=model_training_job, minimum_interval_seconds=3600, default_status=dg.DefaultSensorStatus[automation_status()])
-def drift_retraining_sensor(context: dg.SensorEvaluationContext):
-    """Launch retraining when drift persists (monitoring policy: persistence, cooldown).
-
-    Reads only Dagster's records of drift_report (no data, no Evidently): runs in milliseconds.
-    The cursor keeps the last launch, the run key makes a launch per month happen once, and
-    every decision, launch or skip, says why."""
-    import json
-
-    from riskcore.drift import load_monitoring_policy, retraining_decision
-
-    shares = {m: float(r["drift_share"]) for m, r in latest_metadata_by_month(context.instance, "drift_report").items()}
-    state = json.loads(context.cursor or "{}")
-    policy = load_monitoring_policy()
-    month, why = retraining_decision(shares, state.get("last_launch"), policy)
-    if month is None:
-        return dg.SkipReason(why)
-    context.update_cursor(json.dumps({"last_launch": month}))
-    return dg.RunRequest(run_key=f"drift-retraining-{month}", tags={"trigger": "drift_retraining_sensor", "drift_month": month,
-                                                                       "decision": why, "monitoring_policy": policy.label})
-
-
-@dg.sensor(job=rollback_job, minimum_interval_seconds=3600, default_status=dg.DefaultSensorStatus[automation_status()])
-def performance_rollback_sensor(context: dg.SensorEvaluationContext):
-    """Roll the champion back when its realised performance, on matured months it scored, trails
-    the version it replaced on the same rows by more than the tolerance, or falls below the floor.
-
-    Reads only Dagster's records (champion_model, model_performance): no registry call, no data.
-    One rollback per champion version (run key); the rollback job refuses if the champion changed
-    since, and records the rollback in the ledger."""
-    from riskcore.drift import load_monitoring_policy
-    from riskcore.performance import rollback_decision
-
-    settled = context.instance.fetch_materializations(dg.AssetKey("champion_model"), limit=1).records
-    if not settled:
-        return dg.SkipReason("no champion recorded yet")
-    champion = settled[0].asset_materialization.metadata
-    version, name = champion["champion_version"].value, champion["model_name"].value
-    months = {m: {"rows": r["rows"], "auc": r["auc"], "compared_auc": r.get("compared_auc")}
-              for m, r in latest_metadata_by_month(context.instance, "model_performance").items() if r["model_version"] == version}
-    policy = load_monitoring_policy()
-    roll_back, why = rollback_decision(months, policy)
-    if not roll_back:
-        return dg.SkipReason(f"{name}/{version}: {why}")
-    return dg.RunRequest(
-        run_key=f"performance-rollback-{name}-{version}",
-        run_config={"ops": {"roll_back_champion": {"config": {"actor": "performance_rollback_sensor", "reason": why, "from_version": version}}}},
-        tags={"trigger": "performance_rollback_sensor", "champion": f"{name}/{version}", "decision": why, "monitoring_policy": policy.label},
+def feature_automation_sensor(portfolios: list[str]) -> dg.AutomationConditionSensorDefinition:
+    """Evaluates application_features' automation condition (eager, gated by every upstream
+    blocking check) for every portfolio. Running by default: it only ever acts on the newest month."""
+    return dg.AutomationConditionSensorDefinition(
+        "feature_automation_sensor", target=dg.AssetSelection.assets(*[[p, "application_features"] for p in portfolios]),
+        default_status=dg.DefaultSensorStatus.RUNNING,
     )
+
+
+def drift_retraining_sensor(portfolio: str, monitoring_policy: str, training_job) -> dg.SensorDefinition:
+    @dg.sensor(name=f"{portfolio}_drift_retraining_sensor", job=training_job, minimum_interval_seconds=3600,
+               default_status=dg.DefaultSensorStatus[automation_status()])
+    def sensor(context: dg.SensorEvaluationContext):
+        """Launch retraining when drift persists (monitoring policy: persistence, cooldown).
+
+        Reads only Dagster's records of drift_report (no data, no Evidently): runs in milliseconds.
+        The cursor keeps the last launch, the run key makes a launch per month happen once, and
+        every decision, launch or skip, says why."""
+        import json
+
+        from riskcore.drift import load_monitoring_policy, retraining_decision
+
+        shares = {m: float(r["drift_share"]) for m, r in latest_metadata_by_month(context.instance, dg.AssetKey([portfolio, "drift_report"])).items()}
+        state = json.loads(context.cursor or "{}")
+        policy = load_monitoring_policy(monitoring_policy)
+        month, why = retraining_decision(shares, state.get("last_launch"), policy)
+        if month is None:
+            return dg.SkipReason(why)
+        context.update_cursor(json.dumps({"last_launch": month}))
+        return dg.RunRequest(run_key=f"drift-retraining-{month}", tags={"trigger": "drift_retraining_sensor", "drift_month": month,
+                                                                           "decision": why, "monitoring_policy": policy.label})
+
+    return sensor
+
+
+def performance_rollback_sensor(portfolio: str, monitoring_policy: str, rollback_job) -> dg.SensorDefinition:
+    @dg.sensor(name=f"{portfolio}_performance_rollback_sensor", job=rollback_job, minimum_interval_seconds=3600,
+               default_status=dg.DefaultSensorStatus[automation_status()])
+    def sensor(context: dg.SensorEvaluationContext):
+        """Roll the champion back when its realised performance, on matured months it scored, trails
+        the version it replaced on the same rows by more than the tolerance, or falls below the floor.
+
+        Reads only Dagster's records (champion_model, model_performance): no registry call, no data.
+        One rollback per champion version (run key); the rollback job refuses if the champion changed
+        since, and records the rollback in the ledger."""
+        from riskcore.drift import load_monitoring_policy
+        from riskcore.performance import rollback_decision
+
+        settled = context.instance.fetch_materializations(dg.AssetKey([portfolio, "champion_model"]), limit=1).records
+        if not settled:
+            return dg.SkipReason("no champion recorded yet")
+        champion = settled[0].asset_materialization.metadata
+        version, name = champion["champion_version"].value, champion["model_name"].value
+        months = {m: {"rows": r["rows"], "auc": r["auc"], "compared_auc": r.get("compared_auc")}
+                  for m, r in latest_metadata_by_month(context.instance, dg.AssetKey([portfolio, "model_performance"])).items()
+                  if r["model_version"] == version}
+        policy = load_monitoring_policy(monitoring_policy)
+        roll_back, why = rollback_decision(months, policy)
+        if not roll_back:
+            return dg.SkipReason(f"{name}/{version}: {why}")
+        return dg.RunRequest(
+            run_key=f"performance-rollback-{name}-{version}",
+            run_config={"ops": {"roll_back_champion": {"config": {"actor": "performance_rollback_sensor", "reason": why, "from_version": version}}}},
+            tags={"trigger": "performance_rollback_sensor", "champion": f"{name}/{version}", "decision": why, "monitoring_policy": policy.label},
+        )
+
+    return sensor
 
 
 @dg.run_failure_sensor(default_status=dg.DefaultSensorStatus.RUNNING, minimum_interval_seconds=30)

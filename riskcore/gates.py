@@ -9,11 +9,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
+from scipy.stats import beta
 
-from riskcore.metrics import calibration_by_decile, ks_statistic, roc_auc
+from riskcore.metrics import ks_statistic, roc_auc
 
 DEFAULT_PROMOTION_POLICY = Path(__file__).parent / "policies" / "promotion.yaml"
 AUTO_APPROVE = ("never", "bootstrap", "always")
+NO_SENSITIVE_ATTRIBUTE = ("pass", "refuse")
+MAX_GRADES = 10  # PD deciles
 
 
 @dataclass(frozen=True)
@@ -23,11 +26,14 @@ class PromotionPolicy:
     auc_tolerance: float
     min_auc: float
     min_ks: float
-    max_calibration_z: float
-    min_hosmer_lemeshow_p: float
+    calibration_confidence: float
+    calibration_tolerance: float
+    calibration_max_red_grades: int
+    calibration_min_expected_defaults: float
     max_score_psi: float
     min_adverse_impact_ratio: float
     min_group_size: int
+    when_no_sensitive_attribute: str
     approvers: tuple[str, ...]
     auto_approve: str
 
@@ -36,21 +42,56 @@ class PromotionPolicy:
         return f"{self.policy_id}@{self.version}"
 
 
+def _setting(doc: dict, key: str, source: str | Path, kind, low: float | None = None, high: float | None = None):
+    """The value at dotted `key`, checked: a policy that is silently half-read would gate nothing.
+
+    `kind` is float, int, str, list (of strings) or a tuple of allowed values."""
+    value = doc
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            raise ValueError(f"{source}: {key}: missing")
+        value = value[part]
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(kind, tuple):
+        ok, expected = value in kind, f"one of {kind}"
+    elif kind is list:
+        ok, expected = isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value), "a non-empty list of strings"
+    elif kind is str:
+        ok, expected = isinstance(value, str) and bool(value), "a non-empty string"
+    else:
+        ok = (number and float(value).is_integer()) if kind is int else number
+        ok = ok and (low is None or value >= low) and (high is None or value <= high)
+        expected = ("an integer" if kind is int else "a number") + (f" in [{low}, {high}]" if high is not None else f" >= {low}" if low is not None else "")
+    if not ok:
+        raise ValueError(f"{source}: {key}: expected {expected}, got {value!r}")
+    return tuple(value) if kind is list else kind(value) if kind in (float, int) else value
+
+
 def load_promotion_policy(path: str | Path = DEFAULT_PROMOTION_POLICY, auto_approve: str | None = None) -> PromotionPolicy:
     """`auto_approve` overrides the file's setting: the environment decides (development only)."""
     doc = yaml.safe_load(Path(path).read_text())
-    gates, approval = doc["gates"], doc["approval"]
-    policy = PromotionPolicy(
-        policy_id=doc["policy_id"], version=str(doc["version"]),
-        auc_tolerance=float(gates["auc_tolerance_vs_champion"]), min_auc=float(gates["min_auc"]), min_ks=float(gates["min_ks"]),
-        max_calibration_z=float(gates["max_calibration_z_per_decile"]), min_hosmer_lemeshow_p=float(gates["min_hosmer_lemeshow_p"]),
-        max_score_psi=float(gates["max_score_psi"]), min_adverse_impact_ratio=float(gates["min_adverse_impact_ratio"]),
-        min_group_size=int(gates.get("min_group_size", 30)),
-        approvers=tuple(approval["approvers"]), auto_approve=auto_approve or approval.get("auto_approve", "never"),
+    if not isinstance(doc, dict):
+        raise ValueError(f"{path}: expected a mapping of policy settings")
+
+    def get(key, kind, low=None, high=None):
+        return _setting(doc, key, path, kind, low, high)
+
+    file_auto_approve = get("approval.auto_approve", AUTO_APPROVE)
+    if auto_approve is not None and auto_approve not in AUTO_APPROVE:
+        raise ValueError(f"{path}: auto_approve must be one of {AUTO_APPROVE}, not {auto_approve!r}")
+    return PromotionPolicy(
+        policy_id=get("policy_id", str), version=get("version", str),
+        auc_tolerance=get("gates.auc_tolerance_vs_champion", float, 0), min_auc=get("gates.min_auc", float, 0, 1),
+        min_ks=get("gates.min_ks", float, 0, 1),
+        calibration_confidence=get("gates.calibration_confidence", float, 0.5, 0.9999),
+        calibration_tolerance=get("gates.calibration_tolerance", float, 0),
+        calibration_max_red_grades=get("gates.calibration_max_red_grades", int, 0),
+        calibration_min_expected_defaults=get("gates.calibration_min_expected_defaults", float, 1),
+        max_score_psi=get("gates.max_score_psi", float, 0), min_adverse_impact_ratio=get("gates.min_adverse_impact_ratio", float, 0, 1),
+        min_group_size=get("gates.min_group_size", int, 1),
+        when_no_sensitive_attribute=get("fairness.when_no_sensitive_attribute", NO_SENSITIVE_ATTRIBUTE),
+        approvers=get("approval.approvers", list), auto_approve=auto_approve or file_auto_approve,
     )
-    if policy.auto_approve not in AUTO_APPROVE:
-        raise ValueError(f"{path}: auto_approve must be one of {AUTO_APPROVE}, not {policy.auto_approve!r}")
-    return policy
 
 
 @dataclass(frozen=True)
@@ -59,6 +100,7 @@ class Gate:
     value: float | None
     threshold: str
     passed: bool
+    note: str = ""  # the verdict in words, where value and threshold alone do not explain it
 
 
 def psi(expected: np.ndarray, actual: np.ndarray, bins: int = 10) -> float:
@@ -72,24 +114,74 @@ def psi(expected: np.ndarray, actual: np.ndarray, bins: int = 10) -> float:
     return float(np.sum((a - e) * np.log(a / e)))
 
 
-def calibration_max_z(y: np.ndarray, pd_: np.ndarray) -> float:
-    """Largest gap between observed and expected default rate over PD deciles, in binomial
-    standard errors: comparable across sample sizes (a 300-row and a 60,000-row test)."""
-    table = calibration_by_decile(y, pd_)
-    se = np.sqrt(table["expected_rate"] * (1 - table["expected_rate"]) / table["rows"]).clip(lower=1e-9)
-    return float(((table["observed_rate"] - table["expected_rate"]).abs() / se).max())
+def _grade_bounds(sorted_pd: np.ndarray, min_expected_defaults: float) -> np.ndarray:
+    """Row bounds of equal-count PD grades: deciles, or the most grades (down to one) that each
+    expect at least `min_expected_defaults` defaults, so that no grade is judged on a handful."""
+    n = len(sorted_pd)
+    expected = np.r_[0.0, np.cumsum(sorted_pd)]
+    for grades in range(min(MAX_GRADES, n), 1, -1):
+        bounds = np.arange(grades + 1) * n // grades
+        if np.diff(expected[bounds]).min() >= min_expected_defaults:
+            return bounds
+    return np.array([0, n])
 
 
-def hosmer_lemeshow_p(y: np.ndarray, pd_: np.ndarray, groups: int = 10) -> float:
-    """p-value of the Hosmer-Lemeshow test over PD deciles (chi-square, groups - 2 df)."""
-    from scipy.stats import chi2
+def calibration_table(y: np.ndarray, pd_: np.ndarray, confidence: float, tolerance: float, min_expected_defaults: float) -> pd.DataFrame:
+    """Observed against expected default rate per PD grade, and for the portfolio (grade "all"),
+    in the ECB's PD back-testing tradition: a Jeffreys test and a traffic light per grade.
 
-    table = calibration_by_decile(y, pd_)
-    observed = table["observed_rate"] * table["rows"]
-    expected = table["expected_rate"] * table["rows"]
-    variance = expected * (1 - table["expected_rate"])
-    statistic = float(((observed - expected) ** 2 / variance.clip(lower=1e-9)).sum())
-    return float(chi2.sf(statistic, groups - 2))
+    Grades are equal-count PD deciles, or as many equal-count grades (down to one) as keep each
+    at `min_expected_defaults` expected defaults or more: small samples get fewer, wider grades.
+    The default rate has the Jeffreys posterior Beta(D + 1/2, N - D + 1/2); `jeffreys_lower` and
+    `jeffreys_upper` bound its equal-tailed `confidence` interval and `p_value` is two-sided
+    (PD too low and PD too high), against the grade's mean PD. Lights:
+      red: the whole interval lies outside mean PD x (1 +/- `tolerance`): the model is wrong
+           by more than the tolerance, and the sample shows it;
+      amber: significant (interval excludes the mean PD) but not shown to be material: at large
+           N every real model is significantly wrong by a little, which alone must not fail it;
+      green: consistent with the mean PD.
+    The binomial variance ignores the spread of PDs inside a grade (or the portfolio), which
+    makes the test slightly conservative there, as in the ECB's instructions.
+
+    Power: 1,000 rows at a 7% mean PD hold ~70 defaults, and the observed/expected ratio has a
+    sampling sd of ~0.12 there; with a 90% interval and a 10% tolerance, PDs 30% too low
+    (defaults 43% above PD) are red in ~70% of such samples, PDs 30% too high (defaults 23%
+    below) in only ~40%; no test does much better on 70 defaults. Both are red in every sample
+    from ~5,000 rows on (tests/unit/test_gates.py)."""
+    y, pd_ = np.asarray(y, dtype="float64"), np.asarray(pd_, dtype="float64")
+    order = np.argsort(pd_, kind="stable")
+    sorted_pd, sorted_y = pd_[order], y[order]
+    starts = _grade_bounds(sorted_pd, min_expected_defaults)[:-1]
+    rows = np.r_[np.diff(starts), len(y) - starts[-1], len(y)]
+    defaults = np.r_[np.add.reduceat(sorted_y, starts), y.sum()]
+    mean_pd = np.r_[np.add.reduceat(sorted_pd, starts), pd_.sum()] / rows
+    a, b = defaults + 0.5, rows - defaults + 0.5
+    tail = (1 - confidence) / 2
+    lower, upper = beta.ppf(tail, a, b), beta.ppf(1 - tail, a, b)
+    p_value = np.minimum(1.0, 2 * np.minimum(beta.cdf(mean_pd, a, b), beta.sf(mean_pd, a, b)))
+    red = (lower > mean_pd * (1 + tolerance)) | (upper < mean_pd * (1 - tolerance))
+    light = np.where(red, "red", np.where((mean_pd < lower) | (mean_pd > upper), "amber", "green"))
+    return pd.DataFrame({
+        "grade": [*range(1, len(starts) + 1), "all"], "rows": rows.astype("int64"), "defaults": defaults.astype("int64"),
+        "mean_pd": mean_pd, "observed_rate": defaults / rows, "jeffreys_lower": lower, "jeffreys_upper": upper,
+        "p_value": p_value, "light": light,
+    })
+
+
+def calibration_gate(policy: PromotionPolicy, y: np.ndarray, pd_: np.ndarray) -> Gate:
+    """Fails when the portfolio is red or more grades are red than the policy allows; its value
+    is the portfolio's observed over expected default rate (1 = calibrated)."""
+    table = calibration_table(y, pd_, policy.calibration_confidence, policy.calibration_tolerance, policy.calibration_min_expected_defaults)
+    grades, portfolio = table.iloc[:-1], table.iloc[-1]
+    red = int((grades["light"] == "red").sum())
+    allowed = policy.calibration_max_red_grades
+    passed = portfolio["light"] != "red" and red <= allowed
+    counts = grades["light"].value_counts()
+    note = (f"portfolio {portfolio['light']}: {portfolio['observed_rate']:.2%} defaulted against a mean PD of {portfolio['mean_pd']:.2%}; "
+            f"PD grades green/amber/red: {'/'.join(str(counts.get(c, 0)) for c in ('green', 'amber', 'red'))} of {len(grades)}")
+    threshold = (f"portfolio not red and red grades <= {allowed} of {len(grades)}; red: Jeffreys {policy.calibration_confidence:.0%} "
+                 f"interval outside PD x (1 +/- {policy.calibration_tolerance:g})")
+    return Gate("calibration_jeffreys", float(portfolio["observed_rate"] / portfolio["mean_pd"]), threshold, bool(passed), note)
 
 
 def adverse_impact_ratio(approved: np.ndarray, group: pd.Series, min_group_size: int) -> tuple[float | None, dict]:
@@ -103,13 +195,41 @@ def adverse_impact_ratio(approved: np.ndarray, group: pd.Series, min_group_size:
     return float(stats["mean"].min() / stats["mean"].max()), rates
 
 
+def _unjudged(group: pd.Series, min_group_size: int) -> str:
+    """Why `adverse_impact_ratio` could not judge this attribute, with the group sizes."""
+    sizes = group.astype("string").value_counts()
+    if (sizes >= min_group_size).sum() >= 2:
+        return f"{group.name}: no group has an approval"
+    listed = ", ".join(f"{g} {n}" for g, n in sizes.head(5).items()) + (f" and {len(sizes) - 5} more" if len(sizes) > 5 else "") or "no values"
+    return f"{group.name}: groups too small to judge (fewer than two of {min_group_size}+ rows: {listed})"
+
+
+def fairness_gate(policy: PromotionPolicy, approved: np.ndarray, sensitive: pd.DataFrame, contract_label: str = "") -> Gate:
+    """The lowest adverse impact ratio over the sensitive attributes, and in words why whenever it
+    cannot be computed: no attribute declared (the policy decides), or groups too small (fails:
+    an attribute declared sensitive but not judged is not shown to be fair)."""
+    threshold = f">= {policy.min_adverse_impact_ratio}"
+    if sensitive.columns.empty:
+        passed = policy.when_no_sensitive_attribute == "pass"
+        where = f" in {contract_label}" if contract_label else ""
+        return Gate("adverse_impact_ratio", None, threshold, passed,
+                    f"no sensitive attribute declared{where}: {'passed' if passed else 'refused'} by fairness.when_no_sensitive_attribute")
+    ratios = {c: adverse_impact_ratio(approved, sensitive[c], policy.min_group_size)[0] for c in sensitive.columns}
+    judged = {c: r for c, r in ratios.items() if r is not None}
+    notes = [_unjudged(sensitive[c], policy.min_group_size) for c, r in ratios.items() if r is None]
+    if not judged:
+        return Gate("adverse_impact_ratio", None, threshold, False, "; ".join(notes))
+    worst = min(judged, key=judged.get)
+    return Gate("adverse_impact_ratio", judged[worst], threshold, judged[worst] >= policy.min_adverse_impact_ratio,
+                "; ".join([f"lowest of {', '.join(judged)}: {worst}" if len(judged) > 1 else f"judged on {worst}", *notes]))
+
+
 def evaluate_gates(
     policy: PromotionPolicy, y: np.ndarray, challenger_pd: np.ndarray, champion_pd: np.ndarray | None,
-    challenger_train_pd: np.ndarray, approved: np.ndarray, sensitive: pd.DataFrame, signature_ok: bool,
+    challenger_train_pd: np.ndarray, approved: np.ndarray, sensitive: pd.DataFrame, signature_ok: bool, *, contract_label: str = "",
 ) -> list[Gate]:
     """Every gate of the policy, on the same out-of-time rows for challenger and champion.
-
-    The adverse impact ratio is the lowest over all sensitive attributes."""
+    `contract_label` names where sensitive attributes are declared, for the fairness verdict."""
     auc = roc_auc(y, challenger_pd)
     gates = [Gate("auc", auc, f">= {policy.min_auc}", auc >= policy.min_auc)]
     if champion_pd is not None:
@@ -117,15 +237,9 @@ def evaluate_gates(
         gates.append(Gate("auc_vs_champion", auc - champion_auc, f">= -{policy.auc_tolerance}", auc >= champion_auc - policy.auc_tolerance))
     ks = ks_statistic(y, challenger_pd)
     gates.append(Gate("ks", ks, f">= {policy.min_ks}", ks >= policy.min_ks))
-    z = calibration_max_z(y, challenger_pd)
-    gates.append(Gate("calibration_max_decile_z", z, f"<= {policy.max_calibration_z}", z <= policy.max_calibration_z))
-    p_value = hosmer_lemeshow_p(y, challenger_pd)
-    gates.append(Gate("hosmer_lemeshow_p", p_value, f">= {policy.min_hosmer_lemeshow_p}", p_value >= policy.min_hosmer_lemeshow_p))
+    gates.append(calibration_gate(policy, y, challenger_pd))
     stability = psi(challenger_train_pd, challenger_pd)
     gates.append(Gate("score_psi_train_vs_oot", stability, f"< {policy.max_score_psi}", stability < policy.max_score_psi))
-    ratios = [adverse_impact_ratio(approved, sensitive[c], policy.min_group_size)[0] for c in sensitive.columns]
-    ratios = [r for r in ratios if r is not None]
-    air = min(ratios) if ratios else None
-    gates.append(Gate("adverse_impact_ratio", air, f">= {policy.min_adverse_impact_ratio}", air is not None and air >= policy.min_adverse_impact_ratio))
+    gates.append(fairness_gate(policy, approved, sensitive, contract_label))
     gates.append(Gate("signature_matches_feature_store", 1.0 if signature_ok else 0.0, "== 1", signature_ok))
     return gates

@@ -2,23 +2,24 @@
 
 File-level problems (a missing column, an unreadable file) stop the partition with an error that
 names the file, the column and the rule. Row-level problems send the row to quarantine with every
-rule it broke, so received = accepted + quarantined always holds.
+rule it broke, so received = accepted + quarantined always holds. Values the contract declares
+as missing (`missingValues`: "N/A", "-", a sentinel 96) become null before any rule runs, counted.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import is_datetime64_any_dtype, is_numeric_dtype
 
 from riskcore.contract import Contract, DerivedFeature
 from riskcore.months import parse_month
 from riskcore.pii import pii_pattern_hits, tokenise
 
-NULL_TOKENS = ["", "NA", "N/A", "NULL", "null", "NaN", "nan", "None"]
 REASONS_COLUMN = "quarantine_reasons"
 STRING = pd.StringDtype("pyarrow")
 ROW_COLUMN = "source_row"
@@ -42,7 +43,8 @@ class LandedFile:
 
 
 def read_landing_bytes(name: str, data: bytes) -> LandedFile:
-    """Parse CSV or Parquet bytes as delivered; values stay as delivered until `conform`."""
+    """Parse CSV or Parquet bytes as delivered; values stay as delivered (CSV: all text in Arrow,
+    an empty cell is "") until `conform`, which applies the contract's missing-value markers."""
     digest = hashlib.sha256(data).hexdigest()
     if not data:
         raise ContractViolation(name, None, "non-empty file", "the file has no bytes")
@@ -60,7 +62,7 @@ def read_landing_bytes(name: str, data: bytes) -> LandedFile:
             raise ContractViolation(name, None, "encoding utf-8", f"byte {exc.start} is not UTF-8") from exc
         try:
             frame = pd.read_csv(
-                io.StringIO(text), dtype=str, keep_default_na=False, na_values=NULL_TOKENS, on_bad_lines="error"
+                io.StringIO(text), dtype=STRING, keep_default_na=False, na_filter=False, on_bad_lines="error"
             )
         except pd.errors.EmptyDataError as exc:
             raise ContractViolation(name, None, "header row present", "the file has no header") from exc
@@ -76,6 +78,46 @@ def _arrow_strings(arrow_type):
     import pyarrow as pa
 
     return STRING if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type) else None
+
+
+def mark_missing(frame: pd.DataFrame, contract: Contract) -> tuple[pd.DataFrame, dict[str, dict[str, int]]]:
+    """Declared missing-value markers become null, so a "-" in a numeric column is a missing
+    value, not a type error; returns how many values each marker replaced, per column.
+
+    Text tokens (the contract's and the column's own) match text exactly; a column's numeric
+    sentinels match by value, so 96 finds "96" and "96.0" in a CSV and 96 or 96.0 in Parquet.
+    """
+    out, counts = frame.copy(), {}
+    fields = {f.name: f for f in contract.fields}
+    for column in frame.columns:
+        values = frame[column]
+        own = fields[column].missing_values if column in fields else ()
+        tokens = tuple(m for m in own if isinstance(m, str))
+        if is_numeric_dtype(values):
+            tokens = ()  # a number is never one of the text tokens
+        elif not is_datetime64_any_dtype(values):
+            tokens = contract.missing_values + tokens  # a date column only ever matches its own
+        found, replaced = _markers(values, tokens, tuple(m for m in own if not isinstance(m, str)))
+        if replaced:
+            out[column] = values.mask(found)
+            counts[column] = replaced
+    return out, counts
+
+
+def _markers(values: pd.Series, tokens: tuple[str, ...], sentinels: tuple) -> tuple[pd.Series, dict[str, int]]:
+    """Which values are markers, and how many each marker matched (as the contract spells it)."""
+    found = pd.Series(False, index=values.index)
+    replaced: dict[str, int] = {}
+    if tokens:
+        text = values.astype(STRING)
+        found = text.isin(tokens)
+        replaced |= {str(k): int(v) for k, v in text[found].value_counts().items()}
+    if sentinels:
+        number = pd.to_numeric(values, errors="coerce")
+        hit = number.isin(sentinels).fillna(False).astype(bool) & ~found
+        found |= hit
+        replaced |= {str(s): int(n) for s in sentinels if (n := (number[hit] == s).sum())}
+    return found, replaced
 
 
 def _cast(values: pd.Series, ftype: str) -> pd.Series:
@@ -119,7 +161,7 @@ def derive(frame: pd.DataFrame, derived: tuple[DerivedFeature, ...]) -> pd.DataF
 
 
 def conform(landed: LandedFile, contract: Contract, month: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Cast to contract types and apply row rules; returns (accepted, quarantined).
+    """Blank missing-value markers, cast to contract types and apply row rules; returns (accepted, quarantined).
 
     Quarantined rows keep every column (PII still clear: the caller tokenises both outputs)
     plus the reasons, one `column:rule` per broken rule, and the row number in the file.
@@ -139,6 +181,11 @@ def split(frame: pd.DataFrame, reasons: pd.Series) -> tuple[pd.DataFrame, pd.Dat
 def judge(landed: LandedFile, contract: Contract, month: str | None = None) -> tuple[pd.DataFrame, pd.Series]:
     """Every received row cast to contract types (derived features added), and per row the
     rules it broke as `column:rule;...` ('' for a good row)."""
+    return _judge(landed, contract, month)[:2]
+
+
+def _judge(landed: LandedFile, contract: Contract, month: str | None) -> tuple[pd.DataFrame, pd.Series, dict[str, dict[str, int]]]:
+    """`judge`, plus the missing-value markers it replaced (per column and marker)."""
     frame = landed.frame
     declared = [f.name for f in contract.fields]
     missing = [c for c in declared if c not in frame.columns]
@@ -148,6 +195,7 @@ def judge(landed: LandedFile, contract: Contract, month: str | None = None) -> t
     if unexpected:
         raise ContractViolation(landed.name, unexpected[0], "no undeclared columns", f"unexpected columns {unexpected}")
 
+    frame, markers = mark_missing(frame, contract)
     out = pd.DataFrame(index=frame.index)
     reasons = pd.Series("", index=frame.index, dtype="object")
 
@@ -185,13 +233,14 @@ def judge(landed: LandedFile, contract: Contract, month: str | None = None) -> t
         outside = (timestamp.dt.year != expected.year) | (timestamp.dt.month != expected.month)
         flag(timestamp.notna() & outside, contract.only("timestamp"), "in partition month")
 
-    return derive(out, contract.derived), reasons
+    return derive(out, contract.derived), reasons, markers
 
 
 @dataclass(frozen=True)
 class Ingested:
     """One landing file's fate. `checked` is every received row, cast but not yet tokenised, for
-    the dataset-level contract checks; `violation` is set when the file could not be conformed."""
+    the dataset-level contract checks; `violation` is set when the file could not be conformed;
+    `missing_markers` is how many values each declared marker turned into null, per column."""
 
     file: str
     sha256: str
@@ -200,6 +249,7 @@ class Ingested:
     quarantined: pd.DataFrame
     checked: pd.DataFrame | None
     violation: ContractViolation | None = None
+    missing_markers: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def quarantine_reasons(self) -> dict[str, int]:
         return count_reasons(self.quarantined)
@@ -239,14 +289,16 @@ def ingest(name: str, data: bytes, contract: Contract, month: str, token_key: st
         no_rows = _with_lineage(empty, contract, token_key, digest, quarantine=True).assign(**{REASONS_COLUMN: "", ROW_COLUMN: 0})
         return Ingested(name, digest, 0, nothing, no_rows, None, violation)
     try:
-        checked, reasons = judge(landed, contract, month)
+        checked, reasons, markers = _judge(landed, contract, month)
     except ContractViolation as violation:
-        raw = landed.frame.astype("string")
+        raw, markers = mark_missing(landed.frame, contract)
+        raw = raw.astype("string")
         raw[REASONS_COLUMN] = f"{violation.column or 'file'}:{violation.rule}"
         raw[ROW_COLUMN] = range(1, len(raw) + 1)
-        return Ingested(name, digest, len(raw), _with_lineage(empty, contract, token_key, digest), _with_lineage(raw, contract, token_key, digest, quarantine=True), None, violation)
+        return Ingested(name, digest, len(raw), _with_lineage(empty, contract, token_key, digest), _with_lineage(raw, contract, token_key, digest, quarantine=True), None, violation, markers)
     accepted, quarantined = split(checked, reasons)
     return Ingested(
         name, digest, len(landed.frame),
         _with_lineage(accepted, contract, token_key, digest), _with_lineage(quarantined, contract, token_key, digest, quarantine=True), checked,
+        missing_markers=markers,
     )

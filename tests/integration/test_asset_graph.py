@@ -12,6 +12,14 @@ from pipelines.definitions import defs
 SNAPSHOT = Path(__file__).parent.parent / "snapshots" / "asset_graph.json"
 
 
+def _condition(condition) -> dict | None:
+    """An automation condition as a tree of its own descriptions (stable across loads)."""
+    if condition is None:
+        return None
+    return {"name": condition.get_label() or condition.description or type(condition).__name__,
+            "of": [_condition(child) for child in condition.children]}
+
+
 def graph_snapshot(definitions) -> dict:
     graph = definitions.resolve_asset_graph()
     assets = {}
@@ -19,6 +27,8 @@ def graph_snapshot(definitions) -> dict:
         node = graph.get(key)
         assets[key.to_user_string()] = {
             "group": node.group_name,
+            "owners": sorted(node.owners),
+            "automation": _condition(node.automation_condition),
             "deps": sorted(k.to_user_string() for k in node.parent_keys),
             "partitions": str(node.partitions_def) if node.partitions_def else None,
             "kinds": sorted(node.kinds),

@@ -9,13 +9,9 @@ import pandas as pd
 import pytest
 
 from pipelines.definitions import build_definitions
-from resources.governance import Governance
-from resources.pii import PiiTokeniser
-from resources.registry import ModelRegistry
-from resources.source import LandingFolder, ScoringCalendar
-from resources.storage import DatasetStore
-from resources.validation import ContractValidator
+from pipelines.jobs import job_name
 from riskcore.synthetic import applications_frame, generate_month
+from tests.integration.portfolio_files import deployment, write_portfolio
 
 MONTH = "2023-03"
 ROWS = 300  # tolerance 2%: up to 6 quarantined rows pass
@@ -37,21 +33,14 @@ def _csv(frame: pd.DataFrame) -> bytes:
 
 
 def _ingest(tmp_path, instance, data: bytes, suffix: str = "csv"):
-    folder = tmp_path / "landing" / "applications"
+    folder = tmp_path / "landing" / "corpus_pd" / "applications"
     folder.mkdir(parents=True)
     (folder / f"{MONTH}.{suffix}").write_bytes(data)
-    store = DatasetStore(base_path=str(tmp_path / "datasets"))
-    resources = {
-        # Labels of 2023-03 are not matured as of 2023-04: no outcome file is needed.
-        "calendar": ScoringCalendar(as_of_month="2023-04"),
-        "landing": LandingFolder(path=str(tmp_path / "landing")),
-        "store": store,
-        "registry": ModelRegistry(tracking_uri=f"sqlite:///{tmp_path}/unused.db"),
-        "tokeniser": PiiTokeniser(key="corpus-key"),
-        "validator": ContractValidator(),
-        "governance": Governance(ledger_url=f"sqlite:///{tmp_path}/ledger.db"),
-    }
-    result = build_definitions(resources).resolve_job_def("monthly_ingestion_job").execute_in_process(
+    # Labels of 2023-03 are not matured as of 2023-04: no outcome file is needed.
+    file = write_portfolio(tmp_path / "portfolios", "corpus_pd", calendar={"evaluation_month": "2023-04"})
+    resources = deployment(tmp_path, [file], key="corpus-key", docs=False, auto_approve=None)
+    store = resources["portfolios"].named("corpus_pd").store
+    result = build_definitions(resources).resolve_job_def(job_name("corpus_pd", "monthly_ingestion_job")).execute_in_process(
         instance=instance, partition_key=f"{MONTH}-01", raise_on_error=False
     )
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}

@@ -27,7 +27,7 @@ def _env(root, **extra):
 
 
 def _report_bytes(root, month):
-    folder = root / "data" / "datasets" / "regulatory_report" / f"month={month}"
+    folder = root / "data" / "datasets" / "retail_pd" / "regulatory_report" / f"month={month}"
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
@@ -35,7 +35,7 @@ def _report_bytes(root, month):
 def made(tmp_path_factory):
     root = tmp_path_factory.mktemp("make_run")
     (root / "dagster_home").mkdir()
-    run = subprocess.run([sys.executable, "-m", "pipelines.run", "--start", MONTHS[0], "--end", MONTHS[-1]],
+    run = subprocess.run([sys.executable, "-m", "pipelines.run", "--prepare", "synthetic", "--start", MONTHS[0], "--end", MONTHS[-1]],
                          env=_env(root, DAGSTER_HOME=str(root / "dagster_home")), capture_output=True, text=True, timeout=900)
     assert run.returncode == 0, run.stderr[-3000:]
     return root, run.stdout
@@ -54,7 +54,7 @@ def test_a_report_rebuilt_from_ci_on_an_ephemeral_instance_is_byte_identical(mad
     published = _report_bytes(root, "2023-05")
     # DAGSTER_HOME unset: the CLI uses an ephemeral instance; the blocking check fails the command on any difference
     cli = subprocess.run([os.path.join(BIN, "dagster"), "asset", "materialize", "-m", "pipelines.definitions",
-                          "--select", "regulatory_report", "--partition", "2023-05-01"], env=_env(root), capture_output=True, text=True, timeout=600)
+                          "--select", "retail_pd/regulatory_report", "--partition", "2023-05-01"], env=_env(root), capture_output=True, text=True, timeout=600)
     assert cli.returncode == 0, cli.stderr[-3000:]
     assert "RUN_SUCCESS" in cli.stderr + cli.stdout
     assert _report_bytes(root, "2023-05") == published  # no rebuild-* file either

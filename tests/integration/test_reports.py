@@ -6,7 +6,7 @@ import json
 import dagster as dg
 import pytest
 
-from assets.reporting import REPORT, verify_files
+from assets.reporting import REPORT, report_subject, verify_files
 from resources.registry import CHALLENGER, CHAMPION
 from riskcore.months import months_between
 from tests.integration.worlds import APPROVER, TRAINING_MONTHS, World
@@ -44,8 +44,8 @@ def reported(tmp_path_factory, mlflow_uri):
 
 def test_a_single_run_backfill_builds_and_publishes_every_month(reported):
     assert reported.first.success and _check(reported.first).passed
-    assert len(reported.instance.get_runs(filters=dg.RunsFilter(job_name="regulatory_report_job"))) == 1
-    assert reported.instance.get_materialized_partitions(dg.AssetKey(REPORT)) == {f"{m}-01" for m in MONTHS}
+    assert len(reported.instance.get_runs(filters=dg.RunsFilter(job_name=reported.job("regulatory_report_job")))) == 1
+    assert reported.instance.get_materialized_partitions(reported.key(REPORT)) == {f"{m}-01" for m in MONTHS}
     published = reported.governance.ledger().entries(kind="report_published")
     assert sorted(e.payload["month"] for e in published) == MONTHS
     for month in MONTHS:
@@ -92,7 +92,7 @@ def test_a_tampered_published_report_is_detected(reported):
     original = path.read_bytes()
     path.write_bytes(original.replace(b"approve", b"approve ", 1))
     try:
-        record = reported.governance.ledger().entries(kind="report_published", subject=f"{REPORT}/{month}")[-1].payload
+        record = reported.governance.ledger().entries(kind="report_published", subject=report_subject(reported.name, month))[-1].payload
         assert verify_files(reported.store, month, record) == ["report.html"]
         check = _check(reported.run("regulatory_report_job", month, raise_on_error=False))
         assert not check.passed

@@ -8,7 +8,6 @@ sensors are evaluated with build_sensor_context, as the daemon would evaluate th
 import dagster as dg
 import pytest
 
-from pipelines.sensors import drift_retraining_sensor, performance_rollback_sensor
 from resources.registry import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION
 from riskcore.months import add_months, month_label, months_between
 from tests.integration.worlds import APPROVER, TRAINING_MONTHS, World
@@ -26,7 +25,7 @@ def _monitor_month_by_month(world: World, months: list[str]) -> dict[str, object
         if month not in TRAINING_MONTHS:
             world.run("monthly_ingestion_job", month)
         world.run("monitoring_job", month)
-        decisions[month] = world.tick(drift_retraining_sensor)
+        decisions[month] = world.tick(world.sensor("drift_retraining_sensor"))
     return decisions
 
 
@@ -69,7 +68,7 @@ def test_an_economic_shock_launches_retraining_once_it_persists_and_not_inside_t
     assert all(shocked.drift(m)["drift_share"] >= 0.1 for m in later)
     assert all(isinstance(d, dg.SkipReason) and d.skip_message.startswith("cooldown") for d in later.values())
     # ...and once the cooldown has passed, persistent drift launches again
-    assert shocked.tick(drift_retraining_sensor).skip_message.startswith("cooldown")
+    assert shocked.tick(shocked.sensor("drift_retraining_sensor")).skip_message.startswith("cooldown")
     again = _monitor_month_by_month(shocked, ["2023-12"])["2023-12"]
     assert isinstance(again, dg.RunRequest) and again.run_key == "drift-retraining-2023-12"
 
@@ -98,10 +97,10 @@ def test_a_data_fault_is_blocked_by_the_contract_and_launches_no_retraining(worl
         assert "annual_income" in failed["check_applications_contract"].metadata["failed_rules"].value
         monitoring = faulty.run("monitoring_job", month, raise_on_error=False)
         assert not monitoring.success  # no features were built from blocked data, so no drift either
-        decision = faulty.tick(drift_retraining_sensor)
+        decision = faulty.tick(faulty.sensor("drift_retraining_sensor"))
         assert isinstance(decision, dg.SkipReason), decision
-    assert {p[:7] for p in faulty.instance.get_materialized_partitions(dg.AssetKey("drift_report"))} == {"2023-05"}
-    assert not faulty.instance.get_materialized_partitions(dg.AssetKey("application_features")) & {"2023-06-01", "2023-07-01"}
+    assert {p[:7] for p in faulty.instance.get_materialized_partitions(faulty.key("drift_report"))} == {"2023-05"}
+    assert not faulty.instance.get_materialized_partitions(faulty.key("application_features")) & {"2023-06-01", "2023-07-01"}
 
 
 def test_a_weak_champion_is_rolled_back_once_its_labels_mature(world):
@@ -123,19 +122,19 @@ def test_a_weak_champion_is_rolled_back_once_its_labels_mature(world):
     scored = ["2023-05", "2023-06"]
     for month in scored:
         weak_world.run("monthly_scoring_job", month)  # ingest and score
-    assert isinstance(weak_world.tick(performance_rollback_sensor), dg.SkipReason)  # labels not matured yet
+    assert isinstance(weak_world.tick(weak_world.sensor("performance_rollback_sensor")), dg.SkipReason)  # labels not matured yet
     for month in scored:  # nothing is measured before the labels mature
         early = weak_world.run("performance_job", month)
-        assert dg.AssetKey("model_performance") not in {e.asset_key for e in early.get_asset_materialization_events()}
+        assert weak_world.key("model_performance") not in {e.asset_key for e in early.get_asset_materialization_events()}
 
     weak_world.set_as_of(month_label(add_months(scored[-1], 1)))  # a month later, both months' labels have matured
     for month in scored:
         weak_world.run("performance_job", month)
-    measured = weak_world.instance.fetch_materializations(dg.AssetKey("model_performance"), limit=1).records[0].asset_materialization.metadata
+    measured = weak_world.instance.fetch_materializations(weak_world.key("model_performance"), limit=1).records[0].asset_materialization.metadata
     assert measured["model_version"].value == weak.version and measured["compared_with_version"].value == good.version
     assert measured["auc"].value < 0.6 < measured["compared_auc"].value
 
-    request = weak_world.tick(performance_rollback_sensor)
+    request = weak_world.tick(weak_world.sensor("performance_rollback_sensor"))
     assert isinstance(request, dg.RunRequest) and request.run_key == f"performance-rollback-{weak_world.registry.model_name}-{weak.version}"
     rollback = weak_world.run("rollback_job", run_config=request.run_config, tags=request.tags)
     assert weak_world.registry.by_alias(CHAMPION).version == good.version
@@ -146,4 +145,4 @@ def test_a_weak_champion_is_rolled_back_once_its_labels_mature(world):
     assert "below the floor" in entry.payload["reason"] and "the replaced version scored" in entry.payload["reason"]
     assert weak_world.governance.ledger().verify().ok
     # the restored champion has scored no matured month: nothing more to decide
-    assert "0 matured month" in weak_world.tick(performance_rollback_sensor).skip_message
+    assert "0 matured month" in weak_world.tick(weak_world.sensor("performance_rollback_sensor")).skip_message

@@ -2,18 +2,21 @@
 
 import dagster as dg
 
-from pipelines.sensors import drift_retraining_sensor
+from pipelines.definitions import defs
+from pipelines.jobs import job_name
+
+PORTFOLIO = "retail_pd"
 
 
 def _report(instance, month: str, share: float) -> None:
     instance.report_runless_asset_event(
-        dg.AssetMaterialization(asset_key="drift_report", partition=f"{month}-01", metadata={"drift_share": share})
+        dg.AssetMaterialization(asset_key=[PORTFOLIO, "drift_report"], partition=f"{month}-01", metadata={"drift_share": share})
     )
 
 
 def _tick(instance, cursor=None):
     context = dg.build_sensor_context(instance=instance, cursor=cursor)
-    return drift_retraining_sensor(context), context.cursor
+    return defs.get_sensor_def(f"{PORTFOLIO}_drift_retraining_sensor")(context), context.cursor
 
 
 def test_retraining_is_launched_once_after_persistent_drift_and_not_inside_the_cooldown():
@@ -39,32 +42,41 @@ def test_retraining_is_launched_once_after_persistent_drift_and_not_inside_the_c
 
 def test_the_daily_monitoring_schedule_measures_the_cohort_that_just_matured_until_it_is_measured():
     import datetime
+    from pathlib import Path
+    from tempfile import TemporaryDirectory
 
-    from pipelines.definitions import defs
-    from pipelines.schedules import daily_monitoring_schedule
-    from resources.source import ScoringCalendar
+    from tests.integration.portfolio_files import deployment, write_portfolio
+
+    schedule = defs.get_schedule_def(f"{PORTFOLIO}_daily_monitoring_schedule")
 
     def tick(instance, day, calendar):
-        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=datetime.datetime(*day, 7, tzinfo=datetime.timezone.utc),
-                                            repository_def=defs.get_repository_def(), resources={"calendar": calendar})
-        return daily_monitoring_schedule.evaluate_tick(context)
+        """The schedule of the shipped portfolio, on a portfolio file with this calendar."""
+        with TemporaryDirectory() as folder:
+            file = write_portfolio(Path(folder), PORTFOLIO, calendar=calendar)
+            context = dg.build_schedule_context(instance=instance, scheduled_execution_time=datetime.datetime(*day, 7, tzinfo=datetime.timezone.utc),
+                                                repository_def=defs.get_repository_def(),
+                                                resources={"portfolios": deployment(Path(folder), [file])["portfolios"]})
+            return schedule.evaluate_tick(context)
+
+    def ScoringCalendar(as_of_month="last_complete", performance_window_months=12):  # noqa: N802 - the calendar section of a portfolio file
+        return {"evaluation_month": as_of_month, "performance_window_months": performance_window_months, "out_of_time_months": 1}
 
     with dg.instance_for_test() as instance:
         for day in (2, 17):  # any day of December 2025: labels of 2024-11 matured as of 2025-11
             request = tick(instance, (2025, 12, day), ScoringCalendar()).run_requests[0]
-            assert request.partition_key == "2024-11-01" and request.run_key == "performance-2024-11"
+            assert request.partition_key == "2024-11-01" and request.run_key == f"{PORTFOLIO}-performance-2024-11"
         # the configured performance window decides the cohort
         assert tick(instance, (2025, 12, 2), ScoringCalendar(performance_window_months=6)).run_requests[0].partition_key == "2025-05-01"
         # a pinned calendar (a simulated world) is its own clock: the wall-clock day does not move it
-        assert tick(instance, (2026, 11, 25), ScoringCalendar(as_of_month="2023-04", performance_window_months=1)).run_requests[0].run_key == "performance-2023-03"
+        assert tick(instance, (2026, 11, 25), ScoringCalendar(as_of_month="2023-04", performance_window_months=1)).run_requests[0].run_key == f"{PORTFOLIO}-performance-2023-03"
         # a run under way for the cohort: the next day waits for it (a schedule's run key dedupes one tick only)
-        run = instance.create_run_for_job(defs.resolve_job_def("performance_job"), status=dg.DagsterRunStatus.STARTED,
-                                          tags={"dagster/run_key": "performance-2024-11"})
+        run = instance.create_run_for_job(defs.resolve_job_def(job_name(PORTFOLIO, "performance_job")), status=dg.DagsterRunStatus.STARTED,
+                                          tags={"dagster/run_key": f"{PORTFOLIO}-performance-2024-11"})
         skipped = tick(instance, (2025, 12, 3), ScoringCalendar())
         assert not skipped.run_requests and f"being measured by run {run.run_id}" in skipped.skip_message
         instance.report_run_failed(run)  # it failed (the outcomes came late): the next day tries again
-        assert tick(instance, (2025, 12, 4), ScoringCalendar()).run_requests[0].run_key == "performance-2024-11"
+        assert tick(instance, (2025, 12, 4), ScoringCalendar()).run_requests[0].run_key == f"{PORTFOLIO}-performance-2024-11"
         # measured: no more runs for it, whatever the day
-        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key="model_performance", partition="2024-11-01"))
+        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=[PORTFOLIO, "model_performance"], partition="2024-11-01"))
         skipped = tick(instance, (2025, 12, 5), ScoringCalendar())
         assert not skipped.run_requests and skipped.skip_message.startswith("2024-11 was measured by run")

@@ -3,53 +3,61 @@
 import dagster as dg
 
 from pipelines.definitions import build_definitions
+from pipelines.jobs import job_name
+from pipelines.prepare import SyntheticSettings, deliver_synthetic
 from pipelines.sensors import latest_metadata_by_month
-from resources.governance import Governance
-from resources.pii import PiiTokeniser
-from resources.registry import CHAMPION, ModelRegistry
-from resources.source import ScoringCalendar, SyntheticLandingFolder
-from resources.storage import DatasetStore
-from resources.validation import ContractValidator
-from riskcore.months import months_between
+from resources.registry import CHAMPION
+from riskcore.months import month_label, months_between
+from tests.integration.portfolio_files import deployment, write_portfolio
 
 ROWS = 2000
 TRAINING_MONTHS = months_between("2023-01", "2023-04")  # labels matured as of 2023-05 (one-month window)
 APPROVER = "model.risk.officer@example.com"
+LAST_MONTH = "2025-12"
 
 
 class World:
-    """One synthetic world moving forward in time; `as_of` is the month the pipeline runs in."""
+    """One synthetic world moving forward in time; `as_of` is the month the pipeline runs in.
+
+    Its portfolio is `scenario_<name>`: its own assets, model and ledger subjects."""
 
     def __init__(self, root, mlflow_uri, instance, name: str, scenario: str = "none", start: str = "2024-06", rows: int = ROWS):
-        uri, artifacts = mlflow_uri
-        self.instance, self.scenario, self.start, self.root, self.rows = instance, scenario, start, root, rows
-        self.registry = ModelRegistry(tracking_uri=uri, artifact_location=artifacts, experiment_name=f"scenario-{name}", model_name=f"scenario_{name}")
-        self.store = DatasetStore(base_path=str(root / "datasets"))
-        self.governance = Governance(ledger_url=f"sqlite:///{root}/ledger.db", auto_approve="bootstrap")
+        self.instance, self.root, self.mlflow_uri = instance, root, mlflow_uri
+        self.name = f"scenario_{name}"
+        self.settings = SyntheticSettings(seed=11, rows_per_month=rows, scenario=scenario, scenario_start=start)
         self.cursors: dict[str, str | None] = {}
         self.set_as_of("2023-05")
 
     def set_as_of(self, month: str) -> None:
-        calendar = ScoringCalendar(as_of_month=month, performance_window_months=1, out_of_time_months=1)
-        self.defs = build_definitions({
-            "calendar": calendar,
-            "landing": SyntheticLandingFolder(path=str(self.root / "landing"), calendar=calendar, rows_per_month=self.rows, seed=11,
-                                              scenario=self.scenario, scenario_start=self.start),
-            "store": self.store, "registry": self.registry, "governance": self.governance,
-            "tokeniser": PiiTokeniser(key="scenario-test-key"),
-            "validator": ContractValidator(data_docs_dir=str(self.root / "gx_data_docs")),
-        })
+        """Time moves on: the portfolio's evaluation month, and the files upstream has delivered by then."""
+        self.as_of = month
+        calendar = {"performance_window_months": 1, "out_of_time_months": 1, "evaluation_month": month}
+        file = write_portfolio(self.root / "portfolios", self.name, calendar=calendar)
+        resources = deployment(self.root, [file], self.mlflow_uri, key="scenario-test-key")
+        self.defs = build_definitions(resources)
+        self.portfolio = resources["portfolios"].named(self.name)
+        self.store, self.registry, self.governance = self.portfolio.store, self.portfolio.registry, self.portfolio.governance
+        deliver_synthetic(self.portfolio.landing.path, months_between("2023-01", LAST_MONTH), month, 1, self.settings)
+
+    def key(self, asset: str) -> dg.AssetKey:
+        return dg.AssetKey([self.name, asset])
+
+    def job(self, job: str) -> str:
+        return job_name(self.name, job)
 
     def run(self, job: str, month: str | None = None, assets=None, raise_on_error=True, **kwargs):
-        return self.defs.resolve_job_def(job).execute_in_process(
-            instance=self.instance, partition_key=f"{month}-01" if month else None, raise_on_error=raise_on_error,
-            asset_selection=[dg.AssetKey(a) for a in assets] if assets else None, **kwargs)
+        return self.defs.resolve_job_def(self.job(job)).execute_in_process(
+            instance=self.instance, partition_key=f"{month_label(month)}-01" if month else None, raise_on_error=raise_on_error,
+            asset_selection=[self.key(a) for a in assets] if assets else None, **kwargs)
 
     def train_baseline(self):
         for month in TRAINING_MONTHS:
             self.run("monthly_ingestion_job", month)
         self.run("model_training_job")
         return self.registry.by_alias(CHAMPION)
+
+    def sensor(self, short_name: str):
+        return next(s for s in self.defs.sensors if s.name == f"{self.name}_{short_name}")
 
     def tick(self, sensor):
         """One evaluation, the cursor carried over like the daemon does."""
@@ -59,4 +67,4 @@ class World:
         return result
 
     def drift(self, month: str) -> dict:
-        return latest_metadata_by_month(self.instance, "drift_report")[month]
+        return latest_metadata_by_month(self.instance, self.key("drift_report"))[month]

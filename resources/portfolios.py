@@ -1,0 +1,106 @@
+"""Every portfolio of a deployment, over what they share: one resource.
+
+Assets are defined once and loaded under each portfolio's key prefix; at run time an asset
+finds its portfolio from its own key (`portfolios.of(context)`) and gets that portfolio's
+landing folder, calendar, datasets, registered model and policies. What portfolios share (the
+MLflow server, the ledger database, the storage options) is configured here once, from
+environment variables where it is a secret.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import dagster as dg
+
+from resources.governance import Governance
+from resources.registry import ModelRegistry
+from resources.source import LandingFolder, ScoringCalendar
+from resources.storage import DatasetStore
+from riskcore.portfolio import Portfolio, load_portfolios
+
+
+@dataclass(frozen=True)
+class PortfolioResources:
+    """One portfolio's view of the shared resources."""
+
+    spec: Portfolio
+    landing: LandingFolder
+    calendar: ScoringCalendar
+    store: DatasetStore
+    registry: ModelRegistry
+    governance: Governance
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def decision_policy(self):
+        from riskcore.decision_policy import load_policy
+
+        return load_policy(self.spec.policies["decision"])
+
+    def monitoring_policy(self):
+        from riskcore.drift import load_monitoring_policy
+
+        return load_monitoring_policy(self.spec.policies["monitoring"])
+
+
+def _join(root: str, location: str) -> str:
+    """A portfolio location: a URL or absolute path as is, a relative one under the environment's root."""
+    if "://" in location or location.startswith("/"):
+        return location
+    return f"{root.rstrip('/')}/{location}"
+
+
+class Portfolios(dg.ConfigurableResource):
+    """Portfolio files, and the roots, registry and ledger every portfolio uses."""
+
+    files: list[str]
+    landing_root: str
+    datasets_root: str
+    tracking_uri: str
+    artifact_location: str | None = None  # for new MLflow experiments; None lets the server decide
+    ledger_url: str
+    auto_approve: str | None = None  # development only: overrides the promotion policy's setting
+    storage_options: dict[str, str] = {}
+
+    def specs(self) -> list[Portfolio]:
+        return load_portfolios(self.files)
+
+    def named(self, name: str) -> PortfolioResources:
+        for spec in self.specs():
+            if spec.name == name:
+                return self.bind(spec)
+        raise KeyError(f"no portfolio named {name!r}; portfolios: {', '.join(p.name for p in self.specs())}")
+
+    def of(self, context) -> PortfolioResources:
+        """The portfolio of the running asset or check."""
+        return self.named(portfolio_of_run_step(context))
+
+    def bind(self, spec: Portfolio) -> PortfolioResources:
+        c = spec.calendar
+        calendar = ScoringCalendar(as_of_month=c.evaluation_month, performance_window_months=c.performance_window_months,
+                                   out_of_time_months=c.out_of_time_months)
+        artifacts = self.artifact_location
+        if artifacts is None and self.tracking_uri.startswith("sqlite:"):
+            # A file registry keeps its artifacts with the datasets, not in ./mlruns of whatever folder a command ran from.
+            artifacts = _join(self.datasets_root, "mlflow-artifacts")
+        return PortfolioResources(
+            spec=spec,
+            landing=LandingFolder(path=_join(self.landing_root, spec.landing), storage_options=self.storage_options,
+                                  applications_contract=spec.contracts["applications"], outcomes_contract=spec.contracts["outcomes"],
+                                  features_contract=spec.contracts["features"], scores_contract=spec.contracts["scores"]),
+            calendar=calendar,
+            store=DatasetStore(base_path=_join(self.datasets_root, spec.datasets), storage_options=self.storage_options),
+            registry=ModelRegistry(tracking_uri=self.tracking_uri, artifact_location=artifacts, experiment_name=spec.name, model_name=spec.model_name),
+            governance=Governance(ledger_url=self.ledger_url, promotion_policy=spec.policies["promotion"], auto_approve=self.auto_approve),
+        )
+
+
+def portfolio_of_run_step(context) -> str:
+    """The first part of the key of what is being materialised or checked: its portfolio."""
+    keys = [*getattr(context, "selected_asset_keys", ()), *(k.asset_key for k in getattr(context, "selected_asset_check_keys", ()))]
+    if not keys:
+        keys = [spec.asset_key for spec in context.check_specs]
+    return keys[0].path[0]

@@ -1,0 +1,36 @@
+"""Portfolio files for tests: the shipped ones, renamed and re-dated in a temp folder, and the
+resources a test deployment runs them on (real MLflow, real ledger, real Parquet)."""
+
+from pathlib import Path
+
+import yaml
+
+from pipelines.environment import PORTFOLIOS_DIR
+from resources.pii import PiiTokeniser
+from resources.portfolios import Portfolios
+from resources.validation import ContractValidator
+
+
+def write_portfolio(folder: Path, name: str, base: str = "retail_pd.yaml", calendar: dict | None = None, **changes) -> str:
+    """A shipped portfolio file under another name (its own model, ledger subjects, datasets)."""
+    doc = yaml.safe_load((PORTFOLIOS_DIR / base).read_text())
+    for section in ("contracts", "policies"):
+        doc[section] = {k: str((PORTFOLIOS_DIR / v).resolve()) for k, v in doc[section].items()}
+    doc.update(name=name, locations={"landing": name, "datasets": name}, **changes)
+    if calendar is not None:
+        doc["calendar"] = calendar
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return str(path)
+
+
+def deployment(root: Path, files: list[str], mlflow_uri: tuple[str, str] | None = None, key: str = "integration-test-key",
+               docs: bool = True, auto_approve: str | None = "bootstrap") -> dict:
+    uri, artifacts = mlflow_uri or (f"sqlite:///{root}/mlflow.db", str(root / "mlflow-artifacts"))
+    return {
+        "portfolios": Portfolios(files=files, landing_root=str(root / "landing"), datasets_root=str(root / "datasets"), tracking_uri=uri,
+                                 artifact_location=artifacts, ledger_url=f"sqlite:///{root}/ledger.db", auto_approve=auto_approve),
+        "tokeniser": PiiTokeniser(key=key),
+        "validator": ContractValidator(data_docs_dir=str(root / "gx_data_docs") if docs else None),
+    }
