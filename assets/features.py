@@ -5,7 +5,7 @@ import dagster as dg
 
 from resources.partitions import monthly_partitions
 from resources.portfolios import Portfolios
-from riskcore.features import build_features, feature_set_version
+from riskcore.features import build_features, clipped_by_caps, feature_set_version
 from riskcore.months import month_label
 
 
@@ -20,9 +20,12 @@ def application_features(context: dg.AssetExecutionContext, portfolios: Portfoli
     landing, store = portfolio.landing, portfolio.store
     month = month_label(context.partition_key)
     contract = landing.applications()
-    features = build_features(store.read("applications", month), contract, month)
+    applications = store.read("applications", month)
+    features = build_features(applications, contract, month)
     written = store.write("application_features", features, month)
     return dg.MaterializeResult(
         metadata={**written.metadata(), "feature_set_version": feature_set_version(contract), "features": len(features.columns) - 2,
+                  # a cap is a transformation of record: how many values it clipped, never silently
+                  "clipped_by_caps": dg.MetadataValue.json(clipped_by_caps(applications, contract)),
                   "contract_version": landing.features().label, "source_contract_version": contract.label}
     )

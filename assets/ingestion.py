@@ -69,7 +69,8 @@ def conform_applications(context: dg.AssetExecutionContext, portfolios: Portfoli
         report.unexpected |= result.quarantine_reasons()
     lineage = {"source_file": result.file, "source_sha256": result.sha256, "contract_version": contract.label,
                "pii_key": "DEVELOPMENT DEFAULT (not secret)" if tokeniser.uses_development_key else "from RISK_PII_TOKEN_KEY"}
-    yield dg.MaterializeResult(asset_key=_key(context, "applications"), metadata={**accepted.metadata(), "rows_received": result.received, **lineage})
+    yield dg.MaterializeResult(asset_key=_key(context, "applications"), metadata={
+        **accepted.metadata(), "rows_received": result.received, "missing_markers": dg.MetadataValue.json(result.missing_markers), **lineage})
     yield dg.MaterializeResult(asset_key=_key(context, "quarantined_applications"), metadata={**quarantined.metadata(), "reasons": result.quarantine_reasons(), **lineage})
     if not report.success:
         governance.ledger().append("contract_violation", f"{portfolio.name}/{contract.id}/{month}", "pipeline", {

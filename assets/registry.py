@@ -35,11 +35,14 @@ def model_evaluation(context: dg.AssetExecutionContext, portfolios: Portfolios) 
     approved = decision.decide(decision.points(pd_oot)) == "approve"
     policy = governance.policy()
     gates = evaluate_gates(policy, oot[target].to_numpy(), pd_oot, champion_pd, pd_train, approved, sensitive,
-                           signature_ok=sorted(model.feature_names) == sorted(s.name for s in specs))
+                           signature_ok=sorted(model.feature_names) == sorted(s.name for s in specs),
+                           contract_label=f"portfolio {portfolio.name} ({portfolio.spec.file})")
     passed = all(g.passed for g in gates)
-    summary = {g.name: {"value": None if g.value is None else round(float(g.value), 6), "threshold": g.threshold, "passed": g.passed} for g in gates}
+    summary = {g.name: {"value": None if g.value is None else round(float(g.value), 6), "threshold": g.threshold,
+                        "passed": g.passed, "note": g.note} for g in gates}
     registry.tag_version(challenger.version, {
-        **{f"gate.{name}": f"{r['value']} {'pass' if r['passed'] else 'FAIL'} ({r['threshold']})" for name, r in summary.items()},
+        **{f"gate.{name}": f"{r['value']} {'pass' if r['passed'] else 'FAIL'} ({r['threshold']})" + (f"; {r['note']}" if r["note"] else "")
+           for name, r in summary.items()},
         "gates_passed": str(passed).lower(), "gates_policy": policy.label, "gates_compared_with": compared.label if compared else "none",
     })
     ledger = governance.ledger()

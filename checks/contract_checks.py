@@ -5,7 +5,7 @@ import dagster as dg
 from resources.partitions import monthly_partitions
 from resources.portfolios import Portfolios
 from resources.validation import ContractValidator
-from riskcore.ingestion import ContractViolation, read_landing_bytes
+from riskcore.ingestion import ContractViolation, mark_missing, read_landing_bytes
 from riskcore.months import month_label
 
 
@@ -32,7 +32,7 @@ def _no_pii_check(asset: str):
         month = month_label(context.partition_key)
         target = landing.applications_file(month)
         try:
-            raw = read_landing_bytes(target.name, target.read_bytes()).frame
+            raw = mark_missing(read_landing_bytes(target.name, target.read_bytes()).frame, landing.applications())[0]
         except ContractViolation:
             raw = None
         pii_columns = [c for c in landing.applications().columns("pii") if raw is not None and c in raw.columns]

@@ -296,7 +296,7 @@ class _Reader:
         self.mapping(entry, key, "a derived feature with name and expression or function")
         name = self.text(entry, "name", key)
         if name in columns or name in earlier:
-            self.fail(f"{key}.name", f"{name!r} is already a column; a derived feature needs a name of its own")
+            self.fail(f"{key}.name", f"{name!r} is already a column or derived feature; a derived feature needs a name of its own")
         if bool(entry.get("expression")) == bool(entry.get("function")):
             self.fail(key, f"derived feature {name!r} needs exactly one of expression/function")
         args = tuple(self.listing(entry.get("args", []), f"{key}.args", "column names"))

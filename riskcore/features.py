@@ -50,8 +50,9 @@ def feature_set_version(contract: Contract) -> str:
         "features": [[s.name, s.kind] for s in feature_specs(contract)],
         "derived": [[d.name, d.expression, d.function, list(d.args)] for d in contract.derived],
     }
-    if caps(contract):  # only when declared: versions of contracts without caps stay as they were
-        payload["caps"] = {name: [cap.lower, cap.upper] for name, cap in caps(contract).items()}
+    capped = caps(contract)
+    if capped:  # only when declared: versions of contracts without caps stay as they were
+        payload["caps"] = {name: [cap.lower, cap.upper] for name, cap in capped.items()}
     return "fs-" + hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -87,7 +87,7 @@ def mark_missing(frame: pd.DataFrame, contract: Contract) -> tuple[pd.DataFrame,
     Text tokens (the contract's and the column's own) match text exactly; a column's numeric
     sentinels match by value, so 96 finds "96" and "96.0" in a CSV and 96 or 96.0 in Parquet.
     """
-    out, counts = frame.copy(), {}
+    out, counts = frame.copy(deep=False), {}  # columns are replaced below, never written into
     fields = {f.name: f for f in contract.fields}
     for column in frame.columns:
         values = frame[column]

@@ -156,7 +156,8 @@ def load_portfolio(path: str | Path) -> Portfolio:
 def _files(section: dict, key: str, kinds: tuple[str, ...], path: Path) -> dict[str, str]:
     unknown = sorted(set(section) - set(kinds))
     if unknown:
-        raise PortfolioError(str(path), f"{key}.{unknown[0]}", f"unknown {key[:-1]} kind; expected {', '.join(kinds)}")
+        singular = {"contracts": "contract", "policies": "policy"}[key]
+        raise PortfolioError(str(path), f"{key}.{unknown[0]}", f"unknown {singular} kind; expected {', '.join(kinds)}")
     resolved = {}
     for kind in kinds:
         value = section.get(kind)

@@ -198,7 +198,7 @@ def test_contract_checks_report_rules_and_link_their_data_docs(pipeline):
 
     evaluations = [e for r in pipeline.results for e in r.get_asset_check_evaluations()]
     contract = next(e for e in evaluations if e.check_name == "check_applications_contract")
-    assert contract.metadata["contract_version"].value.startswith("loan_applications@1.1.0+")
+    assert contract.metadata["contract_version"].value.startswith("loan_applications@1.2.0+")
     assert contract.metadata["expectations_evaluated"].value >= 10
     assert contract.metadata["expectations_failed"].value == 0
     page = Path(contract.metadata["data_docs"].value)

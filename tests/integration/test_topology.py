@@ -65,23 +65,26 @@ def test_a_sensor_launched_run_completes_with_its_events_in_postgres_and_its_mod
 
     layout, env, _, _ = topology
     topo_env = {**env, **layout.environment()}
-    # Five months through the pipeline on this instance; the shock from 2023-04 makes drift persist.
+    # Upstream delivers eight months; five go through the pipeline on this instance (the shock from 2023-04 makes drift persist).
+    landed = subprocess.run([sys.executable, "-m", "pipelines.prepare", "synthetic", "--start", "2023-01", "--end", "2023-08"],
+                            env=topo_env, capture_output=True, text=True, timeout=300)
+    assert landed.returncode == 0, landed.stderr[-3000:]
     made = subprocess.run([sys.executable, "-m", "pipelines.run", "--start", "2023-01", "--end", "2023-05",
                            "--only", "ingestion,training,scoring,monitoring"], env=topo_env, capture_output=True, text=True, timeout=900)
     assert made.returncode == 0, made.stderr[-3000:]
-    start = subprocess.run([str(BIN / "dagster"), "sensor", "start", "drift_retraining_sensor", "-w", str(layout.state / "workspace.yaml")],
+    start = subprocess.run([str(BIN / "dagster"), "sensor", "start", "retail_pd_drift_retraining_sensor", "-w", str(layout.state / "workspace.yaml")],
                            env=topo_env, capture_output=True, text=True, timeout=120)
     assert start.returncode == 0, start.stderr[-2000:]
     instance = dg.DagsterInstance.get()
 
     def launched():
-        runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/sensor_name": "drift_retraining_sensor"}))
+        runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/sensor_name": "retail_pd_drift_retraining_sensor"}))
         return runs[0] if runs and runs[0].status in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE) else None
 
     run = wait(launched, 300, "the daemon to launch and finish the sensor's run")
-    assert run.status == dg.DagsterRunStatus.SUCCESS and run.job_name == "model_training_job"
+    assert run.status == dg.DagsterRunStatus.SUCCESS and run.job_name == "retail_pd_model_training_job"
     # One launch; anything else is the daemon's retry of it (run_retries in deploy/dagster.yaml).
-    sensor_runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/sensor_name": "drift_retraining_sensor"}))
+    sensor_runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/sensor_name": "retail_pd_drift_retraining_sensor"}))
     assert sum("dagster/retry_number" not in r.tags for r in sensor_runs) == 1, [(r.run_id, r.status, r.tags) for r in sensor_runs]
     assert run.tags["decision"] == "drift persisted 2 months (2023-04, 2023-05)"
     with psycopg2.connect(layout.database_url("dagster").replace("+psycopg2", "")) as connection, connection.cursor() as cursor:
@@ -101,25 +104,25 @@ def test_a_run_queued_while_the_daemon_is_down_completes_once_it_is_back(topolog
     layout, env, _, _ = topology
     assert topo._stop(layout, "daemon")
     client = graphql_client(layout)
-    run_id = client.submit_job_execution("monthly_ingestion_job", repository_location_name="risk_scoring", tags={"dagster/partition": "2023-06-01"})
+    run_id = client.submit_job_execution("retail_pd_monthly_ingestion_job", repository_location_name="risk_scoring", tags={"dagster/partition": "2023-06-01"})
     time.sleep(8)
     assert client.get_run_status(run_id).value == "QUEUED"  # nobody dequeues it
     again = up(env)
     assert again.returncode == 0 and "daemon         started" in again.stdout, again.stdout
     assert wait(lambda: finished(client, run_id), 240, "the queued run").value == "SUCCESS"
-    store = Path(os.environ["RISK_DATA_DIR"]) / "datasets" / "applications" / "month=2023-06"
+    store = Path(os.environ["RISK_DATA_DIR"]) / "datasets" / "retail_pd" / "applications" / "month=2023-06"
     assert [p.name for p in store.iterdir()] == ["part-0.parquet"]  # no temp file left behind
 
 
 def test_postgres_restarted_between_two_runs_the_next_run_succeeds(topology):
     layout, _, _, _ = topology
     client = graphql_client(layout)
-    first = client.submit_job_execution("monthly_ingestion_job", repository_location_name="risk_scoring", tags={"dagster/partition": "2023-07-01"})
+    first = client.submit_job_execution("retail_pd_monthly_ingestion_job", repository_location_name="risk_scoring", tags={"dagster/partition": "2023-07-01"})
     assert wait(lambda: finished(client, first), 240, "the first run").value == "SUCCESS"
     assert topo.stop_postgres(layout)
     topo.start_postgres(layout)
     # the first request after the restart: no retry (the webserver recycles its connections)
-    second = client.submit_job_execution("monthly_ingestion_job", repository_location_name="risk_scoring", tags={"dagster/partition": "2023-08-01"})
+    second = client.submit_job_execution("retail_pd_monthly_ingestion_job", repository_location_name="risk_scoring", tags={"dagster/partition": "2023-08-01"})
     assert wait(lambda: finished(client, second), 240, "the second run").value == "SUCCESS"
     stuck = dg.DagsterInstance.get().get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.NOT_STARTED]))
     assert not stuck, [(r.run_id, r.tags) for r in stuck]  # no run half-created by a failed request
@@ -133,11 +136,11 @@ def test_the_daemon_ticks_the_monitoring_schedule_and_its_run_outlives_a_killed_
     layout, env, _, _ = topology
     topo_env = {**env, **layout.environment()}
     workspace = str(layout.state / "workspace.yaml")
-    started = subprocess.run([str(BIN / "dagster"), "schedule", "start", "daily_monitoring_schedule", "-w", workspace],
+    started = subprocess.run([str(BIN / "dagster"), "schedule", "start", "retail_pd_daily_monitoring_schedule", "-w", workspace],
                              env=topo_env, capture_output=True, text=True, timeout=120)
     assert started.returncode == 0, started.stderr[-2000:]
     instance = dg.DagsterInstance.get()
-    scheduled = dg.RunsFilter(tags={"dagster/schedule_name": "daily_monitoring_schedule"})
+    scheduled = dg.RunsFilter(tags={"dagster/schedule_name": "retail_pd_daily_monitoring_schedule"})
 
     def under_way():
         runs = instance.get_runs(filters=scheduled)
@@ -152,19 +155,19 @@ def test_the_daemon_ticks_the_monitoring_schedule_and_its_run_outlives_a_killed_
     again = up(env)
     assert again.returncode == 0 and "daemon         started" in again.stdout, again.stdout
     outcome = wait(lambda: finished(graphql_client(layout), run.run_id), 240, "the scheduled run")
-    stopped = subprocess.run([str(BIN / "dagster"), "schedule", "stop", "daily_monitoring_schedule", "-w", workspace],
+    stopped = subprocess.run([str(BIN / "dagster"), "schedule", "stop", "retail_pd_daily_monitoring_schedule", "-w", workspace],
                              env=topo_env, capture_output=True, text=True, timeout=120)
     assert outcome.value == "SUCCESS" and stopped.returncode == 0, (outcome, stopped.stderr[-2000:])
     # the pinned calendar (as of 2023-04, 1-month window): the cohort of 2023-03, once
-    assert run.job_name == "performance_job" and run.tags["dagster/partition"] == "2023-03-01" and run.tags["dagster/run_key"] == "performance-2023-03"
+    assert run.job_name == "retail_pd_performance_job" and run.tags["dagster/partition"] == "2023-03-01" and run.tags["dagster/run_key"] == "retail_pd-performance-2023-03"
     assert len(instance.get_runs(filters=scheduled)) == 1
     # The next tick, evaluated by the code server on this instance (the UI's "Test schedule"):
     # skipped, since a schedule's run key dedupes within one tick only.
     dry_run = graphql(layout, 'mutation { scheduleDryRun(selectorData: {repositoryLocationName: "risk_scoring", repositoryName: "__repository__",'
-                              f' scheduleName: "daily_monitoring_schedule"}}, timestamp: {time.time() + 60}) {{ ... on DryRunInstigationTick'
+                              f' scheduleName: "retail_pd_daily_monitoring_schedule"}}, timestamp: {time.time() + 60}) {{ ... on DryRunInstigationTick'
                               ' { evaluationResult { skipReason runRequests { runKey } } } } }')["scheduleDryRun"]["evaluationResult"]
     assert dry_run == {"skipReason": f"2023-03 was measured by run {run.run_id}", "runRequests": []}, dry_run
-    measured = instance.fetch_materializations(dg.AssetKey("model_performance"), limit=1).records[0]
+    measured = instance.fetch_materializations(dg.AssetKey(["retail_pd", "model_performance"]), limit=1).records[0]
     assert measured.run_id == run.run_id and measured.partition_key == "2023-03-01"
     assert measured.asset_materialization.metadata["rows"].value > 0
 
@@ -182,7 +185,7 @@ def test_a_browser_finds_the_risk_assets_and_a_check_result(topology):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu"])
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
-        page.goto(f"{layout.ui_url}/locations/risk_scoring/asset-groups/scoring")
+        page.goto(f"{layout.ui_url}/locations/risk_scoring/asset-groups/retail_pd_scoring")
         page.get_by_text("risk_scores", exact=True).first.wait_for(timeout=60_000)
         skip = page.get_by_role("button", name="Skip")  # the first-visit newsletter dialog
         if skip.count():
@@ -190,13 +193,13 @@ def test_a_browser_finds_the_risk_assets_and_a_check_result(topology):
         for asset in ("champion_model", "model_performance", "regulatory_report"):
             page.get_by_text(asset, exact=True).first.wait_for(timeout=30_000)
         page.screenshot(path=str(SCREENSHOTS / "asset-graph-scoring.png"))
-        page.goto(f"{layout.ui_url}/locations/risk_scoring/asset-groups/ingestion")
+        page.goto(f"{layout.ui_url}/locations/risk_scoring/asset-groups/retail_pd_ingestion")
         page.get_by_text("applications", exact=True).first.wait_for(timeout=60_000)
         passed = page.get_by_text(re.compile(r"^[1-9]\d* / \d+ Passed$")).first
         passed.wait_for(timeout=60_000)
         page.screenshot(path=str(SCREENSHOTS / "asset-graph-ingestion-checks.png"))
         page.goto(f"{layout.ui_url}/runs")  # who launched what: the schedule's tick and the sensor's request
-        for launcher in ("daily_monitoring_schedule", "drift_retraining_sensor"):
+        for launcher in ("retail_pd_daily_monitoring_schedule", "retail_pd_drift_retraining_sensor"):
             page.get_by_text(launcher).first.wait_for(timeout=60_000)
         page.screenshot(path=str(SCREENSHOTS / "runs-launched-by-schedule-and-sensor.png"))
         browser.close()

@@ -22,20 +22,20 @@ def test_production_ingests_the_file_that_landed_and_its_schedules_and_sensors_r
     layout, _, started, _ = production
     assert "sensors start RUNNING with RISK_ENV=production" in started
     month = ScoringCalendar().as_of  # production: the last complete month
-    landed = layout.state / "landing" / "applications" / f"{month}.parquet"  # as an upstream system drops it
+    landed = layout.state / "landing" / "retail_pd" / "applications" / f"{month}.parquet"  # as an upstream system drops it
     landed.parent.mkdir(parents=True)
     landed.write_bytes(parquet_bytes(applications_frame(generate_month(7, month, 1500, Scenario("none", month)))))
     client = graphql_client(layout)
-    run_id = client.submit_job_execution("monthly_ingestion_job", repository_location_name="risk_scoring", tags={"dagster/partition": f"{month}-01"})
+    run_id = client.submit_job_execution("retail_pd_monthly_ingestion_job", repository_location_name="risk_scoring", tags={"dagster/partition": f"{month}-01"})
     assert wait(lambda: finished(client, run_id), 240, "the production ingestion run").value == "SUCCESS"
     instance = dg.DagsterInstance.get()
-    accepted = instance.fetch_materializations(dg.AssetKey("applications"), limit=1).records[0].asset_materialization.metadata
-    quarantined = instance.fetch_materializations(dg.AssetKey("quarantined_applications"), limit=1).records[0].asset_materialization.metadata
+    accepted = instance.fetch_materializations(dg.AssetKey(["retail_pd", "applications"]), limit=1).records[0].asset_materialization.metadata
+    quarantined = instance.fetch_materializations(dg.AssetKey(["retail_pd", "quarantined_applications"]), limit=1).records[0].asset_materialization.metadata
     assert accepted["rows_received"].value == 1500 and accepted["rows"].value + quarantined["rows"].value == 1500
-    assert accepted["path"].value.startswith(str(layout.state / "datasets" / "applications" / f"month={month}"))
+    assert accepted["path"].value.startswith(str(layout.state / "datasets" / "retail_pd" / "applications" / f"month={month}"))
     assert accepted["pii_key"].value == "from RISK_PII_TOKEN_KEY"  # generated into .run/secrets, never the development default
     data = graphql(layout, '{ repositoryOrError(repositorySelector: {repositoryLocationName: "risk_scoring", repositoryName: "__repository__"}) {'
                             ' ... on Repository { schedules { name scheduleState { status } } sensors { name sensorState { status } } } } }')["repositoryOrError"]
     status = {s["name"]: s["scheduleState"]["status"] for s in data["schedules"]} | {s["name"]: s["sensorState"]["status"] for s in data["sensors"]}
-    automation = ("monthly_cycle_schedule", "daily_monitoring_schedule", "drift_retraining_sensor", "performance_rollback_sensor")
+    automation = [f"retail_pd_{name}" for name in ("monthly_cycle_schedule", "daily_monitoring_schedule", "drift_retraining_sensor", "performance_rollback_sensor")]
     assert {name: status[name] for name in automation} == dict.fromkeys(automation, "RUNNING")

@@ -129,7 +129,7 @@ BAD = {
     "derived expression reads the target": (
         _set("derivedFeatures.0.expression", "defaulted * 2"), "derivedFeatures[0].expression: derived feature 'loan_to_income' reads 'defaulted' (role target)",
     ),
-    "derived feature named like a pii column": (_set("derivedFeatures.0.name", "full_name"), "derivedFeatures[0].name: 'full_name' is already a column"),
+    "derived feature named like a pii column": (_set("derivedFeatures.0.name", "full_name"), "derivedFeatures[0].name: 'full_name' is already a column or derived feature"),
     # ranges
     "minimum above maximum": (_set("schema.6.minimum", 60), "schema[6].minimum: 60 is greater than maximum 50 (column 'delinquencies_2y')"),
     "minimum not a number": (_set("schema.6.minimum", "zero"), "schema[6].minimum: expected a number, got 'zero'"),

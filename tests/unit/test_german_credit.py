@@ -12,7 +12,7 @@ from riskcore.features import build_features, feature_specs
 from riskcore.ingestion import conform, read_landing_bytes
 from riskcore.months import add_months, month_label
 from riskcore import german_credit
-from resources.source import GermanCreditLandingFolder
+from pipelines.prepare import deliver_german_credit
 from riskcore.german_credit import fetch_archive, read_german_credit, to_landing
 from riskcore.training import assemble_training_set, fit_and_evaluate
 
@@ -39,9 +39,9 @@ def months(frame):
 
 @pytest.fixture(scope="module")
 def landing(tmp_path_factory, archive):
-    """The resource the pipeline uses, delivering into a temp landing folder from the fetched archive."""
+    """The data preparation `make german-credit` runs, delivering into a temp landing folder from the fetched archive."""
     folder = tmp_path_factory.mktemp("landing")
-    GermanCreditLandingFolder(path=str(folder), archive_dir=str(archive.parent)).applications_file("2023-01")
+    deliver_german_credit(str(folder), str(archive.parent))
     return folder
 
 
