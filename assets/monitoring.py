@@ -37,7 +37,7 @@ def drift_report(context: dg.AssetExecutionContext, portfolios: Portfolios):
     matrix = model_matrix(rows, specs)
     current = monitored_frame(matrix, registry.load(champion.version).predict_pd(matrix), portfolio.decision_policy(), sensitive_attributes(portfolio, rows))
     profile = ReferenceProfile.from_json(profile_text)
-    stats = drift_statistics(profile, current, policy.distance_threshold)
+    stats = drift_statistics(profile, current, policy)
     written = store.write("drift_report", stats.assign(reference_model=champion.label), month)
     html = _evidently_html(profile, current, policy.sample_rows, seed=int(month.replace("-", "")))
     report_path = store.file("drift_report", month, "evidently.html")

@@ -68,13 +68,13 @@ def prepare(rows: int, folder: Path) -> dict:
 def ours(folder: Path) -> dict:
     import pandas as pd
 
-    from riskcore.drift import ReferenceProfile, drift_statistics
+    from riskcore.drift import ReferenceProfile, drift_statistics, load_monitoring_policy
 
     started = time.perf_counter()
     profile = ReferenceProfile.from_json((folder / "profile.json").read_text())
     current = pd.read_parquet(folder / "current.parquet", columns=[*profile.numeric, *profile.categorical])
     read = time.perf_counter() - started
-    stats = drift_statistics(profile, current)
+    stats = drift_statistics(profile, current, load_monitoring_policy())
     return {"seconds": time.perf_counter() - started, "read_seconds": read, "rows": len(current), "features": len(stats),
             "drifted": sorted(stats.loc[stats["drifted"], "column"])}
 

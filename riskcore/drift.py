@@ -4,7 +4,7 @@ The profile keeps, per feature, what every later comparison needs (decile edges 
 a missing bin, a quantile grid, the spread; category shares for categoricals), so monitoring a
 month never reloads the training data. Statistics follow what practitioners read:
 
-- PSI on the reference's decile bins (plus missing): < 0.10 stable, 0.10-0.25 investigate, > 0.25 shift;
+- PSI on the reference's decile bins (plus missing), banded by the monitoring policy (shipped: < 0.10 stable, 0.10-0.25 investigate, > 0.25 shift);
 - numeric: Wasserstein-1 distance normed by the reference's standard deviation (Evidently's
   default for large samples, threshold 0.1), from the quantile functions;
 - categorical: Jensen-Shannon distance of the category shares (Evidently's default, threshold 0.1).
@@ -22,7 +22,6 @@ from riskcore.months import month_label
 
 MISSING = "__missing__"
 QUANTILE_GRID = np.linspace(0.0, 1.0, 201)
-PSI_BANDS = ((0.10, "stable"), (0.25, "investigate"), (np.inf, "shift"))
 
 
 @dataclass
@@ -156,8 +155,9 @@ def psi(reference: np.ndarray, current: np.ndarray) -> float:
     return float(np.sum((a - e) * np.log(a / e)))
 
 
-def psi_band(value: float) -> str:
-    return next(label for limit, label in PSI_BANDS if value < limit)
+def psi_band(value: float, policy: MonitoringPolicy) -> str:
+    """The policy's PSI band of a value: the one place the bands are read from."""
+    return "stable" if value < policy.investigate else "investigate" if value < policy.shift else "shift"
 
 
 def _normed_wasserstein(profile: NumericProfile, x: np.ndarray) -> float:
@@ -181,20 +181,21 @@ def _jensen_shannon(reference: dict[str, float], current: dict[str, float]) -> f
     return float(np.sqrt(max((kl(p, m) + kl(q, m)) / 2, 0.0)))
 
 
-def drift_statistics(profile: ReferenceProfile, current: pd.DataFrame, distance_threshold: float = 0.1) -> pd.DataFrame:
+def drift_statistics(profile: ReferenceProfile, current: pd.DataFrame, policy: MonitoringPolicy) -> pd.DataFrame:
     """One row per profiled column: PSI and its band, the distance Evidently would use, drifted or not,
-    and for categoricals the categories the reference never saw."""
+    and for categoricals the categories the reference never saw; bands and threshold from the policy."""
+    distance_threshold = policy.distance_threshold
     rows = []
     for name, ref in profile.numeric.items():
         x = pd.to_numeric(current[name], errors="coerce").to_numpy(dtype="float64")
         value = _normed_wasserstein(ref, x)
         stat = psi(ref.shares, _numeric_shares(ref, x))
-        rows.append((name, "numeric", stat, psi_band(stat), "wasserstein_normed", value, bool(value >= distance_threshold), ""))
+        rows.append((name, "numeric", stat, psi_band(stat, policy), "wasserstein_normed", value, bool(value >= distance_threshold), ""))
     for name, ref in profile.categorical.items():
         shares = _category_shares(current[name])
         categories = sorted(set(ref.shares) | set(shares))
         stat = psi([ref.shares.get(c, 0.0) for c in categories], [shares.get(c, 0.0) for c in categories])
         value = _jensen_shannon(ref.shares, shares)
         new = ",".join(c for c in sorted(shares) if c not in ref.shares)
-        rows.append((name, "categorical", stat, psi_band(stat), "jensen_shannon", value, bool(value >= distance_threshold), new))
+        rows.append((name, "categorical", stat, psi_band(stat, policy), "jensen_shannon", value, bool(value >= distance_threshold), new))
     return pd.DataFrame(rows, columns=["column", "kind", "psi", "psi_band", "distance_method", "distance", "drifted", "new_categories"])

@@ -5,7 +5,7 @@ from scipy.stats import wasserstein_distance
 
 from checks import contract_path
 from riskcore.contract import load_contract
-from riskcore.drift import ReferenceProfile, build_profile, drift_statistics
+from riskcore.drift import ReferenceProfile, build_profile, drift_statistics, load_monitoring_policy
 from riskcore.features import build_features, feature_specs
 from riskcore.ingestion import LandedFile, conform
 from riskcore.synthetic import Scenario, applications_frame, generate_month
@@ -33,7 +33,7 @@ def test_distances_match_the_scipy_definitions_evidently_uses():
     ref, cur = rng.normal(0, 1, 50_000), rng.normal(0.3, 1.2, 50_000)
     profile = build_profile(pd.DataFrame({"x": ref, "c": rng.choice(list("abc"), 50_000, p=[0.5, 0.3, 0.2])}), ["x"], ["c"])
     current = pd.DataFrame({"x": cur, "c": rng.choice(list("abcd"), 50_000, p=[0.3, 0.3, 0.2, 0.2])})
-    stats = drift_statistics(profile, current).set_index("column")
+    stats = drift_statistics(profile, current, load_monitoring_policy()).set_index("column")
     assert abs(stats.loc["x", "distance"] - wasserstein_distance(ref, cur) / ref.std()) < 0.01
     expected_js = jensenshannon([0.5, 0.3, 0.2, 0.0], [0.3, 0.3, 0.2, 0.2])
     assert abs(stats.loc["c", "distance"] - expected_js) < 0.01
@@ -42,16 +42,16 @@ def test_distances_match_the_scipy_definitions_evidently_uses():
 
 def test_a_stable_month_does_not_drift_and_the_economic_shock_does():
     profile = build_profile(_features("2023-01"), NUMERIC, CATEGORICAL)
-    stable = drift_statistics(profile, _features("2023-02")).set_index("column")
+    stable = drift_statistics(profile, _features("2023-02"), load_monitoring_policy()).set_index("column")
     assert not stable["drifted"].any() and (stable["psi_band"] == "stable").all(), stable[stable["drifted"]]
-    shock = drift_statistics(profile, _features("2024-07", Scenario("economic_shock", start="2024-06"))).set_index("column")
+    shock = drift_statistics(profile, _features("2024-07", Scenario("economic_shock", start="2024-06")), load_monitoring_policy()).set_index("column")
     assert shock.loc["annual_income", "drifted"] and shock.loc["credit_utilisation", "drifted"]
     assert not shock.loc["loan_purpose", "drifted"] and not shock.loc["loan_term_months", "drifted"]
 
 
 def test_a_new_segment_is_named():
     profile = build_profile(_features("2023-01"), NUMERIC, CATEGORICAL)
-    segment = drift_statistics(profile, _features("2024-07", Scenario("new_segment", start="2024-06"))).set_index("column")
+    segment = drift_statistics(profile, _features("2024-07", Scenario("new_segment", start="2024-06")), load_monitoring_policy()).set_index("column")
     assert segment.loc["channel", "new_categories"] == "partner_api" and segment.loc["channel", "drifted"]
     assert segment.loc["credit_history_years", "drifted"]
 
