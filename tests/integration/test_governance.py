@@ -56,7 +56,7 @@ def test_bootstrap_is_recorded_as_auto_approval(world):
 def test_an_unlisted_approver_is_refused_and_nothing_changes(world):
     registry, governance, (v1, v2, _), _ = world
     before = governance.ledger().verify().entries
-    with pytest.raises(PromotionRefused, match=r"'mallory@example.com' may not approve under pd-model-promotion@1.0.0; approvers: "):
+    with pytest.raises(PromotionRefused, match=r"'mallory@example.com' may not approve under pd-model-promotion@2.0.0; approvers: "):
         governance.promote(registry, v2, "mallory@example.com", "looks fine")
     assert registry.by_alias(CHAMPION).version == v1
     assert governance.ledger().verify().entries == before
