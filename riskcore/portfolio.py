@@ -35,7 +35,7 @@ from riskcore.months import month_label
 CONTRACT_KINDS = ("applications", "outcomes", "features", "scores")
 POLICY_KINDS = ("decision", "promotion", "monitoring")
 LAST_COMPLETE = "last_complete"
-NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,40}$")
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 KNOWN_KEYS = {"name", "owner", "description", "contracts", "policies", "calendar", "locations", "sensitive_attributes"}
 
