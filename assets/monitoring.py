@@ -11,7 +11,7 @@ from riskcore.months import month_label
 
 
 @dg.asset(
-    partitions_def=monthly_partitions, group_name="monitoring", kinds={"parquet", "evidently"}, deps=["application_features", "champion_model"],
+    partitions_def=monthly_partitions, group_name="monitoring", kinds={"parquet", "evidently"}, deps=["application_features", "applications", "champion_model"],  # applications: sensitive attributes
     check_specs=[dg.AssetCheckSpec("check_feature_drift_within_policy", asset="drift_report",
                                    description="PSI of every monitored column (features, PD, decision, sensitive attributes): WARN from 'investigate', ERROR from 'shift' (monitoring policy).")],
 )

@@ -9,7 +9,8 @@ from resources.registry import CHALLENGER, CHAMPION
 TRAINING = "training"
 
 
-@dg.asset(group_name=TRAINING, kinds={"mlflow"}, deps=["risk_model"])
+# training_set: the out-of-time rows; applications: their sensitive attributes, for the fairness gate.
+@dg.asset(group_name=TRAINING, kinds={"mlflow"}, deps=["risk_model", "training_set", "applications"])
 def model_evaluation(context: dg.AssetExecutionContext, portfolios: Portfolios) -> dg.MaterializeResult:
     """Every promotion gate of the policy, challenger and champion on the same out-of-time rows;
     recorded on the model version (MLflow tags), here, and in the governance ledger."""

@@ -38,7 +38,8 @@ def training_set(context: dg.AssetExecutionContext, portfolios: Portfolios) -> d
     )
 
 
-@dg.asset(group_name=TRAINING, kinds={"mlflow", "sklearn"}, deps=[training_set])
+# applications: the sensitive attributes of the training rows, for the reference profile.
+@dg.asset(group_name=TRAINING, kinds={"mlflow", "sklearn"}, deps=[training_set, "applications"])
 def risk_model(context: dg.AssetExecutionContext, portfolios: Portfolios) -> dg.MaterializeResult:
     """A calibrated additive scorecard, logged and registered in MLflow as the `challenger`."""
     from riskcore.features import model_matrix

@@ -38,7 +38,7 @@ def ours(path: str) -> dict:
     contract = load_contract(contract_path("loan_applications.yaml"))
     started = time.perf_counter()
     landed = read_landing_bytes(Path(path).name, Path(path).read_bytes())
-    checked, reasons = judge(landed, contract, "2023-01")
+    checked, reasons, _ = judge(landed, contract, "2023-01")
     accepted, quarantined = split(checked, reasons)
     report = ContractValidator().validate(checked, contract, batch="bench", row_rules=False)
     return {"seconds": time.perf_counter() - started, "quarantined": len(quarantined), "failed_rules": report.failed, "evaluated": report.evaluated}

@@ -134,11 +134,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{ASSET}: {len(months)} months ({months[0]}..{months[-1]}) in {len(results)} run(s), {time.perf_counter() - started:.1f} s")
     for month, problem in sorted(problems.items()):
         print(f"  {month}: {problem['status']}" + (f" ({', '.join(problem.get('changed_sections', problem.get('files', [])))})" if problem.get("changed_sections") or problem.get("files") else ""))
-    from pipelines.environment import current_environment, resources_for
+    from pipelines.environment import configured_portfolio
 
-    with dg.build_resources({"portfolios": resources_for(current_environment())["portfolios"]}) as resources:
-        store = resources.portfolios.named(args.portfolio).store
-        print(f"reports: {store.file(ASSET, months[-1], 'report.html')} (and report.json), one folder a month")
+    store = configured_portfolio(args.portfolio).store
+    print(f"reports: {store.file(ASSET, months[-1], 'report.html')} (and report.json), one folder a month")
     return 1 if failed or problems else 0
 
 

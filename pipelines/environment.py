@@ -97,3 +97,10 @@ def production_resources() -> dict:
 
 def resources_for(env: str) -> dict:
     return local_resources() if env == "local" else production_resources()
+
+
+def configured_portfolio(name: str):
+    """One portfolio as this environment configures it (environment variables resolved): what the
+    command-line tools (run, prepare, backfill, governance) act on."""
+    with dg.build_resources({"portfolios": resources_for(current_environment())["portfolios"]}) as resources:
+        return resources.portfolios.named(name)

@@ -20,34 +20,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--portfolio", default="retail_pd", help="the portfolio whose model is approved, rejected or rolled back")
     args = parser.parse_args(argv)
 
-    from pipelines.environment import current_environment, resources_for
-
+    from pipelines.environment import configured_portfolio
     from riskcore.promotion import PromotionRefused
 
-    with dg.build_resources({"portfolios": resources_for(current_environment())["portfolios"]}) as resources:
-        portfolio = resources.portfolios.named(args.portfolio)
-        governance, registry = portfolio.governance, portfolio.registry
-        if args.command in ("approve", "reject", "rollback"):
-            missing = [f"--{name}" for name in ("version", "approver", "reason") if getattr(args, name) is None and not (args.command == "rollback" and name == "version")]
-            if missing:
-                parser.error(f"{args.command} needs {', '.join(missing)}")
-            if args.command == "reject":
-                try:
-                    governance.reject(registry, args.version, args.approver, args.reason)
-                except PromotionRefused as refused:
-                    print(f"REFUSED: {refused}", file=sys.stderr)
-                    return 2
-                print(f"{registry.model_name}/{args.version} rejected by {args.approver}")
-                return 0
-            # Approvals and rollbacks run as Dagster jobs on the instance, so the UI shows them too.
-            return _run_job(args)
-        ledger = governance.ledger()
-        if args.command == "list":
-            for entry in ledger.entries():
-                print(f"{entry.seq:5d} {entry.recorded_at} {entry.kind:22} {entry.subject:32} {entry.actor:36} {json.dumps(entry.payload)[:120]}")
+    portfolio = configured_portfolio(args.portfolio)
+    governance, registry = portfolio.governance, portfolio.registry
+    if args.command in ("approve", "reject", "rollback"):
+        missing = [f"--{name}" for name in ("version", "approver", "reason") if getattr(args, name) is None and not (args.command == "rollback" and name == "version")]
+        if missing:
+            parser.error(f"{args.command} needs {', '.join(missing)}")
+        if args.command == "reject":
+            try:
+                governance.reject(registry, args.version, args.approver, args.reason)
+            except PromotionRefused as refused:
+                print(f"REFUSED: {refused}", file=sys.stderr)
+                return 2
+            print(f"{registry.model_name}/{args.version} rejected by {args.approver}")
             return 0
-        expected = (args.expected_entries, args.expected_head) if args.expected_entries else None
-        result = ledger.verify(expected_head=expected)
+        # Approvals and rollbacks run as Dagster jobs on the instance, so the UI shows them too.
+        return _run_job(args)
+    ledger = governance.ledger()
+    if args.command == "list":
+        for entry in ledger.entries():
+            print(f"{entry.seq:5d} {entry.recorded_at} {entry.kind:22} {entry.subject:32} {entry.actor:36} {json.dumps(entry.payload)[:120]}")
+        return 0
+    expected = (args.expected_entries, args.expected_head) if args.expected_entries else None
+    result = ledger.verify(expected_head=expected)
     if result.ok:
         print(f"ledger intact: {result.entries} entries, head {result.head}")
         return 0

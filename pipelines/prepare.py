@@ -105,13 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--start", default="2023-01")
     parser.add_argument("--end", default="2024-12")
     args = parser.parse_args(argv)
-    import dagster as dg
-
-    from pipelines.environment import current_environment, data_dir, resources_for
+    from pipelines.environment import configured_portfolio, data_dir
 
     name = args.portfolio or ("retail_pd" if args.source == "synthetic" else "german_credit")
-    with dg.build_resources({"portfolios": resources_for(current_environment())["portfolios"]}) as resources:
-        portfolio = resources.portfolios.named(name)
+    portfolio = configured_portfolio(name)
     landing = portfolio.landing.path
     if args.source == "synthetic":
         months = months_between(month_label(args.start), month_label(args.end))

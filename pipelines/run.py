@@ -17,6 +17,11 @@ from riskcore.months import month_label, months_between
 TAGS = {"trigger": "make run"}
 
 
+def resume_command(portfolio: str) -> str:
+    """What continues a run that stopped for want of a champion, once someone approved one."""
+    return f"python -m pipelines.run --portfolio {portfolio} --only scoring,monitoring,performance,reporting"
+
+
 STAGES = ("ingestion", "training", "scoring", "monitoring", "performance", "reporting")
 
 
@@ -45,9 +50,9 @@ def _materialise(defs: dg.Definitions, instance: dg.DagsterInstance, resources, 
         defs.resolve_job_def(job_name(portfolio, "model_training_job")).execute_in_process(QUIET, instance=instance, tags=TAGS)
         timings["training + registration"] = time.perf_counter() - started
         print("  trained and registered a candidate, evaluated its gates, settled the champion", flush=True)
-    if resources.registry.by_alias(CHAMPION) is None:
+    if set(stages) - {"ingestion", "training"} and resources.registry.by_alias(CHAMPION) is None:
         print(f"  {portfolio} has no champion: stopping before scoring until a listed approver approves its challenger;"
-              f" then `python -m pipelines.run --portfolio {portfolio} --only scoring,monitoring,performance,reporting` resumes", flush=True)
+              f" then `{resume_command(portfolio)}` resumes", flush=True)
         return timings
     if "scoring" in stages:
         per_month("monthly_scoring_job", months, "scoring", assets=["risk_scores"])
@@ -80,6 +85,12 @@ def summarise(portfolio, instance: dg.DagsterInstance, months: list[str]) -> lis
     from riskcore.metrics import bayes_optimal_auc, roc_auc
 
     store, registry, landing = portfolio.store, portfolio.registry, portfolio.landing
+    champion = registry.by_alias(CHAMPION)
+    if champion is None:
+        challenger = registry.by_alias(CHALLENGER)
+        return ["no champion yet: the pipeline stops before scoring until a listed approver approves"
+                + (f" `make approve PORTFOLIO={portfolio.name} VERSION={challenger.version} APPROVER=<listed approver> REASON=...`" if challenger else "")
+                + f"; then `{resume_command(portfolio.name)}` resumes"]
     features = [s.name for s in feature_specs(landing.applications())]
     realised = latest_metadata_by_month(instance, dg.AssetKey([portfolio.name, "model_performance"]))
     lines = [f"{'month':8} {'received':>9} {'accepted':>9} {'quarant.':>9} {'scored':>9} {'approve':>8} {'refer':>7} {'decline':>8} {'drifted features':>17} {'realised AUC':>13}"]
@@ -94,14 +105,7 @@ def summarise(portfolio, instance: dg.DagsterInstance, months: list[str]) -> lis
             f"{store.rows('risk_scores', month):9d} {scores.get('approve', 0):8.1%} {scores.get('refer', 0):7.1%} {scores.get('decline', 0):8.1%} {drifted:>17} "
             f"{format(realised[month]['auc'], '.4f') if month in realised else 'not matured':>13}"
         )
-    champion = registry.by_alias(CHAMPION)
     lines.append("")
-    if champion is None:
-        challenger = registry.by_alias(CHALLENGER)
-        lines.append(f"no champion yet: the pipeline stops before scoring until a listed approver approves"
-                     + (f" `make approve PORTFOLIO={portfolio.name} VERSION={challenger.version} APPROVER=<listed approver> REASON=...`" if challenger else "")
-                     + "; run again afterwards and it resumes from scoring")
-        return lines
     metrics = registry.run_metrics(champion.run_id)
     lines.append(f"champion model: {champion.name} version {champion.version} (MLflow run {champion.run_id})")
     tags = registry.version_tags(champion.version)
@@ -142,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     months = months_between(month_label(args.start), month_label(args.end))
 
     from pipelines.definitions import defs
-    from pipelines.environment import current_environment, resources_for
+    from pipelines.environment import configured_portfolio
 
     if args.prepare:
         from pipelines.prepare import main as prepare
@@ -150,12 +154,11 @@ def main(argv: list[str] | None = None) -> int:
         prepare([args.prepare, "--portfolio", args.portfolio, "--start", months[0], "--end", months[-1]])
     instance = dg.DagsterInstance.get()
     print(f"materialising {args.portfolio}, {len(months)} months ({months[0]}..{months[-1]}) into {instance.root_directory}", flush=True)
-    with dg.build_resources({"portfolios": resources_for(current_environment())["portfolios"]}) as resources:
-        portfolio = resources.portfolios.named(args.portfolio)
-        matured = [m for m in months if portfolio.calendar.matured(m)]
-        timings = _materialise(defs, instance, portfolio, months, matured, args.only)
-        lines = summarise(portfolio, instance, months)
-        data_root, mlflow_uri = portfolio.store.path("x").parent.parent, portfolio.registry._uri()
+    portfolio = configured_portfolio(args.portfolio)
+    matured = [m for m in months if portfolio.calendar.matured(m)]
+    timings = _materialise(defs, instance, portfolio, months, matured, args.only)
+    lines = summarise(portfolio, instance, months)
+    data_root, mlflow_uri = portfolio.store.path("x").parent.parent, portfolio.registry._uri()
     print("\n".join(["", *lines, "", "time per stage:"]))
     for stage, seconds in timings.items():
         print(f"  {stage:26} {seconds:7.1f} s")

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import dagster as dg
+from pydantic import PrivateAttr
 
 from resources.governance import Governance
 from resources.registry import ModelRegistry
@@ -64,9 +65,16 @@ class Portfolios(dg.ConfigurableResource):
     ledger_url: str
     auto_approve: str | None = None  # development only: overrides the promotion policy's setting
     storage_options: dict[str, str] = {}
+    # Portfolio files (and the contracts and policies they name) read once per resource
+    # instance, that is once per run, not once per asset and check; keyed by the file list,
+    # since a copy with other files shares this dict.
+    _specs: dict = PrivateAttr(default_factory=dict)
 
     def specs(self) -> list[Portfolio]:
-        return load_portfolios(self.files)
+        key = tuple(self.files)
+        if key not in self._specs:
+            self._specs[key] = load_portfolios(self.files)
+        return self._specs[key]
 
     def named(self, name: str) -> PortfolioResources:
         for spec in self.specs():

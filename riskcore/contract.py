@@ -31,7 +31,7 @@ class ContractError(ValueError):
     """A contract file that cannot be used: names the file, the key path and what was expected."""
 
     def __init__(self, file: str, key: str, problem: str):
-        self.file, self.key = file, key
+        self.file, self.key, self.problem = file, key, problem
         super().__init__(f"{file}: {key}: {problem}")
 
 

@@ -166,7 +166,8 @@ def conform(landed: LandedFile, contract: Contract, month: str | None = None) ->
     Quarantined rows keep every column (PII still clear: the caller tokenises both outputs)
     plus the reasons, one `column:rule` per broken rule, and the row number in the file.
     """
-    return split(*judge(landed, contract, month))
+    checked, reasons, _ = judge(landed, contract, month)
+    return split(checked, reasons)
 
 
 def split(frame: pd.DataFrame, reasons: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -178,14 +179,9 @@ def split(frame: pd.DataFrame, reasons: pd.Series) -> tuple[pd.DataFrame, pd.Dat
     return accepted, quarantined.reset_index(drop=True)
 
 
-def judge(landed: LandedFile, contract: Contract, month: str | None = None) -> tuple[pd.DataFrame, pd.Series]:
-    """Every received row cast to contract types (derived features added), and per row the
-    rules it broke as `column:rule;...` ('' for a good row)."""
-    return _judge(landed, contract, month)[:2]
-
-
-def _judge(landed: LandedFile, contract: Contract, month: str | None) -> tuple[pd.DataFrame, pd.Series, dict[str, dict[str, int]]]:
-    """`judge`, plus the missing-value markers it replaced (per column and marker)."""
+def judge(landed: LandedFile, contract: Contract, month: str | None = None) -> tuple[pd.DataFrame, pd.Series, dict[str, dict[str, int]]]:
+    """Every received row cast to contract types (derived features added), per row the rules it
+    broke as `column:rule;...` ('' for a good row), and the missing-value markers it replaced."""
     frame = landed.frame
     declared = [f.name for f in contract.fields]
     missing = [c for c in declared if c not in frame.columns]
@@ -289,7 +285,7 @@ def ingest(name: str, data: bytes, contract: Contract, month: str, token_key: st
         no_rows = _with_lineage(empty, contract, token_key, digest, quarantine=True).assign(**{REASONS_COLUMN: "", ROW_COLUMN: 0})
         return Ingested(name, digest, 0, nothing, no_rows, None, violation)
     try:
-        checked, reasons, markers = _judge(landed, contract, month)
+        checked, reasons, markers = judge(landed, contract, month)
     except ContractViolation as violation:
         raw, markers = mark_missing(landed.frame, contract)
         raw = raw.astype("string")

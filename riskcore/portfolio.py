@@ -30,6 +30,7 @@ from pathlib import Path
 
 import yaml
 
+from riskcore.contract import ContractError
 from riskcore.months import month_label
 
 CONTRACT_KINDS = ("applications", "outcomes", "features", "scores")
@@ -40,12 +41,8 @@ _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 KNOWN_KEYS = {"name", "owner", "description", "contracts", "policies", "calendar", "locations", "sensitive_attributes"}
 
 
-class PortfolioError(ValueError):
+class PortfolioError(ContractError):
     """A portfolio file that cannot be used: names the file, the key and what was expected."""
-
-    def __init__(self, file: str, key: str, problem: str):
-        super().__init__(f"{file}: {key}: {problem}")
-        self.file, self.key, self.problem = file, key, problem
 
 
 @dataclass(frozen=True)
@@ -193,7 +190,6 @@ def _calendar(section, file: str) -> Calendar:
 
 def _check_files(portfolio: Portfolio) -> None:
     """Contracts and policies load, and the sensitive attributes are the contract's."""
-    from riskcore.contract import ContractError
     from riskcore.drift import load_monitoring_policy
     from riskcore.gates import load_promotion_policy
     from riskcore.decision_policy import load_policy

@@ -235,7 +235,8 @@ def test_promotion_and_rollback_jobs_route_the_next_scoring(pipeline, tmp_path):
     # The same portfolio (same datasets, model and ledger) under the relaxed policy.
     folder = tmp_path / "relaxed"
     file = write_portfolio(folder, PORTFOLIO, calendar=CALENDAR, policies={**pipeline.portfolio.spec.policies, "promotion": str(relaxed)})
-    portfolios = pipeline.resources["portfolios"].model_copy(update={"files": [file]})
+    # A new resource, not model_copy: Dagster runs a resource from the config it was built with.
+    portfolios = type(pipeline.resources["portfolios"])(**{**pipeline.resources["portfolios"].model_dump(), "files": [file]})
     defs = build_definitions({**pipeline.resources, "portfolios": portfolios})
     governance = portfolios.named(PORTFOLIO).governance
     registry, month = pipeline.registry, SCORED[0]
