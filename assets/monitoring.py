@@ -2,8 +2,8 @@
 
 import dagster as dg
 
-from resources.partitions import monthly_partitions
 from assets.training import sensitive_attributes
+from resources.partitions import monthly_partitions
 from resources.portfolios import Portfolios
 from resources.registry import CHAMPION
 from resources.storage import atomic_write_bytes

@@ -102,7 +102,7 @@ def champion_model(context: dg.AssetExecutionContext, portfolios: Portfolios) ->
             except PromotionRefused as refused:
                 outcome = f"not promoted: {refused}"
         else:
-            outcome = f"{challenger.label} awaits approval: make approve VERSION={challenger.version} APPROVER=... REASON=..."
+            outcome = f"{challenger.label} awaits approval: make approve PORTFOLIO={portfolio.name} VERSION={challenger.version} APPROVER=... REASON=..."
     if champion is None:
         raise ValueError(f"{registry.model_name} has no champion ({outcome})")
     return dg.MaterializeResult(metadata={**champion_metadata(champion, outcome, policy.label), "challenger_version": challenger.version if challenger else "",

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from bench.isolated import report, run_child
 
+
 def make_file(path: str, rows: int) -> None:
     from resources.storage import parquet_bytes
     from riskcore.synthetic import applications_frame, generate_month

@@ -45,6 +45,7 @@ def monitoring_cron() -> str:
 
 
 PORTFOLIOS_DIR = Path(__file__).parent / "portfolios"
+LOCAL_AS_OF = "2024-12"
 SHIPPED_PORTFOLIOS = {"local": ("retail_pd.yaml", "german_credit.yaml"), "production": ("retail_pd.yaml",)}
 
 
@@ -65,6 +66,8 @@ def local_resources() -> dict:
     """Embedded default: landing files, Parquet and a SQLite MLflow registry under data/."""
     # Development default key, labelled as such in every ingestion's metadata.
     os.environ.setdefault(PII_KEY_VAR, DEVELOPMENT_TOKEN_KEY)
+    # The embedded default is a simulated world whose "now" is the end of its 24 synthetic months.
+    os.environ.setdefault("RISK_AS_OF", LOCAL_AS_OF)
     data = data_dir()
     mlflow = {"tracking_uri": dg.EnvVar("RISK_MLFLOW_URI")} if os.environ.get("RISK_MLFLOW_URI") else {
         # Not MLFLOW_TRACKING_URI: MLflow sets that one itself in any process that used a registry, and a child would inherit it.

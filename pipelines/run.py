@@ -47,8 +47,11 @@ def _materialise(defs: dg.Definitions, instance: dg.DagsterInstance, resources, 
         per_month("monthly_ingestion_job", months, "ingestion + features")
     if "training" in stages:
         started = time.perf_counter()
-        defs.resolve_job_def(job_name(portfolio, "model_training_job")).execute_in_process(QUIET, instance=instance, tags=TAGS)
+        trained = defs.resolve_job_def(job_name(portfolio, "model_training_job")).execute_in_process(QUIET, instance=instance, tags=TAGS, raise_on_error=False)
         timings["training + registration"] = time.perf_counter() - started
+        failed = {e.step_key for e in trained.all_events if e.event_type_value == "STEP_FAILURE"}
+        if any(not step.endswith("champion_model") for step in failed):  # champion_model alone fails while a candidate awaits approval
+            raise RuntimeError(f"training run {trained.run_id} failed in {', '.join(sorted(failed))}: see it in the UI")
         print("  trained and registered a candidate, evaluated its gates, settled the champion", flush=True)
     if set(stages) - {"ingestion", "training"} and resources.registry.by_alias(CHAMPION) is None:
         print(f"  {portfolio} has no champion: stopping before scoring until a listed approver approves its challenger;"

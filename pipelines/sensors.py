@@ -3,6 +3,7 @@ import dagster as dg
 from pipelines.environment import automation_status
 from resources.alerts import AlertWebhook
 
+
 def latest_metadata_by_month(instance: dg.DagsterInstance, asset: dg.AssetKey, limit: int = 240) -> dict:
     """month -> metadata of the newest materialisation of each partition (records come newest first)."""
     from riskcore.months import month_label

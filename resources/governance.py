@@ -5,9 +5,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from resources.storage import absolute_sqlite_url
-
 from resources.registry import CHAMPION, PREVIOUS_CHAMPION, ModelRegistry, RegisteredModel
+from resources.storage import absolute_sqlite_url
 from riskcore.gates import DEFAULT_PROMOTION_POLICY, PromotionPolicy, load_promotion_policy
 from riskcore.ledger import Ledger
 from riskcore.promotion import PromotionRefused, auto_approval, check_approver, check_gates

@@ -13,7 +13,6 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from riskcore.features import FeatureSpec
 
-
 # Types a stored scorecard may contain beyond skops' defaults: the reviewed allow-list that
 # lets the registry store models as skops (no arbitrary code on load) instead of pickle.
 SERIALISATION_TRUSTED_TYPES = [

@@ -23,7 +23,7 @@ def test_the_production_instance_config_is_valid_and_reads_credentials_from_the_
     _valid_instance(config)
     database = config["storage"]["postgres"]["postgres_db"]
     assert all(isinstance(database[k], dict) and "env" in database[k] for k in ("hostname", "port", "username", "password", "db_name"))
-    limits = {(l["key"], l["value"]): l["limit"] for l in config["run_queue"]["tag_concurrency_limits"]}
+    limits = {(rule["key"], rule["value"]): rule["limit"] for rule in config["run_queue"]["tag_concurrency_limits"]}
     assert limits == {("risk/run_kind", "training"): 1, ("risk/run_kind", "scoring"): 3}
     assert config["run_retries"] == {"enabled": True, "max_retries": 2}
     monitoring = config["run_monitoring"]

@@ -12,6 +12,7 @@ from resources.registry import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION
 from riskcore.months import add_months, month_label, months_between
 from tests.integration.worlds import APPROVER, TRAINING_MONTHS, World
 
+
 @pytest.fixture
 def world(tmp_path, mlflow_uri, request):
     with dg.instance_for_test() as instance:

@@ -5,7 +5,14 @@ import yaml
 from scipy.special import expit, logit
 
 from riskcore.gates import (
-    DEFAULT_PROMOTION_POLICY, adverse_impact_ratio, calibration_gate, calibration_table, evaluate_gates, fairness_gate, load_promotion_policy, psi,
+    DEFAULT_PROMOTION_POLICY,
+    adverse_impact_ratio,
+    calibration_gate,
+    calibration_table,
+    evaluate_gates,
+    fairness_gate,
+    load_promotion_policy,
+    psi,
 )
 
 RNG = np.random.default_rng(0)

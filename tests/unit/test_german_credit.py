@@ -7,13 +7,13 @@ import pandas as pd
 import pytest
 
 from checks import contract_path
+from pipelines.prepare import deliver_german_credit
+from riskcore import german_credit
 from riskcore.contract import load_contract
 from riskcore.features import build_features, feature_specs
+from riskcore.german_credit import fetch_archive, read_german_credit, to_landing
 from riskcore.ingestion import conform, read_landing_bytes
 from riskcore.months import add_months, month_label
-from riskcore import german_credit
-from pipelines.prepare import deliver_german_credit
-from riskcore.german_credit import fetch_archive, read_german_credit, to_landing
 from riskcore.training import assemble_training_set, fit_and_evaluate
 
 CONTRACT = load_contract(contract_path("german_credit_applications.yaml"))

@@ -31,7 +31,7 @@ def test_environment_variables_fill_values_with_defaults(tmp_path, monkeypatch):
     monkeypatch.setenv("RISK_AS_OF", "2024-03")
     assert load_portfolio(SHIPPED / "retail_pd.yaml").calendar.evaluation_month == "2024-03"
     monkeypatch.delenv("RISK_AS_OF")
-    assert load_portfolio(SHIPPED / "retail_pd.yaml").calendar.evaluation_month == "2024-12"
+    assert load_portfolio(SHIPPED / "retail_pd.yaml").calendar.evaluation_month is None  # last_complete: a live deployment
     path = _write(tmp_path, lambda d: d.update(owner="${NOBODY_SET_THIS}"))
     with pytest.raises(PortfolioError, match=r"book.yaml: owner: environment variable NOBODY_SET_THIS is not set"):
         load_portfolio(path)
