@@ -61,6 +61,8 @@ system-deps:
 
 ## Install, then run the test suite (tests choose their own sources and temp folders).
 test: install system-deps
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
 	env -u RISK_DATA_DIR -u RISK_PORTFOLIOS $(BIN)/python -m pytest $(ARGS)
 
 ## Dagster UI + daemon on the same instance, bound to loopback.

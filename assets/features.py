@@ -1,6 +1,5 @@
 """The offline feature store: model inputs per application month, under a feature-set version."""
 
-
 import dagster as dg
 
 from resources.partitions import monthly_partitions
@@ -10,7 +9,10 @@ from riskcore.months import month_label
 
 
 @dg.asset(
-    partitions_def=monthly_partitions, group_name="features", kinds={"parquet"}, deps=["applications"],
+    partitions_def=monthly_partitions,
+    group_name="features",
+    kinds={"parquet"},
+    deps=["applications"],
     # Built as soon as the newest month's applications land, never from a month whose contract failed.
     automation_condition=dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed(),
 )
@@ -24,8 +26,13 @@ def application_features(context: dg.AssetExecutionContext, portfolios: Portfoli
     features = build_features(applications, contract, month)
     written = store.write("application_features", features, month)
     return dg.MaterializeResult(
-        metadata={**written.metadata(), "feature_set_version": feature_set_version(contract), "features": len(features.columns) - 2,
-                  # a cap is a transformation of record: how many values it clipped, never silently
-                  "clipped_by_caps": dg.MetadataValue.json(clipped_by_caps(applications, contract)),
-                  "contract_version": landing.features().label, "source_contract_version": contract.label}
+        metadata={
+            **written.metadata(),
+            "feature_set_version": feature_set_version(contract),
+            "features": len(features.columns) - 2,
+            # a cap is a transformation of record: how many values it clipped, never silently
+            "clipped_by_caps": dg.MetadataValue.json(clipped_by_caps(applications, contract)),
+            "contract_version": landing.features().label,
+            "source_contract_version": contract.label,
+        }
     )

@@ -1,6 +1,5 @@
 """Landing files -> conformed, PII-tokenised applications and matured outcomes."""
 
-
 import hashlib
 
 import dagster as dg
@@ -36,18 +35,42 @@ def raw_applications(context: dg.AssetExecutionContext, portfolios: Portfolios) 
 @dg.multi_asset(
     name="conform_applications",
     specs=[
-        dg.AssetSpec("applications", deps=[raw_applications], partitions_def=monthly_partitions, group_name=INGESTION, kinds={"parquet"},
-                     description="Applications that meet the contract; PII replaced by keyed-hash tokens."),
-        dg.AssetSpec("quarantined_applications", deps=[raw_applications], partitions_def=monthly_partitions, group_name=INGESTION, kinds={"parquet"},
-                     description="Rows that broke a row rule, with every rule they broke; PII tokenised."),
+        dg.AssetSpec(
+            "applications",
+            deps=[raw_applications],
+            partitions_def=monthly_partitions,
+            group_name=INGESTION,
+            kinds={"parquet"},
+            description="Applications that meet the contract; PII replaced by keyed-hash tokens.",
+        ),
+        dg.AssetSpec(
+            "quarantined_applications",
+            deps=[raw_applications],
+            partitions_def=monthly_partitions,
+            group_name=INGESTION,
+            kinds={"parquet"},
+            description="Rows that broke a row rule, with every rule they broke; PII tokenised.",
+        ),
     ],
     check_specs=[
-        dg.AssetCheckSpec("check_applications_contract", asset="applications", blocking=True,
-                          description="The Great Expectations suite of the contract: schema, row count, unique ids, null shares, medians, row rules within tolerance."),
-        dg.AssetCheckSpec("check_quarantine_within_tolerance", asset="applications", blocking=True,
-                          description="No more of the month's rows quarantined than the contract tolerates."),
-        dg.AssetCheckSpec("check_received_equals_accepted_plus_quarantined", asset="applications", blocking=True,
-                          description="Every received row is accepted or quarantined: counts read back from the written files."),
+        dg.AssetCheckSpec(
+            "check_applications_contract",
+            asset="applications",
+            blocking=True,
+            description="The Great Expectations suite of the contract: schema, row count, unique ids, null shares, medians, row rules within tolerance.",
+        ),
+        dg.AssetCheckSpec(
+            "check_quarantine_within_tolerance",
+            asset="applications",
+            blocking=True,
+            description="No more of the month's rows quarantined than the contract tolerates.",
+        ),
+        dg.AssetCheckSpec(
+            "check_received_equals_accepted_plus_quarantined",
+            asset="applications",
+            blocking=True,
+            description="Every received row is accepted or quarantined: counts read back from the written files.",
+        ),
     ],
 )
 def conform_applications(context: dg.AssetExecutionContext, portfolios: Portfolios, tokeniser: PiiTokeniser, validator: ContractValidator):
@@ -67,26 +90,55 @@ def conform_applications(context: dg.AssetExecutionContext, portfolios: Portfoli
     else:
         report = validator.validate(result.checked, contract, batch=f"{portfolio.name}-{contract.id}-{month}", row_rules=False)
         report.unexpected |= result.quarantine_reasons()
-    lineage = {"source_file": result.file, "source_sha256": result.sha256, "contract_version": contract.label,
-               "pii_key": "DEVELOPMENT DEFAULT (not secret)" if tokeniser.uses_development_key else "from RISK_PII_TOKEN_KEY"}
-    yield dg.MaterializeResult(asset_key=_key(context, "applications"), metadata={
-        **accepted.metadata(), "rows_received": result.received, "missing_markers": dg.MetadataValue.json(result.missing_markers), **lineage})
-    yield dg.MaterializeResult(asset_key=_key(context, "quarantined_applications"), metadata={**quarantined.metadata(), "reasons": result.quarantine_reasons(), **lineage})
+    lineage = {
+        "source_file": result.file,
+        "source_sha256": result.sha256,
+        "contract_version": contract.label,
+        "pii_key": "DEVELOPMENT DEFAULT (not secret)" if tokeniser.uses_development_key else "from RISK_PII_TOKEN_KEY",
+    }
+    yield dg.MaterializeResult(
+        asset_key=_key(context, "applications"),
+        metadata={**accepted.metadata(), "rows_received": result.received, "missing_markers": dg.MetadataValue.json(result.missing_markers), **lineage},
+    )
+    yield dg.MaterializeResult(
+        asset_key=_key(context, "quarantined_applications"), metadata={**quarantined.metadata(), "reasons": result.quarantine_reasons(), **lineage}
+    )
     if not report.success:
-        governance.ledger().append("contract_violation", f"{portfolio.name}/{contract.id}/{month}", "pipeline", {
-            "file": result.file, "sha256": result.sha256, "contract_version": contract.label, "failed_rules": report.failed, "dagster_run_id": context.run_id,
-        })
-    yield dg.AssetCheckResult(check_name="check_applications_contract", asset_key=_key(context, "applications"), passed=report.success,
-                              metadata={**report.metadata(), "source_file": result.file})
+        governance.ledger().append(
+            "contract_violation",
+            f"{portfolio.name}/{contract.id}/{month}",
+            "pipeline",
+            {
+                "file": result.file,
+                "sha256": result.sha256,
+                "contract_version": contract.label,
+                "failed_rules": report.failed,
+                "dagster_run_id": context.run_id,
+            },
+        )
+    yield dg.AssetCheckResult(
+        check_name="check_applications_contract",
+        asset_key=_key(context, "applications"),
+        passed=report.success,
+        metadata={**report.metadata(), "source_file": result.file},
+    )
     share = quarantined.rows / result.received if result.received else 0.0
     yield dg.AssetCheckResult(
-        check_name="check_quarantine_within_tolerance", asset_key=_key(context, "applications"),
+        check_name="check_quarantine_within_tolerance",
+        asset_key=_key(context, "applications"),
         passed=result.violation is None and share <= contract.quality.quarantine_tolerance,
-        metadata={"quarantined_share": share, "tolerance": contract.quality.quarantine_tolerance, "reasons": result.quarantine_reasons(), "source_file": result.file},
+        metadata={
+            "quarantined_share": share,
+            "tolerance": contract.quality.quarantine_tolerance,
+            "reasons": result.quarantine_reasons(),
+            "source_file": result.file,
+        },
     )
     written = store.rows("applications", month), store.rows("quarantined_applications", month)
     yield dg.AssetCheckResult(
-        check_name="check_received_equals_accepted_plus_quarantined", asset_key=_key(context, "applications"), passed=result.received == sum(written),
+        check_name="check_received_equals_accepted_plus_quarantined",
+        asset_key=_key(context, "applications"),
+        passed=result.received == sum(written),
         metadata={"received": result.received, "accepted": written[0], "quarantined": written[1], "unaccounted": result.received - sum(written)},
     )
 
@@ -116,8 +168,13 @@ def loan_outcomes(context: dg.AssetExecutionContext, portfolios: Portfolios) -> 
     written = store.write("loan_outcomes", accepted, month)
     target_column = contract.only("target")
     return dg.MaterializeResult(
-        metadata={**written.metadata(), "labels_matured": True, "as_of": calendar.as_of, "source_sha256": landed.sha256,
-                  "default_rate": float(accepted[target_column].mean()) if len(accepted) else 0.0}
+        metadata={
+            **written.metadata(),
+            "labels_matured": True,
+            "as_of": calendar.as_of,
+            "source_sha256": landed.sha256,
+            "default_rate": float(accepted[target_column].mean()) if len(accepted) else 0.0,
+        }
     )
 
 

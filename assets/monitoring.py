@@ -11,9 +11,17 @@ from riskcore.months import month_label
 
 
 @dg.asset(
-    partitions_def=monthly_partitions, group_name="monitoring", kinds={"parquet", "evidently"}, deps=["application_features", "applications", "champion_model"],  # applications: sensitive attributes
-    check_specs=[dg.AssetCheckSpec("check_feature_drift_within_policy", asset="drift_report",
-                                   description="PSI of every monitored column (features, PD, decision, sensitive attributes): WARN from 'investigate', ERROR from 'shift' (monitoring policy).")],
+    partitions_def=monthly_partitions,
+    group_name="monitoring",
+    kinds={"parquet", "evidently"},
+    deps=["application_features", "applications", "champion_model"],  # applications: sensitive attributes
+    check_specs=[
+        dg.AssetCheckSpec(
+            "check_feature_drift_within_policy",
+            asset="drift_report",
+            description="PSI of every monitored column (features, PD, decision, sensitive attributes): WARN from 'investigate', ERROR from 'shift' (monitoring policy).",
+        )
+    ],
 )
 def drift_report(context: dg.AssetExecutionContext, portfolios: Portfolios):
     """Full-data statistics from the reference profile (PSI, normed Wasserstein, Jensen-Shannon),
@@ -45,24 +53,31 @@ def drift_report(context: dg.AssetExecutionContext, portfolios: Portfolios):
     registry.log_text(champion.run_id, html, f"monitoring/drift_{month}.html")
     by_column = stats.set_index("column")
     features_only = by_column.loc[[s.name for s in specs]]  # the drift share counts model features only
-    yield dg.MaterializeResult(metadata={
-        **written.metadata(),
-        "model": champion.label,
-        "policy": policy.label,
-        "drift_share": float(features_only["drifted"].mean()),
-        "score_psi": float(by_column.loc["pd", "psi"]),
-        **({"decision_psi": float(by_column.loc["decision", "psi"])} if "decision" in by_column.index else {}),  # profiles before 2026-11 lack it
-        **{f"psi_{name}": float(value) for name, value in by_column["psi"].items()},
-        "drifted_features": ", ".join(features_only.index[features_only["drifted"]]) or "none",
-        "new_categories": json.dumps({k: v for k, v in by_column["new_categories"].items() if v}),
-        "evidently_report": dg.MetadataValue.path(str(report_path)),
-    })
+    yield dg.MaterializeResult(
+        metadata={
+            **written.metadata(),
+            "model": champion.label,
+            "policy": policy.label,
+            "drift_share": float(features_only["drifted"].mean()),
+            "score_psi": float(by_column.loc["pd", "psi"]),
+            **({"decision_psi": float(by_column.loc["decision", "psi"])} if "decision" in by_column.index else {}),  # profiles before 2026-11 lack it
+            **{f"psi_{name}": float(value) for name, value in by_column["psi"].items()},
+            "drifted_features": ", ".join(features_only.index[features_only["drifted"]]) or "none",
+            "new_categories": json.dumps({k: v for k, v in by_column["new_categories"].items() if v}),
+            "evidently_report": dg.MetadataValue.path(str(report_path)),
+        }
+    )
     worst = float(by_column["psi"].max())
     severity = dg.AssetCheckSeverity.ERROR if worst >= policy.shift else dg.AssetCheckSeverity.WARN
     yield dg.AssetCheckResult(
-        check_name="check_feature_drift_within_policy", passed=worst < policy.investigate, severity=severity,
-        metadata={"worst_psi": worst, "investigate": {k: float(v) for k, v in by_column["psi"].items() if policy.investigate <= v < policy.shift},
-                  "shift": {k: float(v) for k, v in by_column["psi"].items() if v >= policy.shift}},
+        check_name="check_feature_drift_within_policy",
+        passed=worst < policy.investigate,
+        severity=severity,
+        metadata={
+            "worst_psi": worst,
+            "investigate": {k: float(v) for k, v in by_column["psi"].items() if policy.investigate <= v < policy.shift},
+            "shift": {k: float(v) for k, v in by_column["psi"].items() if v >= policy.shift},
+        },
     )
 
 
@@ -91,12 +106,19 @@ def _evidently_html(profile, current, sample_rows: int, seed: int) -> str:
     numeric, categorical = list(profile.numeric), list(profile.categorical)
     definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
     columns = numeric + categorical
-    snapshot = Report([DataDriftPreset()]).run(Dataset.from_pandas(sample[columns], data_definition=definition),
-                                               Dataset.from_pandas(pd.DataFrame(reference)[columns], data_definition=definition))
+    snapshot = Report([DataDriftPreset()]).run(
+        Dataset.from_pandas(sample[columns], data_definition=definition), Dataset.from_pandas(pd.DataFrame(reference)[columns], data_definition=definition)
+    )
     return snapshot.get_html_str(as_iframe=False)
 
 
-@dg.asset(partitions_def=monthly_partitions, group_name="monitoring", kinds={"parquet"}, deps=["risk_scores", "loan_outcomes", "application_features"], output_required=False)
+@dg.asset(
+    partitions_def=monthly_partitions,
+    group_name="monitoring",
+    kinds={"parquet"},
+    deps=["risk_scores", "loan_outcomes", "application_features"],
+    output_required=False,
+)
 def model_performance(context: dg.AssetExecutionContext, portfolios: Portfolios):
     """Realised AUC, KS, Brier and calibration by decile of the version that scored month m, once
     its labels matured, beside the version it replaced on the same rows: what the rollback sensor
@@ -111,14 +133,18 @@ def model_performance(context: dg.AssetExecutionContext, portfolios: Portfolios)
     landing, calendar, store, registry = portfolio.landing, portfolio.calendar, portfolio.store, portfolio.registry
     month = month_label(context.partition_key)
     if not calendar.matured(month):
-        context.log.info(f"labels of {month} are not matured as of {calendar.as_of} ({calendar.performance_window_months}-month window): nothing to measure yet")
+        context.log.info(
+            f"labels of {month} are not matured as of {calendar.as_of} ({calendar.performance_window_months}-month window): nothing to measure yet"
+        )
         return
     contract = landing.applications()
     id_column, target = contract.only("id"), landing.outcomes().only("target")
     scores = store.read("risk_scores", month, columns=[id_column, "pd", "model_version"])
     outcomes = store.read("loan_outcomes", month, columns=[id_column, target])
     if outcomes.empty:
-        raise ValueError(f"labels of {month} matured as of {calendar.as_of} but loan_outcomes {month} holds none: materialise it first (performance_job does both)")
+        raise ValueError(
+            f"labels of {month} matured as of {calendar.as_of} but loan_outcomes {month} holds none: materialise it first (performance_job does both)"
+        )
     labelled = scores.merge(outcomes, on=id_column, how="inner", validate="one_to_one")
     versions = sorted(labelled["model_version"].unique())
     if len(versions) != 1:
@@ -133,14 +159,16 @@ def model_performance(context: dg.AssetExecutionContext, portfolios: Portfolios)
         compared = realised_performance(y, registry.load(replaced).predict_pd(model_matrix(rows, feature_specs(contract))))
     calibration = calibration_by_decile(y, labelled["pd"].to_numpy())
     written = store.write("model_performance", calibration.assign(model_version=version), month)
-    yield dg.MaterializeResult(metadata={
-        **written.metadata(),
-        "model": f"{registry.model_name}/{version}",
-        "model_version": version,
-        "labels_as_of": calendar.as_of,
-        "unlabelled_rows": len(scores) - len(labelled),
-        **{k: float(v) for k, v in measured.items()},
-        "compared_with_version": replaced or "none",
-        **({"compared_auc": compared["auc"], "compared_brier": compared["brier"], "auc_gap": compared["auc"] - measured["auc"]} if compared else {}),
-        "calibration_by_decile": dg.MetadataValue.json(json.loads(calibration.round(4).to_json(orient="records"))),
-    })
+    yield dg.MaterializeResult(
+        metadata={
+            **written.metadata(),
+            "model": f"{registry.model_name}/{version}",
+            "model_version": version,
+            "labels_as_of": calendar.as_of,
+            "unlabelled_rows": len(scores) - len(labelled),
+            **{k: float(v) for k, v in measured.items()},
+            "compared_with_version": replaced or "none",
+            **({"compared_auc": compared["auc"], "compared_brier": compared["brier"], "auc_gap": compared["auc"] - measured["auc"]} if compared else {}),
+            "calibration_by_decile": dg.MetadataValue.json(json.loads(calibration.round(4).to_json(orient="records"))),
+        }
+    )

@@ -35,29 +35,61 @@ def model_evaluation(context: dg.AssetExecutionContext, portfolios: Portfolios) 
     decision = portfolio.decision_policy()
     approved = decision.decide(decision.points(pd_oot)) == "approve"
     policy = governance.policy()
-    gates = evaluate_gates(policy, oot[target].to_numpy(), pd_oot, champion_pd, pd_train, approved, sensitive,
-                           signature_ok=sorted(model.feature_names) == sorted(s.name for s in specs),
-                           contract_label=f"portfolio {portfolio.name} ({portfolio.spec.file})")
+    gates = evaluate_gates(
+        policy,
+        oot[target].to_numpy(),
+        pd_oot,
+        champion_pd,
+        pd_train,
+        approved,
+        sensitive,
+        signature_ok=sorted(model.feature_names) == sorted(s.name for s in specs),
+        contract_label=f"portfolio {portfolio.name} ({portfolio.spec.file})",
+    )
     passed = all(g.passed for g in gates)
-    summary = {g.name: {"value": None if g.value is None else round(float(g.value), 6), "threshold": g.threshold,
-                        "passed": g.passed, "note": g.note} for g in gates}
-    registry.tag_version(challenger.version, {
-        **{f"gate.{name}": f"{r['value']} {'pass' if r['passed'] else 'FAIL'} ({r['threshold']})" + (f"; {r['note']}" if r["note"] else "")
-           for name, r in summary.items()},
-        "gates_passed": str(passed).lower(), "gates_policy": policy.label, "gates_compared_with": compared.label if compared else "none",
-    })
+    summary = {
+        g.name: {"value": None if g.value is None else round(float(g.value), 6), "threshold": g.threshold, "passed": g.passed, "note": g.note} for g in gates
+    }
+    registry.tag_version(
+        challenger.version,
+        {
+            **{
+                f"gate.{name}": f"{r['value']} {'pass' if r['passed'] else 'FAIL'} ({r['threshold']})" + (f"; {r['note']}" if r["note"] else "")
+                for name, r in summary.items()
+            },
+            "gates_passed": str(passed).lower(),
+            "gates_policy": policy.label,
+            "gates_compared_with": compared.label if compared else "none",
+        },
+    )
     ledger = governance.ledger()
-    ledger.append("gate_results", challenger.label, "pipeline", {
-        "gates": summary, "passed": passed, "policy": policy.label, "compared_with": compared.label if compared else None,
-        "out_of_time_rows": len(oot), "dagster_run_id": context.run_id,
-    })
-    card = _model_card(challenger, registry, ledger, frame, specs, gates, policy.label, compared, pd_oot, oot[target].to_numpy(), approved, sensitive, governance)
-    return dg.MaterializeResult(metadata={
-        "model_card": dg.MetadataValue.url(card) if "://" in card else dg.MetadataValue.path(card),
-        "challenger": challenger.label, "compared_with": compared.label if compared else "none (no champion yet)",
-        "gates_passed": passed, "failed_gates": ", ".join(n for n, r in summary.items() if not r["passed"]) or "none",
-        "policy": policy.label, "gates": summary,
-    })
+    ledger.append(
+        "gate_results",
+        challenger.label,
+        "pipeline",
+        {
+            "gates": summary,
+            "passed": passed,
+            "policy": policy.label,
+            "compared_with": compared.label if compared else None,
+            "out_of_time_rows": len(oot),
+            "dagster_run_id": context.run_id,
+        },
+    )
+    card = _model_card(
+        challenger, registry, ledger, frame, specs, gates, policy.label, compared, pd_oot, oot[target].to_numpy(), approved, sensitive, governance
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "model_card": dg.MetadataValue.url(card) if "://" in card else dg.MetadataValue.path(card),
+            "challenger": challenger.label,
+            "compared_with": compared.label if compared else "none (no champion yet)",
+            "gates_passed": passed,
+            "failed_gates": ", ".join(n for n, r in summary.items() if not r["passed"]) or "none",
+            "policy": policy.label,
+            "gates": summary,
+        }
+    )
 
 
 def _model_card(challenger, registry, ledger, frame, specs, gates, policy, compared, pd_oot, y, approved, sensitive, governance) -> str:
@@ -70,10 +102,15 @@ def _model_card(challenger, registry, ledger, frame, specs, gates, policy, compa
     months = frame.groupby(SAMPLE_COLUMN)["application_month"].agg(["min", "max"])
     tags = registry.version_tags(challenger.version)
     text = render_model_card(
-        model=challenger.label, run_id=challenger.run_id,
+        model=challenger.label,
+        run_id=challenger.run_id,
         lineage={k: tags.get(k, "") for k in ("feature_set_version", "contract_version", "training_set_sha256", "code_version", "dagster_run_id")},
-        windows={s: f"{months.loc[s, 'min']}..{months.loc[s, 'max']}" for s in months.index}, specs=specs,
-        metrics=registry.run_metrics(challenger.run_id), calibration=calibration_by_decile(y, pd_oot).round(4), gates=gates, policy=policy,
+        windows={s: f"{months.loc[s, 'min']}..{months.loc[s, 'max']}" for s in months.index},
+        specs=specs,
+        metrics=registry.run_metrics(challenger.run_id),
+        calibration=calibration_by_decile(y, pd_oot).round(4),
+        gates=gates,
+        policy=policy,
         compared_with=compared.label if compared else None,
         approval_rates={c: adverse_impact_ratio(approved, sensitive[c], governance.policy().min_group_size)[1] for c in sensitive.columns},
         ledger=[(e.kind, e.actor, e.recorded_at) for e in ledger.entries(subject=challenger.label)],
@@ -105,8 +142,13 @@ def champion_model(context: dg.AssetExecutionContext, portfolios: Portfolios) ->
             outcome = f"{challenger.label} awaits approval: make approve PORTFOLIO={portfolio.name} VERSION={challenger.version} APPROVER=... REASON=..."
     if champion is None:
         raise ValueError(f"{registry.model_name} has no champion ({outcome})")
-    return dg.MaterializeResult(metadata={**champion_metadata(champion, outcome, policy.label), "challenger_version": challenger.version if challenger else "",
-                                          "auto_approve": policy.auto_approve})
+    return dg.MaterializeResult(
+        metadata={
+            **champion_metadata(champion, outcome, policy.label),
+            "challenger_version": challenger.version if challenger else "",
+            "auto_approve": policy.auto_approve,
+        }
+    )
 
 
 def champion_metadata(champion, promotion: str, policy: str) -> dict:

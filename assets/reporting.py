@@ -29,20 +29,37 @@ def recorded_model(ledger, registry: ModelRegistry, label: str) -> dict:
     gates = next((e.payload for e in trail if e.kind == "gate_results"), {})
     name, version = label.rsplit("/", 1)
     return {
-        "label": label, "run_id": registry.client().get_model_version(name, version).run_id,
-        "gates": gates.get("gates", {}), "gates_passed": bool(gates.get("passed")), "gates_policy": gates.get("policy") or "not evaluated",
+        "label": label,
+        "run_id": registry.client().get_model_version(name, version).run_id,
+        "gates": gates.get("gates", {}),
+        "gates_passed": bool(gates.get("passed")),
+        "gates_policy": gates.get("policy") or "not evaluated",
         "trail": [{"seq": e.seq, "kind": e.kind, "actor": e.actor, "recorded_at": e.recorded_at, "reason": e.payload.get("reason", "")} for e in trail],
     }
 
 
 @dg.asset(
-    partitions_def=monthly_partitions, group_name="reporting", kinds={"html", "json"},
+    partitions_def=monthly_partitions,
+    group_name="reporting",
+    kinds={"html", "json"},
     # The back-test reads the cohort that matured by month m: m - 12 with the production calendar.
-    deps=["applications", "quarantined_applications", "risk_scores", "drift_report",
-          dg.AssetDep("loan_outcomes", partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-12, end_offset=-12))],
-    backfill_policy=dg.BackfillPolicy.single_run(), freshness_policy=MONTHLY_BY_THE_3RD,
-    check_specs=[dg.AssetCheckSpec("check_report_matches_published", asset=REPORT, blocking=True,
-                                   description="Each month's rebuild has the digest the ledger published, and the published files are untouched.")],
+    deps=[
+        "applications",
+        "quarantined_applications",
+        "risk_scores",
+        "drift_report",
+        dg.AssetDep("loan_outcomes", partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-12, end_offset=-12)),
+    ],
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    freshness_policy=MONTHLY_BY_THE_3RD,
+    check_specs=[
+        dg.AssetCheckSpec(
+            "check_report_matches_published",
+            asset=REPORT,
+            blocking=True,
+            description="Each month's rebuild has the digest the ledger published, and the published files are untouched.",
+        )
+    ],
 )
 def regulatory_report(context: dg.AssetExecutionContext, portfolios: Portfolios):
     """report.json and report.html per month, from that month's recorded inputs only (its files,
@@ -62,13 +79,21 @@ def regulatory_report(context: dg.AssetExecutionContext, portfolios: Portfolios)
     failing = {m: o for m, o in outcomes.items() if o["status"] not in ("published", "reproduced")}
     yield dg.MaterializeResult(
         asset_key=context.asset_key,
-        metadata={"months": len(outcomes), "first_month": min(outcomes), "last_month": max(outcomes),
-                  "statuses": dg.MetadataValue.json({m: o["status"] for m, o in outcomes.items()}),
-                  "digests": dg.MetadataValue.json({m: o["digest"] for m, o in outcomes.items()}),
-                  **({"report_html": dg.MetadataValue.path(outcomes[month]["html"])} if len(outcomes) == 1 and "html" in outcomes[month] else {})},
+        metadata={
+            "months": len(outcomes),
+            "first_month": min(outcomes),
+            "last_month": max(outcomes),
+            "statuses": dg.MetadataValue.json({m: o["status"] for m, o in outcomes.items()}),
+            "digests": dg.MetadataValue.json({m: o["digest"] for m, o in outcomes.items()}),
+            **({"report_html": dg.MetadataValue.path(outcomes[month]["html"])} if len(outcomes) == 1 and "html" in outcomes[month] else {}),
+        },
     )
-    yield dg.AssetCheckResult(check_name="check_report_matches_published", asset_key=context.asset_key, passed=not failing,
-                              metadata={"months_checked": len(outcomes), "problems": dg.MetadataValue.json(failing)})
+    yield dg.AssetCheckResult(
+        check_name="check_report_matches_published",
+        asset_key=context.asset_key,
+        passed=not failing,
+        metadata={"months_checked": len(outcomes), "problems": dg.MetadataValue.json(failing)},
+    )
 
 
 def report_inputs(month: str, portfolio: PortfolioResources):
@@ -84,7 +109,10 @@ def report_inputs(month: str, portfolio: PortfolioResources):
     landed = read_landing_bytes(source.name, source.read_bytes())
     scores = store.read("risk_scores", month)
     ledger = governance.ledger()
-    models = [recorded_model(ledger, registry, f"{name}/{version}") for name, version in sorted(scores[["model_name", "model_version"]].drop_duplicates().itertuples(index=False))]
+    models = [
+        recorded_model(ledger, registry, f"{name}/{version}")
+        for name, version in sorted(scores[["model_name", "model_version"]].drop_duplicates().itertuples(index=False))
+    ]
     # The fairness threshold the scoring version was judged with (its gate record), not today's policy.
     air_thresholds = {float(m["gates"]["adverse_impact_ratio"]["threshold"].split()[-1]) for m in models if "adverse_impact_ratio" in m["gates"]}  # ">= 0.8"
     if month_index(month) > month_index(calendar.as_of):
@@ -97,22 +125,34 @@ def report_inputs(month: str, portfolio: PortfolioResources):
             # Published without them, the report would be frozen with a hole a rebuild then fills.
             raise ReportNotReady(f"labels of {cohort} have matured but are not loaded: materialise loan_outcomes {cohort} (performance_job) first")
         backtest = store.read("risk_scores", cohort, columns=[id_column, "pd", "model_version"]).merge(
-            outcomes.rename(columns={target: "defaulted"}), on=id_column, validate="one_to_one")
+            outcomes.rename(columns={target: "defaulted"}), on=id_column, validate="one_to_one"
+        )
         note = f"scores of {cohort} against their realised outcomes"
     drift = store.read("drift_report", month) if store.path("drift_report", month).exists() else None
     return ReportInputs(
         month=month,
         input_files=[{"name": landed.name, "sha256": landed.sha256, "rows": len(landed.frame)}],
-        applications=store.read("applications", month, columns=[id_column, "contract_version", "source_file_sha256", *sensitive]).rename(columns={id_column: "application_id"}),
+        applications=store.read("applications", month, columns=[id_column, "contract_version", "source_file_sha256", *sensitive]).rename(
+            columns={id_column: "application_id"}
+        ),
         quarantine_reasons=count_reasons(store.read("quarantined_applications", month, columns=["quarantine_reasons"])),
         quarantined=store.rows("quarantined_applications", month),
-        scores=scores.rename(columns={id_column: "application_id"}), models=models, sensitive=sensitive,
-        min_group_size=policy.min_group_size, min_adverse_impact_ratio=max(air_thresholds) if air_thresholds else policy.min_adverse_impact_ratio,
+        scores=scores.rename(columns={id_column: "application_id"}),
+        models=models,
+        sensitive=sensitive,
+        min_group_size=policy.min_group_size,
+        min_adverse_impact_ratio=max(air_thresholds) if air_thresholds else policy.min_adverse_impact_ratio,
         decision_policy=", ".join(sorted(scores["policy_version"].unique())),
-        drift=drift, drift_reference=str(drift["reference_model"].iloc[0]) if drift is not None and "reference_model" in drift else None,
-        backtest_cohort=cohort, backtest=backtest, backtest_note=note,
-        overrides=[{"seq": e.seq, "actor": e.actor, "recorded_at": e.recorded_at, **{k: e.payload.get(k) for k in OVERRIDE_FIELDS}}
-                   for e in ledger.entries(kind="override") if e.payload.get("month") == month],
+        drift=drift,
+        drift_reference=str(drift["reference_model"].iloc[0]) if drift is not None and "reference_model" in drift else None,
+        backtest_cohort=cohort,
+        backtest=backtest,
+        backtest_note=note,
+        overrides=[
+            {"seq": e.seq, "actor": e.actor, "recorded_at": e.recorded_at, **{k: e.payload.get(k) for k in OVERRIDE_FIELDS}}
+            for e in ledger.entries(kind="override")
+            if e.payload.get("month") == month
+        ],
     )
 
 
@@ -140,8 +180,13 @@ def publish_report(month: str, inputs, portfolio: PortfolioResources, run_id: st
         return {"status": "reproduced", "digest": digest, "html": str(html_path)}
     for name, data in ((f"rebuild-{digest[:12]}.json", json_bytes), (f"rebuild-{digest[:12]}.html", html_bytes)):
         atomic_write_bytes(store.file(REPORT, month, name), data)
-    return {"status": "rebuild differs from the published report", "digest": digest, "published_digest": record["digest"],
-            "changed_sections": changed_sections(record["sections"], sections), "html": str(store.file(REPORT, month, f"rebuild-{digest[:12]}.html"))}
+    return {
+        "status": "rebuild differs from the published report",
+        "digest": digest,
+        "published_digest": record["digest"],
+        "changed_sections": changed_sections(record["sections"], sections),
+        "html": str(store.file(REPORT, month, f"rebuild-{digest[:12]}.html")),
+    }
 
 
 def report_subject(portfolio: str, month: str) -> str:

@@ -1,6 +1,5 @@
 """Scores for every accepted application of a month, by the champion, under the decision policy."""
 
-
 import dagster as dg
 
 from resources.partitions import MONTHLY_BY_THE_3RD, monthly_partitions
@@ -10,8 +9,13 @@ from riskcore.lineage import code_version
 from riskcore.months import month_label
 
 
-@dg.asset(partitions_def=monthly_partitions, group_name="scoring", kinds={"parquet"}, deps=["applications", "application_features", "champion_model"],
-          freshness_policy=MONTHLY_BY_THE_3RD)
+@dg.asset(
+    partitions_def=monthly_partitions,
+    group_name="scoring",
+    kinds={"parquet"},
+    deps=["applications", "application_features", "champion_model"],
+    freshness_policy=MONTHLY_BY_THE_3RD,
+)
 def risk_scores(context: dg.AssetExecutionContext, portfolios: Portfolios) -> dg.MaterializeResult:
     """PD, points, decision and up to four reason codes, each row carrying its full lineage."""
     from riskcore.features import feature_set_version, feature_specs

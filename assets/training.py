@@ -1,6 +1,5 @@
 """Training data from matured months, and a candidate model registered in MLflow."""
 
-
 import dagster as dg
 
 from resources.portfolios import Portfolios
@@ -62,11 +61,25 @@ def risk_model(context: dg.AssetExecutionContext, portfolios: Portfolios) -> dg.
         "contract_version": contract.label,
         "training_set_sha256": digest,
     }
-    params = {"model_class": type(model).__name__, "n_knots": model.n_knots, "C": model.C, "calibration": "sigmoid",
-              "calibration_folds": model.calibration_folds, "features": ",".join(model.feature_names)}
+    params = {
+        "model_class": type(model).__name__,
+        "n_knots": model.n_knots,
+        "C": model.C,
+        "calibration": "sigmoid",
+        "calibration_folds": model.calibration_folds,
+        "features": ",".join(model.feature_names),
+    }
     registered = registry.register(
-        model, model_matrix(frame.head(200), specs), params=params, metrics=metrics, tags=tags, dataset=frame,
-        dataset_digest=digest, dataset_source=store.path("training_set").as_uri(), run_name=f"risk_model {context.run_id[:8]}", target=target,
+        model,
+        model_matrix(frame.head(200), specs),
+        params=params,
+        metrics=metrics,
+        tags=tags,
+        dataset=frame,
+        dataset_digest=digest,
+        dataset_source=store.path("training_set").as_uri(),
+        run_name=f"risk_model {context.run_id[:8]}",
+        target=target,
     )
     from riskcore.drift import build_profile, monitored_columns, monitored_frame
 
@@ -74,14 +87,25 @@ def risk_model(context: dg.AssetExecutionContext, portfolios: Portfolios) -> dg.
     train = frame[frame[SAMPLE_COLUMN] == "train"]
     matrix = model_matrix(train, specs)
     reference = monitored_frame(matrix, model.predict_pd(matrix), portfolio.decision_policy(), sensitive_attributes(portfolio, train))
-    columns = monitored_columns([s.name for s in specs if s.kind == "numeric"], [s.name for s in specs if s.kind == "categorical"], list(portfolio.spec.sensitive_attributes))
+    columns = monitored_columns(
+        [s.name for s in specs if s.kind == "numeric"], [s.name for s in specs if s.kind == "categorical"], list(portfolio.spec.sensitive_attributes)
+    )
     profile = build_profile(reference, *columns)
     registry.log_text(registered.run_id, profile.to_json(), "reference_profile.json")
-    governance.ledger().append("candidate_registered", registered.label, "pipeline", {
-        "mlflow_run_id": registered.run_id, "training_set_sha256": digest, "feature_set_version": fs_version,
-        "contract_version": contract.label, "code_version": code_version(), "dagster_run_id": context.run_id,
-        "oot_auc": metrics["oot_auc"],
-    })
+    governance.ledger().append(
+        "candidate_registered",
+        registered.label,
+        "pipeline",
+        {
+            "mlflow_run_id": registered.run_id,
+            "training_set_sha256": digest,
+            "feature_set_version": fs_version,
+            "contract_version": contract.label,
+            "code_version": code_version(),
+            "dagster_run_id": context.run_id,
+            "oot_auc": metrics["oot_auc"],
+        },
+    )
     return dg.MaterializeResult(
         metadata={
             "model_name": registered.name,
@@ -100,4 +124,6 @@ def sensitive_attributes(portfolio, frame):
     store: DatasetStore = portfolio.store
     id_column, columns = portfolio.landing.applications().only("id"), list(portfolio.spec.sensitive_attributes)
     months = sorted(frame["application_month"].unique())
-    return frame[[id_column]].merge(store.read_many("applications", months, columns=[id_column, *columns]), on=id_column, how="left", validate="many_to_one")[columns]
+    return frame[[id_column]].merge(store.read_many("applications", months, columns=[id_column, *columns]), on=id_column, how="left", validate="many_to_one")[
+        columns
+    ]

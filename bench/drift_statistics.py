@@ -27,7 +27,11 @@ def _columns():
 
     contract = load_contract(contract_path("loan_applications.yaml"))
     specs = feature_specs(contract)
-    return contract, specs, monitored_columns([s.name for s in specs if s.kind == "numeric"], [s.name for s in specs if s.kind == "categorical"], contract.columns("sensitive"))
+    return (
+        contract,
+        specs,
+        monitored_columns([s.name for s in specs if s.kind == "numeric"], [s.name for s in specs if s.kind == "categorical"], contract.columns("sensitive")),
+    )
 
 
 def prepare(rows: int, folder: Path) -> dict:
@@ -75,8 +79,13 @@ def ours(folder: Path) -> dict:
     current = pd.read_parquet(folder / "current.parquet", columns=[*profile.numeric, *profile.categorical])
     read = time.perf_counter() - started
     stats = drift_statistics(profile, current, load_monitoring_policy())
-    return {"seconds": time.perf_counter() - started, "read_seconds": read, "rows": len(current), "features": len(stats),
-            "drifted": sorted(stats.loc[stats["drifted"], "column"])}
+    return {
+        "seconds": time.perf_counter() - started,
+        "read_seconds": read,
+        "rows": len(current),
+        "features": len(stats),
+        "drifted": sorted(stats.loc[stats["drifted"], "column"]),
+    }
 
 
 def peer(folder: Path) -> dict:
@@ -89,8 +98,9 @@ def peer(folder: Path) -> dict:
     started = time.perf_counter()
     reference, current = (pd.read_parquet(folder / f"{name}.parquet", columns=columns) for name in ("reference", "current"))
     definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
-    result = Report([DataDriftPreset()]).run(Dataset.from_pandas(current, data_definition=definition),
-                                              Dataset.from_pandas(reference, data_definition=definition))
+    result = Report([DataDriftPreset()]).run(
+        Dataset.from_pandas(current, data_definition=definition), Dataset.from_pandas(reference, data_definition=definition)
+    )
     seconds = time.perf_counter() - started
     drifted = []
     for metric in result.dict()["metrics"]:
@@ -116,20 +126,29 @@ def main(argv=None) -> int:
         return report((ours if args.role == "ours" else peer)(Path(args.folder)))
 
     with tempfile.TemporaryDirectory() as folder:
+
         def child(role):
             return run_child("bench.drift_statistics", "--role", role, "--rows", str(args.rows), "--folder", folder)
 
         child("prepare")
         mine = child("ours")
-        print(f"drift statistics, {mine['rows']:,} rows x {mine['features']} monitored columns (economic shock {CURRENT_MONTH} vs training month {REFERENCE_MONTH}), from Parquet")
-        print(f"  ours (profile-based PSI + distances): {mine['seconds']:6.2f} s   peak {mine['peak_mb']:6.0f} MB   (reading Parquet {mine['read_seconds']:.2f} s of it)")
+        print(
+            f"drift statistics, {mine['rows']:,} rows x {mine['features']} monitored columns (economic shock {CURRENT_MONTH} vs training month {REFERENCE_MONTH}), from Parquet"
+        )
+        print(
+            f"  ours (profile-based PSI + distances): {mine['seconds']:6.2f} s   peak {mine['peak_mb']:6.0f} MB   (reading Parquet {mine['read_seconds']:.2f} s of it)"
+        )
         print(f"  drifted: {', '.join(mine['drifted'])}")
         if args.peer:
             theirs = child("peer")
-            print(f"  Evidently DataDriftPreset:           {theirs['seconds']:6.2f} s   peak {theirs['peak_mb']:6.0f} MB   (reading both Parquet files included)")
+            print(
+                f"  Evidently DataDriftPreset:           {theirs['seconds']:6.2f} s   peak {theirs['peak_mb']:6.0f} MB   (reading both Parquet files included)"
+            )
             differ = sorted(set(mine["drifted"]) ^ set(theirs["drifted"]))
-            print(f"  ratio ours/peer: time {mine['seconds'] / theirs['seconds']:.3f}, memory {mine['peak_mb'] / theirs['peak_mb']:.2f}; "
-                  f"same verdict on {mine['features'] - len(differ)} of {mine['features']} columns" + (f" (differ: {', '.join(differ)})" if differ else ""))
+            print(
+                f"  ratio ours/peer: time {mine['seconds'] / theirs['seconds']:.3f}, memory {mine['peak_mb'] / theirs['peak_mb']:.2f}; "
+                f"same verdict on {mine['features'] - len(differ)} of {mine['features']} columns" + (f" (differ: {', '.join(differ)})" if differ else "")
+            )
     return 0
 
 

@@ -19,8 +19,7 @@ FIRST, LAST, AS_OF = "2023-01", "2025-12", "2025-12"
 
 def _env(folder: Path, rows: int) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RISK_")}
-    return {**env, "DAGSTER_HOME": str(folder / "dagster_home"), "RISK_DATA_DIR": str(folder / "data"),
-            "RISK_ROWS_PER_MONTH": str(rows), "RISK_AS_OF": AS_OF}
+    return {**env, "DAGSTER_HOME": str(folder / "dagster_home"), "RISK_DATA_DIR": str(folder / "data"), "RISK_ROWS_PER_MONTH": str(rows), "RISK_AS_OF": AS_OF}
 
 
 def _timed(args: list[str], env: dict) -> float:
@@ -42,8 +41,8 @@ def main(argv=None) -> int:
         (folder / "prepared").write_text(f"{seconds:.1f}\n")
         print(f"prepared 36 months x {args.rows:,} applications in {seconds:.0f} s ({folder})")
     backfill = ["-m", "pipelines.backfill", "--from", FIRST, "--to", LAST]
-    first = _timed(backfill, env)                       # builds and publishes every month
-    single = _timed(backfill, env)                      # rebuilds, compared with the published reports
+    first = _timed(backfill, env)  # builds and publishes every month
+    single = _timed(backfill, env)  # rebuilds, compared with the published reports
     per_partition = _timed([*backfill, "--per-partition"], env)
     print(f"regulatory reports, 36 months x {args.rows:,} applications ({FIRST}..{LAST}), wall time of `python -m pipelines.backfill`")
     print(f"  single run, first build and publication:      {first:6.1f} s")

@@ -25,7 +25,10 @@ def _best(fn, repeat: int = 3) -> float:
 
 def _import_seconds(module: str, repeat: int = 5) -> float:
     code = f"import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
-    runs = [float(subprocess.run([sys.executable, "-W", "ignore", "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()[-1]) for _ in range(repeat)]
+    runs = [
+        float(subprocess.run([sys.executable, "-W", "ignore", "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()[-1])
+        for _ in range(repeat)
+    ]
     return statistics.median(runs)
 
 
@@ -105,7 +108,18 @@ def bench_registration(model, X):
         sample = X.head(200)
 
         def ours():
-            registry.register(model, sample, params={}, metrics={}, tags={}, dataset=X.head(1000).assign(defaulted=0), dataset_digest="bench", dataset_source=f"{tmp}/x", run_name="bench", target="defaulted")
+            registry.register(
+                model,
+                sample,
+                params={},
+                metrics={},
+                tags={},
+                dataset=X.head(1000).assign(defaulted=0),
+                dataset_digest="bench",
+                dataset_source=f"{tmp}/x",
+                run_name="bench",
+                target="defaulted",
+            )
 
         def peer():
             mlflow.set_tracking_uri(uri)
@@ -131,8 +145,13 @@ def bench_sensors(months: int = 36):
         for i, month in enumerate(labels):
             psi = {f"psi_{n}": 0.01 * (i % 7) for n in range(20)}
             instance.report_runless_asset_event(dg.AssetMaterialization("drift_report", partition=f"{month}-01", metadata={"drift_share": 0.0, **psi}))
-            instance.report_runless_asset_event(dg.AssetMaterialization("model_performance", partition=f"{month}-01", metadata={
-                "model_version": "1", "rows": 20000.0, "auc": 0.76, "compared_auc": 0.75, "ks": 0.4, "brier": 0.1}))
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(
+                    "model_performance",
+                    partition=f"{month}-01",
+                    metadata={"model_version": "1", "rows": 20000.0, "auc": 0.76, "compared_auc": 0.75, "ks": 0.4, "brier": 0.1},
+                )
+            )
         instance.report_runless_asset_event(dg.AssetMaterialization("champion_model", metadata={"champion_version": "1", "model_name": "retail_pd"}))
 
         def evaluate():

@@ -37,14 +37,17 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-topology-") as folder, running_topology(Path(folder)) as (layout, _, _, _):
         pooled_port = free_port()
-        pooled = subprocess.Popen([str(Path(sys.executable).parent / "dagster-webserver"), "-h", topo.HOST, "-p", str(pooled_port),
-                                   "-w", str(layout.state / "workspace.yaml")], env=layout.environment(),
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        pooled = subprocess.Popen(
+            [str(Path(sys.executable).parent / "dagster-webserver"), "-h", topo.HOST, "-p", str(pooled_port), "-w", str(layout.state / "workspace.yaml")],
+            env=layout.environment(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         try:
             topo._wait_for(pooled_port, "the pooled webserver", 120, pooled)
             recycling = graphql_client(layout)
-            run_id = recycling.submit_job_execution("monthly_ingestion_job", repository_location_name="risk_scoring",
-                                                    tags={"dagster/partition": "2023-01-01"})
+            run_id = recycling.submit_job_execution("monthly_ingestion_job", repository_location_name="risk_scoring", tags={"dagster/partition": "2023-01-01"})
             wait(lambda: finished(recycling, run_id), 300, "the run to query")  # measure an idle machine
             default = DagsterGraphQLClient(topo.HOST, port_number=pooled_port)
             ours, peer = [], []

@@ -22,8 +22,13 @@ def _contract_check(asset: str, contract_of, description: str):
 
 
 def _no_pii_check(asset: str):
-    @dg.asset_check(asset=asset, name=f"check_no_pii_in_{asset.split('_')[-1]}", blocking=True, partitions_def=monthly_partitions,
-                    description=f"No SSN, e-mail or phone pattern and no clear PII value of the month's landing file in {asset}.")
+    @dg.asset_check(
+        asset=asset,
+        name=f"check_no_pii_in_{asset.split('_')[-1]}",
+        blocking=True,
+        partitions_def=monthly_partitions,
+        description=f"No SSN, e-mail or phone pattern and no clear PII value of the month's landing file in {asset}.",
+    )
     def check(context: dg.AssetCheckExecutionContext, portfolios: Portfolios) -> dg.AssetCheckResult:
         from riskcore.pii import find_pii
 
@@ -43,7 +48,9 @@ def _no_pii_check(asset: str):
     return check
 
 
-check_features_contract = _contract_check("application_features", lambda landing: landing.features(), "The feature-store contract (columns follow the source contract).")
+check_features_contract = _contract_check(
+    "application_features", lambda landing: landing.features(), "The feature-store contract (columns follow the source contract)."
+)
 check_scores_contract = _contract_check("risk_scores", lambda landing: landing.scores(), "The risk-scores contract: ranges, decisions, lineage present.")
 check_no_pii_in_features = _no_pii_check("application_features")
 check_no_pii_in_scores = _no_pii_check("risk_scores")

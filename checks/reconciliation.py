@@ -17,6 +17,11 @@ def check_every_application_scored(context: dg.AssetCheckExecutionContext, portf
     scores = store.read("risk_scores", month, columns=[id_column])[id_column]
     return dg.AssetCheckResult(
         passed=len(scores) == len(features) and set(scores) == features,
-        metadata={"applications": len(features), "scores": len(scores), "duplicate_scores": int(scores.duplicated().sum()),
-                  "unscored": len(features - set(scores)), "scores_without_application": len(set(scores) - features)},
+        metadata={
+            "applications": len(features),
+            "scores": len(scores),
+            "duplicate_scores": int(scores.duplicated().sum()),
+            "unscored": len(features - set(scores)),
+            "scores_without_application": len(set(scores) - features),
+        },
     )

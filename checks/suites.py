@@ -50,7 +50,12 @@ def build_suite(contract: Contract, columns: list[str] | None = None, row_rules:
         if f.required:
             add(gxe.ExpectColumnValuesToNotBeNull(column=f.name, mostly=tolerated), f.name, "required", ROW)
         if f.minimum is not None or f.maximum is not None:
-            add(gxe.ExpectColumnValuesToBeBetween(column=f.name, min_value=f.minimum, max_value=f.maximum, mostly=tolerated), f.name, f"range [{f.minimum}, {f.maximum}]", ROW)
+            add(
+                gxe.ExpectColumnValuesToBeBetween(column=f.name, min_value=f.minimum, max_value=f.maximum, mostly=tolerated),
+                f.name,
+                f"range [{f.minimum}, {f.maximum}]",
+                ROW,
+            )
         if f.allowed_values is not None:
             add(gxe.ExpectColumnValuesToBeInSet(column=f.name, value_set=list(f.allowed_values), mostly=tolerated), f.name, "allowed values", ROW)
         if f.pattern and f.role != "pii":

@@ -46,8 +46,9 @@ query Status($id: String!) {
 
 
 def graphql(url: str, query: str, variables: dict) -> dict:
-    request = urllib.request.Request(f"{url.rstrip('/')}/graphql", data=json.dumps({"query": query, "variables": variables}).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{url.rstrip('/')}/graphql", data=json.dumps({"query": query, "variables": variables}).encode(), headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=60) as response:
         body = json.loads(response.read())
     if body.get("errors"):
@@ -57,8 +58,12 @@ def graphql(url: str, query: str, variables: dict) -> dict:
 
 def launch_remote(url: str, portfolio: str, months: list[str]) -> str:
     """An asset backfill of the range: the daemon runs it as the asset's policy says (one run)."""
-    params = {"partitionNames": [f"{m}-01" for m in months], "assetSelection": [{"path": [portfolio, ASSET]}],
-              "tags": [{"key": "trigger", "value": "make backfill"}], "title": f"{portfolio} {ASSET} {months[0]}..{months[-1]}"}
+    params = {
+        "partitionNames": [f"{m}-01" for m in months],
+        "assetSelection": [{"path": [portfolio, ASSET]}],
+        "tags": [{"key": "trigger", "value": "make backfill"}],
+        "title": f"{portfolio} {ASSET} {months[0]}..{months[-1]}",
+    }
     result = graphql(url, LAUNCH, {"params": params})["launchPartitionBackfill"]
     if result["__typename"] != "LaunchBackfillSuccess":
         raise RuntimeError(f"{url} refused the backfill: {result['__typename']}: {result.get('message')}")
@@ -74,8 +79,12 @@ def launch_remote_per_partition(url: str, portfolio: str, months: list[str]) -> 
 
     address = urlparse(url)
     client = DagsterGraphQLClient(address.hostname, port_number=address.port, use_https=address.scheme == "https")
-    return [client.submit_job_execution(job_name(portfolio, JOB), repository_location_name=LOCATION, tags={"dagster/partition": f"{m}-01", "trigger": "make backfill"})
-            for m in months]
+    return [
+        client.submit_job_execution(
+            job_name(portfolio, JOB), repository_location_name=LOCATION, tags={"dagster/partition": f"{m}-01", "trigger": "make backfill"}
+        )
+        for m in months
+    ]
 
 
 def wait_remote(url: str, backfill_id: str, timeout: float) -> dict:
@@ -89,8 +98,9 @@ def wait_remote(url: str, backfill_id: str, timeout: float) -> dict:
         time.sleep(2)
 
 
-def run_local(defs: dg.Definitions, instance: dg.DagsterInstance, portfolio: str, months: list[str], per_partition: bool,
-              tags: dict[str, str]) -> list[dg.ExecuteInProcessResult]:
+def run_local(
+    defs: dg.Definitions, instance: dg.DagsterInstance, portfolio: str, months: list[str], per_partition: bool, tags: dict[str, str]
+) -> list[dg.ExecuteInProcessResult]:
     """In this process, on `instance`: the runs are the UI's like any other."""
     job = defs.resolve_job_def(job_name(portfolio, JOB))
     if per_partition:
@@ -121,7 +131,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.wait:
             backfill = wait_remote(args.remote, backfill_id, args.wait)
             failed = [r["runId"] for r in backfill["runs"] if r["status"] != "SUCCESS"]
-            print(f"backfill {backfill_id}: {backfill['status']}, {len(backfill['runs'])} run(s)" + (f", not successful: {', '.join(failed)}" if failed else ""))
+            print(
+                f"backfill {backfill_id}: {backfill['status']}, {len(backfill['runs'])} run(s)" + (f", not successful: {', '.join(failed)}" if failed else "")
+            )
             # An asset backfill counts a partition done once materialised, even if a blocking check then failed its run.
             return 0 if backfill["status"] in ("COMPLETED", "COMPLETED_SUCCESS") and not failed else 1
         return 0
@@ -133,7 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     problems = {m: p for e in checks if not e.passed for m, p in e.metadata["problems"].value.items()}
     print(f"{ASSET}: {len(months)} months ({months[0]}..{months[-1]}) in {len(results)} run(s), {time.perf_counter() - started:.1f} s")
     for month, problem in sorted(problems.items()):
-        print(f"  {month}: {problem['status']}" + (f" ({', '.join(problem.get('changed_sections', problem.get('files', [])))})" if problem.get("changed_sections") or problem.get("files") else ""))
+        print(
+            f"  {month}: {problem['status']}"
+            + (f" ({', '.join(problem.get('changed_sections', problem.get('files', [])))})" if problem.get("changed_sections") or problem.get("files") else "")
+        )
     from pipelines.environment import configured_portfolio
 
     store = configured_portfolio(args.portfolio).store

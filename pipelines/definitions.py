@@ -31,8 +31,7 @@ def portfolio_definitions(portfolio: Portfolio) -> dg.Definitions:
     """One portfolio: its assets under its key prefix and its own groups, owned by its owner."""
     prefix = portfolio.name
     loaded = dg.load_assets_from_modules(ASSET_MODULES, key_prefix=prefix)
-    assets = [a.map_asset_specs(lambda spec: spec.replace_attributes(group_name=f"{prefix}_{spec.group_name}", owners=[portfolio.owner]))
-              for a in loaded]
+    assets = [a.map_asset_specs(lambda spec: spec.replace_attributes(group_name=f"{prefix}_{spec.group_name}", owners=[portfolio.owner])) for a in loaded]
     jobs = portfolio_jobs(prefix, monthly_partitions)
     policy = portfolio.policies["monitoring"]
     return dg.Definitions(

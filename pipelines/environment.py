@@ -69,12 +69,21 @@ def local_resources() -> dict:
     # The embedded default is a simulated world whose "now" is the end of its 24 synthetic months.
     os.environ.setdefault("RISK_AS_OF", LOCAL_AS_OF)
     data = data_dir()
-    mlflow = {"tracking_uri": dg.EnvVar("RISK_MLFLOW_URI")} if os.environ.get("RISK_MLFLOW_URI") else {
-        # Not MLFLOW_TRACKING_URI: MLflow sets that one itself in any process that used a registry, and a child would inherit it.
-        "tracking_uri": f"sqlite:///{data}/mlflow/mlflow.db", "artifact_location": f"{data}/mlflow/artifacts"}
+    mlflow = (
+        {"tracking_uri": dg.EnvVar("RISK_MLFLOW_URI")}
+        if os.environ.get("RISK_MLFLOW_URI")
+        else {
+            # Not MLFLOW_TRACKING_URI: MLflow sets that one itself in any process that used a registry, and a child would inherit it.
+            "tracking_uri": f"sqlite:///{data}/mlflow/mlflow.db",
+            "artifact_location": f"{data}/mlflow/artifacts",
+        }
+    )
     return {
         "portfolios": Portfolios(
-            files=portfolio_files("local"), landing_root=f"{data}/landing", datasets_root=f"{data}/datasets", **mlflow,
+            files=portfolio_files("local"),
+            landing_root=f"{data}/landing",
+            datasets_root=f"{data}/datasets",
+            **mlflow,
             ledger_url=dg.EnvVar("RISK_LEDGER_URL") if os.environ.get("RISK_LEDGER_URL") else f"sqlite:///{data}/governance/ledger.db",
             # Development: the first version becomes champion without approval (recorded as such).
             auto_approve="bootstrap",
@@ -89,8 +98,11 @@ def production_resources() -> dict:
     """Real landing folders and datasets on any fsspec URL, an MLflow server; secrets from the environment."""
     return {
         "portfolios": Portfolios(
-            files=portfolio_files("production"), landing_root=dg.EnvVar("RISK_LANDING_URL"), datasets_root=dg.EnvVar("RISK_DATASETS_URL"),
-            tracking_uri=dg.EnvVar("MLFLOW_TRACKING_URI"), ledger_url=dg.EnvVar("RISK_LEDGER_URL"),
+            files=portfolio_files("production"),
+            landing_root=dg.EnvVar("RISK_LANDING_URL"),
+            datasets_root=dg.EnvVar("RISK_DATASETS_URL"),
+            tracking_uri=dg.EnvVar("MLFLOW_TRACKING_URI"),
+            ledger_url=dg.EnvVar("RISK_LEDGER_URL"),
         ),
         "tokeniser": PiiTokeniser(key=dg.EnvVar(PII_KEY_VAR)),
         "validator": ContractValidator(),

@@ -26,7 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     portfolio = configured_portfolio(args.portfolio)
     governance, registry = portfolio.governance, portfolio.registry
     if args.command in ("approve", "reject", "rollback"):
-        missing = [f"--{name}" for name in ("version", "approver", "reason") if getattr(args, name) is None and not (args.command == "rollback" and name == "version")]
+        missing = [
+            f"--{name}" for name in ("version", "approver", "reason") if getattr(args, name) is None and not (args.command == "rollback" and name == "version")
+        ]
         if missing:
             parser.error(f"{args.command} needs {', '.join(missing)}")
         if args.command == "reject":
@@ -64,7 +66,9 @@ def _run_job(args) -> int:
     job = job_name(args.portfolio, job)
     result = defs.resolve_job_def(job).execute_in_process(
         {"ops": {op: {"config": config}}, "loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-        instance=dg.DagsterInstance.get(), raise_on_error=False, tags={"trigger": f"make {args.command}"},
+        instance=dg.DagsterInstance.get(),
+        raise_on_error=False,
+        tags={"trigger": f"make {args.command}"},
     )
     if not result.success:
         failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE").event_specific_data.error

@@ -37,8 +37,12 @@ def approve_and_promote(context: dg.OpExecutionContext, config: ApprovalConfig, 
     portfolio = portfolios.named(context.run_tags[PORTFOLIO_TAG])
     governance = portfolio.governance
     champion = governance.promote(portfolio.registry, config.version, config.approver, config.reason, run_id=context.run_id)
-    context.log_event(dg.AssetMaterialization([portfolio.name, "champion_model"],
-                                              metadata=champion_metadata(champion, f"approved by {config.approver}: {config.reason}", governance.policy().label)))
+    context.log_event(
+        dg.AssetMaterialization(
+            [portfolio.name, "champion_model"],
+            metadata=champion_metadata(champion, f"approved by {config.approver}: {config.reason}", governance.policy().label),
+        )
+    )
     context.log.info(f"{champion.label} is champion, approved by {config.approver}")
 
 
@@ -47,8 +51,12 @@ def roll_back_champion(context: dg.OpExecutionContext, config: RollbackConfig, p
     portfolio = portfolios.named(context.run_tags[PORTFOLIO_TAG])
     governance = portfolio.governance
     champion = governance.rollback(portfolio.registry, config.actor, config.reason, config.to_version, run_id=context.run_id, from_version=config.from_version)
-    context.log_event(dg.AssetMaterialization([portfolio.name, "champion_model"],
-                                              metadata=champion_metadata(champion, f"rolled back by {config.actor}: {config.reason}", governance.policy().label)))
+    context.log_event(
+        dg.AssetMaterialization(
+            [portfolio.name, "champion_model"],
+            metadata=champion_metadata(champion, f"rolled back by {config.actor}: {config.reason}", governance.policy().label),
+        )
+    )
     context.log.info(f"{champion.label} is champion again ({config.reason})")
 
 
@@ -59,33 +67,56 @@ def portfolio_jobs(portfolio: str, partitions: dg.PartitionsDefinition) -> dict:
         return dg.AssetSelection.assets(*[[portfolio, n] for n in names])
 
     def asset_job(job: str, selection: dg.AssetSelection, description: str, kind: str | None = None, partitioned: bool = True):
-        return dg.define_asset_job(job_name(portfolio, job), selection=selection, description=description,
-                                   partitions_def=partitions if partitioned else None,
-                                   tags={PORTFOLIO_TAG: portfolio, **({RUN_KIND: kind} if kind else {})})
+        return dg.define_asset_job(
+            job_name(portfolio, job),
+            selection=selection,
+            description=description,
+            partitions_def=partitions if partitioned else None,
+            tags={PORTFOLIO_TAG: portfolio, **({RUN_KIND: kind} if kind else {})},
+        )
 
     ingestion = assets(*INGESTION_ASSETS)
     jobs = {
-        "monthly_ingestion_job": asset_job("monthly_ingestion_job", ingestion,
-                                           "Land, conform and tokenise one month of applications; build its features and outcomes."),
-        "model_training_job": asset_job("model_training_job", assets("training_set", "risk_model", "model_evaluation", "champion_model"),
-                                        "Assemble matured training data, train and register a candidate, judge it against the gates, settle the champion.",
-                                        kind="training", partitioned=False),
-        "monthly_scoring_job": asset_job("monthly_scoring_job", ingestion | assets("risk_scores"), "Ingest one month and score it with the champion.",
-                                         kind="scoring"),
-        "monthly_cycle_job": asset_job("monthly_cycle_job", ingestion | assets("risk_scores", "drift_report", "regulatory_report"),
-                                       "The month's whole cycle: ingest, score with the champion, measure drift, build and publish the regulatory report.",
-                                       kind="scoring"),
+        "monthly_ingestion_job": asset_job(
+            "monthly_ingestion_job", ingestion, "Land, conform and tokenise one month of applications; build its features and outcomes."
+        ),
+        "model_training_job": asset_job(
+            "model_training_job",
+            assets("training_set", "risk_model", "model_evaluation", "champion_model"),
+            "Assemble matured training data, train and register a candidate, judge it against the gates, settle the champion.",
+            kind="training",
+            partitioned=False,
+        ),
+        "monthly_scoring_job": asset_job(
+            "monthly_scoring_job", ingestion | assets("risk_scores"), "Ingest one month and score it with the champion.", kind="scoring"
+        ),
+        "monthly_cycle_job": asset_job(
+            "monthly_cycle_job",
+            ingestion | assets("risk_scores", "drift_report", "regulatory_report"),
+            "The month's whole cycle: ingest, score with the champion, measure drift, build and publish the regulatory report.",
+            kind="scoring",
+        ),
         "monitoring_job": asset_job("monitoring_job", assets("drift_report"), "Drift of one month against the champion's training reference."),
-        "performance_job": asset_job("performance_job", assets("loan_outcomes", "model_performance"),
-                                     "Load a month's matured default flags and measure the model that scored it (nothing before they mature)."),
-        "regulatory_report_job": asset_job("regulatory_report_job", assets("regulatory_report"),
-                                           "Build (or rebuild and compare with the published) regulatory report of one month, or of a range in one run."),
+        "performance_job": asset_job(
+            "performance_job",
+            assets("loan_outcomes", "model_performance"),
+            "Load a month's matured default flags and measure the model that scored it (nothing before they mature).",
+        ),
+        "regulatory_report_job": asset_job(
+            "regulatory_report_job",
+            assets("regulatory_report"),
+            "Build (or rebuild and compare with the published) regulatory report of one month, or of a range in one run.",
+        ),
     }
     tags = {PORTFOLIO_TAG: portfolio}
     jobs["promotion_job"] = dg.GraphDefinition(f"{portfolio}_promotion", node_defs=[approve_and_promote]).to_job(
-        name=job_name(portfolio, "promotion_job"), tags=tags,
-        description="Approve a challenger (the approver must be listed in the promotion policy) and promote it if its gates passed.")
+        name=job_name(portfolio, "promotion_job"),
+        tags=tags,
+        description="Approve a challenger (the approver must be listed in the promotion policy) and promote it if its gates passed.",
+    )
     jobs["rollback_job"] = dg.GraphDefinition(f"{portfolio}_rollback", node_defs=[roll_back_champion]).to_job(
-        name=job_name(portfolio, "rollback_job"), tags=tags,
-        description="Point champion back to previous_champion, or to a named version that passed its gates.")
+        name=job_name(portfolio, "rollback_job"),
+        tags=tags,
+        description="Point champion back to previous_champion, or to a named version that passed its gates.",
+    )
     return jobs

@@ -33,8 +33,12 @@ class SyntheticSettings:
 
     @classmethod
     def from_environment(cls) -> SyntheticSettings:
-        return cls(seed=int(os.environ.get("RISK_SEED", "42")), rows_per_month=int(os.environ.get("RISK_ROWS_PER_MONTH", "20000")),
-                   scenario=os.environ.get("RISK_SCENARIO", "none"), scenario_start=os.environ.get("RISK_SCENARIO_START", "2024-06"))
+        return cls(
+            seed=int(os.environ.get("RISK_SEED", "42")),
+            rows_per_month=int(os.environ.get("RISK_ROWS_PER_MONTH", "20000")),
+            scenario=os.environ.get("RISK_SCENARIO", "none"),
+            scenario_start=os.environ.get("RISK_SCENARIO_START", "2024-06"),
+        )
 
 
 def synthetic_settings(landing: str) -> SyntheticSettings | None:
@@ -52,8 +56,9 @@ def deliver_synthetic(landing: str, months: list[str], as_of: str, window_months
     wanted = json.dumps(asdict(settings), sort_keys=True)
     manifest = root / MANIFEST
     if manifest.exists() and manifest.read_text() != wanted:
-        raise ValueError(f"{root} already holds synthetic files made with {manifest.read_text()}, not {wanted}: "
-                         "use another RISK_DATA_DIR, or `make clean` to start over")
+        raise ValueError(
+            f"{root} already holds synthetic files made with {manifest.read_text()}, not {wanted}: use another RISK_DATA_DIR, or `make clean` to start over"
+        )
     atomic_write_bytes(manifest, wanted.encode())
     written = 0
     for month in months:
@@ -112,8 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     landing = portfolio.landing.path
     if args.source == "synthetic":
         months = months_between(month_label(args.start), month_label(args.end))
-        written = deliver_synthetic(landing, months, portfolio.calendar.as_of, portfolio.calendar.performance_window_months,
-                                    SyntheticSettings.from_environment())
+        written = deliver_synthetic(
+            landing, months, portfolio.calendar.as_of, portfolio.calendar.performance_window_months, SyntheticSettings.from_environment()
+        )
     else:
         written = deliver_german_credit(landing, f"{data_dir()}/archives")
     print(f"{args.source}: {written} file(s) written to {landing} for portfolio {name}")

@@ -25,8 +25,9 @@ def resume_command(portfolio: str) -> str:
 STAGES = ("ingestion", "training", "scoring", "monitoring", "performance", "reporting")
 
 
-def _materialise(defs: dg.Definitions, instance: dg.DagsterInstance, resources, months: list[str], matured: list[str],
-                 stages: tuple[str, ...] = STAGES) -> dict[str, float]:
+def _materialise(
+    defs: dg.Definitions, instance: dg.DagsterInstance, resources, months: list[str], matured: list[str], stages: tuple[str, ...] = STAGES
+) -> dict[str, float]:
     """Each stage in order; without a champion (production: nobody approved yet) it stops before scoring."""
     from resources.registry import CHAMPION
 
@@ -38,8 +39,12 @@ def _materialise(defs: dg.Definitions, instance: dg.DagsterInstance, resources, 
         started = time.perf_counter()
         for month in which:
             defs.resolve_job_def(job_name(portfolio, job)).execute_in_process(
-                QUIET, partition_key=f"{month}-01", instance=instance, tags=TAGS,
-                asset_selection=[dg.AssetKey([portfolio, a]) for a in assets] if assets else None)
+                QUIET,
+                partition_key=f"{month}-01",
+                instance=instance,
+                tags=TAGS,
+                asset_selection=[dg.AssetKey([portfolio, a]) for a in assets] if assets else None,
+            )
             print(f"  {label} {month}", end="\n" if month == which[-1] else "\r", flush=True)
         timings[label] = time.perf_counter() - started
 
@@ -54,8 +59,11 @@ def _materialise(defs: dg.Definitions, instance: dg.DagsterInstance, resources, 
             raise RuntimeError(f"training run {trained.run_id} failed in {', '.join(sorted(failed))}: see it in the UI")
         print("  trained and registered a candidate, evaluated its gates, settled the champion", flush=True)
     if set(stages) - {"ingestion", "training"} and resources.registry.by_alias(CHAMPION) is None:
-        print(f"  {portfolio} has no champion: stopping before scoring until a listed approver approves its challenger;"
-              f" then `{resume_command(portfolio)}` resumes", flush=True)
+        print(
+            f"  {portfolio} has no champion: stopping before scoring until a listed approver approves its challenger;"
+            f" then `{resume_command(portfolio)}` resumes",
+            flush=True,
+        )
         return timings
     if "scoring" in stages:
         per_month("monthly_scoring_job", months, "scoring", assets=["risk_scores"])
@@ -91,12 +99,16 @@ def summarise(portfolio, instance: dg.DagsterInstance, months: list[str]) -> lis
     champion = registry.by_alias(CHAMPION)
     if champion is None:
         challenger = registry.by_alias(CHALLENGER)
-        return ["no champion yet: the pipeline stops before scoring until a listed approver approves"
-                + (f" `make approve PORTFOLIO={portfolio.name} VERSION={challenger.version} APPROVER=<listed approver> REASON=...`" if challenger else "")
-                + f"; then `{resume_command(portfolio.name)}` resumes"]
+        return [
+            "no champion yet: the pipeline stops before scoring until a listed approver approves"
+            + (f" `make approve PORTFOLIO={portfolio.name} VERSION={challenger.version} APPROVER=<listed approver> REASON=...`" if challenger else "")
+            + f"; then `{resume_command(portfolio.name)}` resumes"
+        ]
     features = [s.name for s in feature_specs(landing.applications())]
     realised = latest_metadata_by_month(instance, dg.AssetKey([portfolio.name, "model_performance"]))
-    lines = [f"{'month':8} {'received':>9} {'accepted':>9} {'quarant.':>9} {'scored':>9} {'approve':>8} {'refer':>7} {'decline':>8} {'drifted features':>17} {'realised AUC':>13}"]
+    lines = [
+        f"{'month':8} {'received':>9} {'accepted':>9} {'quarant.':>9} {'scored':>9} {'approve':>8} {'refer':>7} {'decline':>8} {'drifted features':>17} {'realised AUC':>13}"
+    ]
     for month in months:
         target = landing.applications_file(month)
         received = len(read_landing_bytes(target.name, target.read_bytes()).frame)
@@ -117,8 +129,10 @@ def summarise(portfolio, instance: dg.DagsterInstance, months: list[str]) -> lis
     challenger = registry.by_alias(CHALLENGER)
     if challenger is not None and challenger != champion:
         passed = registry.version_tags(challenger.version).get("gates_passed")
-        lines.append(f"  challenger: {challenger.label} (gates {'passed' if passed == 'true' else 'FAILED'}), awaiting "
-                     f"`make approve PORTFOLIO={portfolio.name} VERSION={challenger.version} APPROVER=<listed approver> REASON=...`")
+        lines.append(
+            f"  challenger: {challenger.label} (gates {'passed' if passed == 'true' else 'FAILED'}), awaiting "
+            f"`make approve PORTFOLIO={portfolio.name} VERSION={challenger.version} APPROVER=<listed approver> REASON=...`"
+        )
     verification = portfolio.governance.ledger().verify()
     lines.append(f"  governance ledger: {verification.entries} entries, " + ("chain intact" if verification.ok else f"BROKEN: {verification.problem}"))
     training = store.read("training_set", columns=["application_id", "application_month", "sample"])
@@ -139,8 +153,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--start", default="2023-01", help="first application month (YYYY-MM)")
     parser.add_argument("--end", default="2024-12", help="last application month (YYYY-MM)")
-    parser.add_argument("--only", type=lambda text: tuple(text.split(",")), default=STAGES,
-                        help=f"comma-separated stages out of {','.join(STAGES)} (e.g. training: a new candidate on the current data)")
+    parser.add_argument(
+        "--only",
+        type=lambda text: tuple(text.split(",")),
+        default=STAGES,
+        help=f"comma-separated stages out of {','.join(STAGES)} (e.g. training: a new candidate on the current data)",
+    )
     parser.add_argument("--portfolio", default="retail_pd", help="the portfolio to run (its name in its portfolio file)")
     parser.add_argument("--prepare", choices=["synthetic", "german_credit"], help="first land the files of this source (pipelines.prepare)")
     args = parser.parse_args(argv)

@@ -51,8 +51,13 @@ def scaffold(name: str, sample: Path, folder: Path) -> tuple[Path, Path]:
         if target.exists():
             raise FileExistsError(f"{target} exists: choose another NAME or DIR")
     contract = {
-        "kind": "DataContract", "apiVersion": "v3.0.2", "id": f"{name}_applications", "version": "0.1.0", "status": "draft",
-        "owner": "TODO@example.com", "description": f"Applications of {name}, inferred from {sample.name}: set each column's role.",
+        "kind": "DataContract",
+        "apiVersion": "v3.0.2",
+        "id": f"{name}_applications",
+        "version": "0.1.0",
+        "status": "draft",
+        "owner": "TODO@example.com",
+        "description": f"Applications of {name}, inferred from {sample.name}: set each column's role.",
         "schema": infer_fields(sample),
         "quality": {"rowCountMin": 1, "quarantineTolerance": 0.02},
     }
@@ -62,15 +67,19 @@ def scaffold(name: str, sample: Path, folder: Path) -> tuple[Path, Path]:
         return os.path.relpath((PORTFOLIOS_DIR / path).resolve(), folder.resolve())
 
     portfolio = {
-        "name": name, "owner": "TODO@example.com", "description": f"{name}: describe the book, its default definition and its limits.",
+        "name": name,
+        "owner": "TODO@example.com",
+        "description": f"{name}: describe the book, its default definition and its limits.",
         "contracts": {"applications": contract_file.name, **{k: relative(v) for k, v in shipped["contracts"].items() if k != "applications"}},
         "policies": {k: relative(v) for k, v in shipped["policies"].items()},
         "calendar": {"performance_window_months": 12, "out_of_time_months": 3, "evaluation_month": "last_complete"},
         "locations": {"landing": name, "datasets": name},
         "sensitive_attributes": [],
     }
-    contract_file.write_text(f"# Contract skeleton made by `make portfolio` from {sample.name}: replace every role: {PLACEHOLDER_ROLE}.\n"
-                             + yaml.safe_dump(contract, sort_keys=False))
+    contract_file.write_text(
+        f"# Contract skeleton made by `make portfolio` from {sample.name}: replace every role: {PLACEHOLDER_ROLE}.\n"
+        + yaml.safe_dump(contract, sort_keys=False)
+    )
     portfolio_file.write_text(f"# Portfolio {name}, made by `make portfolio`. Paths are relative to this file.\n" + yaml.safe_dump(portfolio, sort_keys=False))
     return portfolio_file, contract_file
 
@@ -86,8 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     if not NAME_PATTERN.match(args.name):
         parser.error(f"--name {args.name!r}: lower-case letters, digits and _, starting with a letter")
     portfolio_file, contract_file = scaffold(args.name, args.sample, args.dir or Path("portfolios") / args.name)
-    print(f"wrote {portfolio_file} and {contract_file}\nnext: set every `role: {PLACEHOLDER_ROLE}` in {contract_file.name}, then "
-          f"RISK_PORTFOLIOS={portfolio_file} make check")
+    print(
+        f"wrote {portfolio_file} and {contract_file}\nnext: set every `role: {PLACEHOLDER_ROLE}` in {contract_file.name}, then "
+        f"RISK_PORTFOLIOS={portfolio_file} make check"
+    )
     return 0
 
 

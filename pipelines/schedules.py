@@ -9,15 +9,23 @@ IN_FLIGHT = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.QUEUED, dg.Dag
 def monthly_cycle_schedule(portfolio: str, cycle_job) -> dg.ScheduleDefinition:
     """On the 2nd of each month: ingest, score, monitor and report the month that just completed."""
     return dg.build_schedule_from_partitioned_job(
-        cycle_job, name=f"{portfolio}_monthly_cycle_schedule", day_of_month=2, hour_of_day=6,
+        cycle_job,
+        name=f"{portfolio}_monthly_cycle_schedule",
+        day_of_month=2,
+        hour_of_day=6,
         description="Ingest, score, monitor and report the month that just completed.",
         default_status=dg.DefaultScheduleStatus[automation_status()],
     )
 
 
 def daily_monitoring_schedule(portfolio: str, performance_job) -> dg.ScheduleDefinition:
-    @dg.schedule(name=f"{portfolio}_daily_monitoring_schedule", job=performance_job, cron_schedule=monitoring_cron(), execution_timezone="UTC",
-                 default_status=dg.DefaultScheduleStatus[automation_status()])
+    @dg.schedule(
+        name=f"{portfolio}_daily_monitoring_schedule",
+        job=performance_job,
+        cron_schedule=monitoring_cron(),
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus[automation_status()],
+    )
     def schedule(context: dg.ScheduleEvaluationContext, portfolios: Portfolios):
         """Every day, measure the cohort whose labels matured as of last month, until it is measured:
         a day whose run failed (the outcomes file came late) is tried again the next day. A schedule's
@@ -29,7 +37,8 @@ def daily_monitoring_schedule(portfolio: str, performance_job) -> dg.ScheduleDef
         cohort = month_label(add_months(as_of, -calendar.performance_window_months))
         partition = f"{cohort}-01"
         measured = context.instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=dg.AssetKey([portfolio, "model_performance"]), asset_partitions=[partition]), limit=1).records
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey([portfolio, "model_performance"]), asset_partitions=[partition]), limit=1
+        ).records
         if measured:
             return dg.SkipReason(f"{cohort} was measured by run {measured[0].run_id}")
         run_key = f"{portfolio}-performance-{cohort}"

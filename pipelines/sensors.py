@@ -18,14 +18,16 @@ def feature_automation_sensor(portfolios: list[str]) -> dg.AutomationConditionSe
     """Evaluates application_features' automation condition (eager, gated by every upstream
     blocking check) for every portfolio. Running by default: it only ever acts on the newest month."""
     return dg.AutomationConditionSensorDefinition(
-        "feature_automation_sensor", target=dg.AssetSelection.assets(*[[p, "application_features"] for p in portfolios]),
+        "feature_automation_sensor",
+        target=dg.AssetSelection.assets(*[[p, "application_features"] for p in portfolios]),
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
 
 
 def drift_retraining_sensor(portfolio: str, monitoring_policy: str, training_job) -> dg.SensorDefinition:
-    @dg.sensor(name=f"{portfolio}_drift_retraining_sensor", job=training_job, minimum_interval_seconds=3600,
-               default_status=dg.DefaultSensorStatus[automation_status()])
+    @dg.sensor(
+        name=f"{portfolio}_drift_retraining_sensor", job=training_job, minimum_interval_seconds=3600, default_status=dg.DefaultSensorStatus[automation_status()]
+    )
     def sensor(context: dg.SensorEvaluationContext):
         """Launch retraining when drift persists (monitoring policy: persistence, cooldown).
 
@@ -43,15 +45,21 @@ def drift_retraining_sensor(portfolio: str, monitoring_policy: str, training_job
         if month is None:
             return dg.SkipReason(why)
         context.update_cursor(json.dumps({"last_launch": month}))
-        return dg.RunRequest(run_key=f"drift-retraining-{month}", tags={"trigger": "drift_retraining_sensor", "drift_month": month,
-                                                                           "decision": why, "monitoring_policy": policy.label})
+        return dg.RunRequest(
+            run_key=f"drift-retraining-{month}",
+            tags={"trigger": "drift_retraining_sensor", "drift_month": month, "decision": why, "monitoring_policy": policy.label},
+        )
 
     return sensor
 
 
 def performance_rollback_sensor(portfolio: str, monitoring_policy: str, rollback_job) -> dg.SensorDefinition:
-    @dg.sensor(name=f"{portfolio}_performance_rollback_sensor", job=rollback_job, minimum_interval_seconds=3600,
-               default_status=dg.DefaultSensorStatus[automation_status()])
+    @dg.sensor(
+        name=f"{portfolio}_performance_rollback_sensor",
+        job=rollback_job,
+        minimum_interval_seconds=3600,
+        default_status=dg.DefaultSensorStatus[automation_status()],
+    )
     def sensor(context: dg.SensorEvaluationContext):
         """Roll the champion back when its realised performance, on matured months it scored, trails
         the version it replaced on the same rows by more than the tolerance, or falls below the floor.
@@ -67,9 +75,11 @@ def performance_rollback_sensor(portfolio: str, monitoring_policy: str, rollback
             return dg.SkipReason("no champion recorded yet")
         champion = settled[0].asset_materialization.metadata
         version, name = champion["champion_version"].value, champion["model_name"].value
-        months = {m: {"rows": r["rows"], "auc": r["auc"], "compared_auc": r.get("compared_auc")}
-                  for m, r in latest_metadata_by_month(context.instance, dg.AssetKey([portfolio, "model_performance"])).items()
-                  if r["model_version"] == version}
+        months = {
+            m: {"rows": r["rows"], "auc": r["auc"], "compared_auc": r.get("compared_auc")}
+            for m, r in latest_metadata_by_month(context.instance, dg.AssetKey([portfolio, "model_performance"])).items()
+            if r["model_version"] == version
+        }
         policy = load_monitoring_policy(monitoring_policy)
         roll_back, why = rollback_decision(months, policy)
         if not roll_back:

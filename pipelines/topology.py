@@ -41,10 +41,14 @@ class Topology:
     @classmethod
     def from_environment(cls) -> "Topology":
         environ = os.environ
-        return cls(state=Path(environ.get("RISK_STATE_DIR", ROOT / ".run")).resolve(),
-                   pg_port=int(environ.get("RISK_PG_PORT", 5433)), mlflow_port=int(environ.get("RISK_MLFLOW_PORT", 5000)),
-                   code_port=int(environ.get("RISK_CODE_PORT", 4266)), ui_port=int(environ.get("RISK_UI_PORT", 3000)),
-                   max_scoring_runs=int(environ.get("RISK_MAX_SCORING_RUNS", 2)))
+        return cls(
+            state=Path(environ.get("RISK_STATE_DIR", ROOT / ".run")).resolve(),
+            pg_port=int(environ.get("RISK_PG_PORT", 5433)),
+            mlflow_port=int(environ.get("RISK_MLFLOW_PORT", 5000)),
+            code_port=int(environ.get("RISK_CODE_PORT", 4266)),
+            ui_port=int(environ.get("RISK_UI_PORT", 3000)),
+            max_scoring_runs=int(environ.get("RISK_MAX_SCORING_RUNS", 2)),
+        )
 
     @property
     def dagster_home(self) -> Path:
@@ -90,11 +94,14 @@ class Topology:
         url = urllib.parse.urlparse(self.database_url("dagster"))
         return {
             # RISK_ENV=production reads its files from here unless told otherwise
-            "RISK_LANDING_URL": str(self.state / "landing"), "RISK_DATASETS_URL": str(self.state / "datasets"),
+            "RISK_LANDING_URL": str(self.state / "landing"),
+            "RISK_DATASETS_URL": str(self.state / "datasets"),
             **os.environ,
             "DAGSTER_HOME": str(self.dagster_home),
-            "DAGSTER_PG_HOST": url.hostname, "DAGSTER_PG_PORT": str(url.port or 5432),
-            "DAGSTER_PG_USER": urllib.parse.unquote(url.username or ""), "DAGSTER_PG_PASSWORD": urllib.parse.unquote(url.password or ""),
+            "DAGSTER_PG_HOST": url.hostname,
+            "DAGSTER_PG_PORT": str(url.port or 5432),
+            "DAGSTER_PG_USER": urllib.parse.unquote(url.username or ""),
+            "DAGSTER_PG_PASSWORD": urllib.parse.unquote(url.password or ""),
             "DAGSTER_PG_DB": url.path.lstrip("/"),
             "RISK_MLFLOW_URI": self.mlflow_url,
             "MLFLOW_TRACKING_URI": self.mlflow_url,  # for MLflow's own tools run in this environment
@@ -232,8 +239,12 @@ def start_postgres(topology: Topology) -> float:
                     shutil.chown(data, "postgres")
                     shutil.chown(pwfile, "postgres")
                 pwfile.chmod(0o600)
-                _run(_as_postgres([_bin("initdb"), "-D", str(data), "-U", "risk", f"--pwfile={pwfile}", "--auth=scram-sha-256",
-                                   "--encoding=UTF8", "--locale=C"]), "initdb")
+                _run(
+                    _as_postgres(
+                        [_bin("initdb"), "-D", str(data), "-U", "risk", f"--pwfile={pwfile}", "--auth=scram-sha-256", "--encoding=UTF8", "--locale=C"]
+                    ),
+                    "initdb",
+                )
             finally:
                 pwfile.unlink(missing_ok=True)
         already_running = _cluster_running(data)
@@ -244,11 +255,18 @@ def start_postgres(topology: Topology) -> float:
             log.parent.mkdir(parents=True, exist_ok=True)
             if os.geteuid() == 0:
                 shutil.chown(log.parent, "postgres")
-            _run(_as_postgres([_bin("pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60", "start",
-                               "-o", f"-h {HOST} -p {topology.pg_port} -k {data}"]), "starting PostgreSQL")
+            _run(
+                _as_postgres([_bin("pg_ctl"), "-D", str(data), "-l", str(log), "-w", "-t", "60", "start", "-o", f"-h {HOST} -p {topology.pg_port} -k {data}"]),
+                "starting PostgreSQL",
+            )
     url = urllib.parse.urlparse(topology.database_url("postgres"))
-    connection = psycopg2.connect(host=url.hostname, port=url.port or 5432, user=urllib.parse.unquote(url.username or ""),
-                                  password=urllib.parse.unquote(url.password or ""), dbname="postgres")
+    connection = psycopg2.connect(
+        host=url.hostname,
+        port=url.port or 5432,
+        user=urllib.parse.unquote(url.username or ""),
+        password=urllib.parse.unquote(url.password or ""),
+        dbname="postgres",
+    )
     connection.autocommit = True
     with connection.cursor() as cursor:
         for database in DATABASES:
@@ -274,7 +292,8 @@ def render_instance(topology: Topology) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text)
     (topology.state / "workspace.yaml").write_text(
-        f"load_from:\n  - grpc_server:\n      host: {HOST}\n      port: {topology.code_port}\n      location_name: risk_scoring\n")
+        f"load_from:\n  - grpc_server:\n      host: {HOST}\n      port: {topology.code_port}\n      location_name: risk_scoring\n"
+    )
     return target
 
 
@@ -288,17 +307,35 @@ def up(topology: Topology) -> dict[str, float]:
     env = topology.environment()
     artifacts = topology.state / "mlflow-artifacts"
     artifacts.mkdir(parents=True, exist_ok=True)
-    timings["mlflow server"] = _start(topology, "mlflow", [str(bin_dir / "mlflow"), "server", "--host", HOST, "--port", str(topology.mlflow_port),
-                                                           "--artifacts-destination", str(artifacts), "--workers", "1"], topology.mlflow_port, 180, env)
-    timings["code server"] = _start(topology, "code-server", [str(bin_dir / "dagster"), "api", "grpc", "-m", "pipelines.definitions",
-                                                              "-h", HOST, "-p", str(topology.code_port)], topology.code_port, 120, env)
+    timings["mlflow server"] = _start(
+        topology,
+        "mlflow",
+        [str(bin_dir / "mlflow"), "server", "--host", HOST, "--port", str(topology.mlflow_port), "--artifacts-destination", str(artifacts), "--workers", "1"],
+        topology.mlflow_port,
+        180,
+        env,
+    )
+    timings["code server"] = _start(
+        topology,
+        "code-server",
+        [str(bin_dir / "dagster"), "api", "grpc", "-m", "pipelines.definitions", "-h", HOST, "-p", str(topology.code_port)],
+        topology.code_port,
+        120,
+        env,
+    )
     workspace = str(topology.state / "workspace.yaml")
     timings["daemon"] = _start(topology, "daemon", [str(bin_dir / "dagster-daemon"), "run", "-w", workspace], None, 60, env)
     # The webserver keeps one pooled connection per storage and never pings it (dagster#3812,
     # #33879): after a PostgreSQL restart its first write fails half-way and leaves a run that
     # never starts. Recycling at every checkout (age > 0 s) costs a loopback connect instead.
-    timings["webserver"] = _start(topology, "webserver", [str(bin_dir / "dagster-webserver"), "-h", HOST, "-p", str(topology.ui_port), "-w", workspace,
-                                                          "--db-pool-recycle", "0"], topology.ui_port, 120, env)
+    timings["webserver"] = _start(
+        topology,
+        "webserver",
+        [str(bin_dir / "dagster-webserver"), "-h", HOST, "-p", str(topology.ui_port), "-w", workspace, "--db-pool-recycle", "0"],
+        topology.ui_port,
+        120,
+        env,
+    )
     return timings
 
 
@@ -321,12 +358,16 @@ def main(argv: list[str] | None = None) -> int:
     timings = up(topology)
     for service, seconds in timings.items():
         print(f"  {service:14} {'already running' if seconds == 0 else f'started in {seconds:5.1f} s'}")
-    print(f"Dagster UI      {topology.ui_url}\nMLflow          {topology.mlflow_url}\n"
-          f"PostgreSQL      {HOST}:{topology.pg_port} (databases {', '.join(DATABASES)})\nstate           {topology.state}  (`make down` stops it all)")
+    print(
+        f"Dagster UI      {topology.ui_url}\nMLflow          {topology.mlflow_url}\n"
+        f"PostgreSQL      {HOST}:{topology.pg_port} (databases {', '.join(DATABASES)})\nstate           {topology.state}  (`make down` stops it all)"
+    )
     from pipelines.environment import automation_status, current_environment
 
-    print(f"automation      schedules, retraining and rollback sensors start {automation_status()} with RISK_ENV={current_environment()}"
-          f"; the UI's Automation page switches them ({topology.ui_url}/automation)")
+    print(
+        f"automation      schedules, retraining and rollback sensors start {automation_status()} with RISK_ENV={current_environment()}"
+        f"; the UI's Automation page switches them ({topology.ui_url}/automation)"
+    )
     return 0
 
 

@@ -47,8 +47,13 @@ class Governance(dg.ConfigurableResource):
             tags = registry.version_tags(version)
             if not bootstrap:
                 check_gates(label, tags)
-            payload = {"reason": reason, "policy": policy.label, "gates_passed": tags.get("gates_passed", "not evaluated"),
-                       "previous": current.label if current else None, "dagster_run_id": run_id}
+            payload = {
+                "reason": reason,
+                "policy": policy.label,
+                "gates_passed": tags.get("gates_passed", "not evaluated"),
+                "previous": current.label if current else None,
+                "dagster_run_id": run_id,
+            }
             record("approval", label, approver, payload)
             if current is not None:
                 registry.set_alias(PREVIOUS_CHAMPION, current.version)
@@ -67,8 +72,9 @@ class Governance(dg.ConfigurableResource):
             registry.tag_version(version, {"rejected_by": approver, "rejection_reason": reason})
             record("rejection", label, approver, {"reason": reason, "policy": policy.label})
 
-    def rollback(self, registry: ModelRegistry, actor: str, reason: str, to_version: str | None = None, run_id: str | None = None,
-                 from_version: str | None = None) -> RegisteredModel:
+    def rollback(
+        self, registry: ModelRegistry, actor: str, reason: str, to_version: str | None = None, run_id: str | None = None, from_version: str | None = None
+    ) -> RegisteredModel:
         """Point champion back to previous_champion (or a named version that passed its gates).
         With `from_version`, only if that version is still champion: a request made on stale
         information (a sensor's, say) changes nothing."""
@@ -96,7 +102,6 @@ class Governance(dg.ConfigurableResource):
             record("rollback", f"{registry.model_name}/{to_version}", actor, {"reason": reason, "from": current.label, "dagster_run_id": run_id})
             _add_to_card(registry, current.version, f"- rolled back by {actor} (champion returned to version {to_version}): {reason}")
         return registry.by_alias(CHAMPION)
-
 
 
 def _add_to_card(registry: ModelRegistry, version: str, line: str) -> None:

@@ -88,17 +88,23 @@ class Portfolios(dg.ConfigurableResource):
 
     def bind(self, spec: Portfolio) -> PortfolioResources:
         c = spec.calendar
-        calendar = ScoringCalendar(as_of_month=c.evaluation_month, performance_window_months=c.performance_window_months,
-                                   out_of_time_months=c.out_of_time_months)
+        calendar = ScoringCalendar(
+            as_of_month=c.evaluation_month, performance_window_months=c.performance_window_months, out_of_time_months=c.out_of_time_months
+        )
         artifacts = self.artifact_location
         if artifacts is None and self.tracking_uri.startswith("sqlite:"):
             # A file registry keeps its artifacts with the datasets, not in ./mlruns of whatever folder a command ran from.
             artifacts = _join(self.datasets_root, "mlflow-artifacts")
         return PortfolioResources(
             spec=spec,
-            landing=LandingFolder(path=_join(self.landing_root, spec.landing), storage_options=self.storage_options,
-                                  applications_contract=spec.contracts["applications"], outcomes_contract=spec.contracts["outcomes"],
-                                  features_contract=spec.contracts["features"], scores_contract=spec.contracts["scores"]),
+            landing=LandingFolder(
+                path=_join(self.landing_root, spec.landing),
+                storage_options=self.storage_options,
+                applications_contract=spec.contracts["applications"],
+                outcomes_contract=spec.contracts["outcomes"],
+                features_contract=spec.contracts["features"],
+                scores_contract=spec.contracts["scores"],
+            ),
             calendar=calendar,
             store=DatasetStore(base_path=_join(self.datasets_root, spec.datasets), storage_options=self.storage_options),
             registry=ModelRegistry(tracking_uri=self.tracking_uri, artifact_location=artifacts, experiment_name=spec.name, model_name=spec.model_name),

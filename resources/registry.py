@@ -54,7 +54,9 @@ class ModelRegistry(dg.ConfigurableResource):
             location = self.artifact_location if "://" in self.artifact_location else Path(self.artifact_location).resolve().as_uri()
         return client.create_experiment(self.experiment_name, artifact_location=location)
 
-    def register(self, model, sample, *, params: dict, metrics: dict, tags: dict, dataset, dataset_digest: str, dataset_source: str, run_name: str, target: str) -> RegisteredModel:
+    def register(
+        self, model, sample, *, params: dict, metrics: dict, tags: dict, dataset, dataset_digest: str, dataset_source: str, run_name: str, target: str
+    ) -> RegisteredModel:
         """Log a trained model with its lineage, register it, and point `challenger` at it."""
         import mlflow
         import mlflow.sklearn

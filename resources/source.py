@@ -72,7 +72,9 @@ class LandingFolder(dg.ConfigurableResource):
     def applications_file(self, month: str) -> UPath:
         found = self._find("applications", month)
         if found is None:
-            raise FileNotFoundError(f"no applications file for {month_label(month)} in {self._root() / 'applications'} (expected {month_label(month)}.parquet or .csv)")
+            raise FileNotFoundError(
+                f"no applications file for {month_label(month)} in {self._root() / 'applications'} (expected {month_label(month)}.parquet or .csv)"
+            )
         return found
 
     def outcomes_file(self, month: str) -> UPath | None:

@@ -24,8 +24,11 @@ def _context(docs_dir: str | None):
     context = gx.get_context(mode="ephemeral", project_config=config)
     context.variables.progress_bars = {"globally": False, "metric_calculations": False}
     if docs_dir:
-        site = {"class_name": "SiteBuilder", "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": docs_dir},
-                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"}}
+        site = {
+            "class_name": "SiteBuilder",
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": docs_dir},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        }
         context.add_data_docs_site(DOCS_SITE, site)
     return context
 
@@ -65,8 +68,9 @@ class ContractValidator(dg.ConfigurableResource):
         definition = context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch_definition, suite=suite))
         actions = [UpdateDataDocsAction(name="docs", site_names=[DOCS_SITE])] if docs_dir else []
         checkpoint = context.checkpoints.add(
-            gx.Checkpoint(name=name, validation_definitions=[definition], actions=actions,
-                          result_format={"result_format": "BASIC", "partial_unexpected_count": 20})
+            gx.Checkpoint(
+                name=name, validation_definitions=[definition], actions=actions, result_format={"result_format": "BASIC", "partial_unexpected_count": 20}
+            )
         )
         result = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=RunIdentifier(run_name=batch))
         ((identifier, validation),) = result.run_results.items()

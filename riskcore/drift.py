@@ -26,15 +26,15 @@ QUANTILE_GRID = np.linspace(0.0, 1.0, 201)
 
 @dataclass
 class NumericProfile:
-    edges: list[float]          # inner decile edges of the reference
-    shares: list[float]         # per bin, then the missing share last
-    quantiles: list[float]      # the reference's quantile function on QUANTILE_GRID (non-missing)
+    edges: list[float]  # inner decile edges of the reference
+    shares: list[float]  # per bin, then the missing share last
+    quantiles: list[float]  # the reference's quantile function on QUANTILE_GRID (non-missing)
     std: float
 
 
 @dataclass
 class CategoricalProfile:
-    shares: dict[str, float]    # category -> share, MISSING included
+    shares: dict[str, float]  # category -> share, MISSING included
 
 
 @dataclass
@@ -101,11 +101,19 @@ def load_monitoring_policy(path=None) -> MonitoringPolicy:
     path = Path(path) if path else Path(__file__).parent / "policies" / "monitoring.yaml"
     doc = yaml.safe_load(path.read_text())
     retraining, performance = doc.get("retraining", {}), doc.get("performance", {})
-    return MonitoringPolicy(f"{doc['policy_id']}@{doc['version']}", float(doc["psi"]["investigate"]), float(doc["psi"]["shift"]),
-                            float(doc["distance_threshold"]), int(doc["evidently_sample_rows"]),
-                            float(retraining.get("drifted_month_min_share", 0.1)), int(retraining.get("persistence", 2)),
-                            int(retraining.get("cooldown_months", 3)), float(performance.get("auc_tolerance", 0.02)),
-                            float(performance.get("auc_floor", 0.65)), int(performance.get("min_matured_months", 1)))
+    return MonitoringPolicy(
+        f"{doc['policy_id']}@{doc['version']}",
+        float(doc["psi"]["investigate"]),
+        float(doc["psi"]["shift"]),
+        float(doc["distance_threshold"]),
+        int(doc["evidently_sample_rows"]),
+        float(retraining.get("drifted_month_min_share", 0.1)),
+        int(retraining.get("persistence", 2)),
+        int(retraining.get("cooldown_months", 3)),
+        float(performance.get("auc_tolerance", 0.02)),
+        float(performance.get("auc_floor", 0.65)),
+        int(performance.get("min_matured_months", 1)),
+    )
 
 
 def retraining_decision(drift_shares: dict[str, float], last_launch: str | None, policy: MonitoringPolicy) -> tuple[str | None, str]:

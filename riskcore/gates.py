@@ -79,17 +79,21 @@ def load_promotion_policy(path: str | Path = DEFAULT_PROMOTION_POLICY, auto_appr
     if auto_approve is not None and auto_approve not in AUTO_APPROVE:
         raise ValueError(f"{path}: auto_approve must be one of {AUTO_APPROVE}, not {auto_approve!r}")
     return PromotionPolicy(
-        policy_id=get("policy_id", str), version=get("version", str),
-        auc_tolerance=get("gates.auc_tolerance_vs_champion", float, 0), min_auc=get("gates.min_auc", float, 0, 1),
+        policy_id=get("policy_id", str),
+        version=get("version", str),
+        auc_tolerance=get("gates.auc_tolerance_vs_champion", float, 0),
+        min_auc=get("gates.min_auc", float, 0, 1),
         min_ks=get("gates.min_ks", float, 0, 1),
         calibration_confidence=get("gates.calibration_confidence", float, 0.5, 0.9999),
         calibration_tolerance=get("gates.calibration_tolerance", float, 0),
         calibration_max_red_grades=get("gates.calibration_max_red_grades", int, 0),
         calibration_min_expected_defaults=get("gates.calibration_min_expected_defaults", float, 1),
-        max_score_psi=get("gates.max_score_psi", float, 0), min_adverse_impact_ratio=get("gates.min_adverse_impact_ratio", float, 0, 1),
+        max_score_psi=get("gates.max_score_psi", float, 0),
+        min_adverse_impact_ratio=get("gates.min_adverse_impact_ratio", float, 0, 1),
         min_group_size=get("gates.min_group_size", int, 1),
         when_no_sensitive_attribute=get("fairness.when_no_sensitive_attribute", NO_SENSITIVE_ATTRIBUTE),
-        approvers=get("approval.approvers", list), auto_approve=auto_approve or file_auto_approve,
+        approvers=get("approval.approvers", list),
+        auto_approve=auto_approve or file_auto_approve,
     )
 
 
@@ -162,11 +166,19 @@ def calibration_table(y: np.ndarray, pd_: np.ndarray, confidence: float, toleran
     p_value = np.minimum(1.0, 2 * np.minimum(beta.cdf(mean_pd, a, b), beta.sf(mean_pd, a, b)))
     red = (lower > mean_pd * (1 + tolerance)) | (upper < mean_pd * (1 - tolerance))
     light = np.where(red, "red", np.where((mean_pd < lower) | (mean_pd > upper), "amber", "green"))
-    return pd.DataFrame({
-        "grade": [*range(1, len(starts) + 1), "all"], "rows": rows.astype("int64"), "defaults": defaults.astype("int64"),
-        "mean_pd": mean_pd, "observed_rate": defaults / rows, "jeffreys_lower": lower, "jeffreys_upper": upper,
-        "p_value": p_value, "light": light,
-    })
+    return pd.DataFrame(
+        {
+            "grade": [*range(1, len(starts) + 1), "all"],
+            "rows": rows.astype("int64"),
+            "defaults": defaults.astype("int64"),
+            "mean_pd": mean_pd,
+            "observed_rate": defaults / rows,
+            "jeffreys_lower": lower,
+            "jeffreys_upper": upper,
+            "p_value": p_value,
+            "light": light,
+        }
+    )
 
 
 def calibration_gate(policy: PromotionPolicy, y: np.ndarray, pd_: np.ndarray) -> Gate:
@@ -178,10 +190,14 @@ def calibration_gate(policy: PromotionPolicy, y: np.ndarray, pd_: np.ndarray) ->
     allowed = policy.calibration_max_red_grades
     passed = portfolio["light"] != "red" and red <= allowed
     counts = grades["light"].value_counts()
-    note = (f"portfolio {portfolio['light']}: {portfolio['observed_rate']:.2%} defaulted against a mean PD of {portfolio['mean_pd']:.2%}; "
-            f"PD grades green/amber/red: {'/'.join(str(counts.get(c, 0)) for c in ('green', 'amber', 'red'))} of {len(grades)}")
-    threshold = (f"portfolio not red and red grades <= {allowed} of {len(grades)}; red: Jeffreys {policy.calibration_confidence:.0%} "
-                 f"interval outside PD x (1 +/- {policy.calibration_tolerance:g})")
+    note = (
+        f"portfolio {portfolio['light']}: {portfolio['observed_rate']:.2%} defaulted against a mean PD of {portfolio['mean_pd']:.2%}; "
+        f"PD grades green/amber/red: {'/'.join(str(counts.get(c, 0)) for c in ('green', 'amber', 'red'))} of {len(grades)}"
+    )
+    threshold = (
+        f"portfolio not red and red grades <= {allowed} of {len(grades)}; red: Jeffreys {policy.calibration_confidence:.0%} "
+        f"interval outside PD x (1 +/- {policy.calibration_tolerance:g})"
+    )
     return Gate("calibration_jeffreys", float(portfolio["observed_rate"] / portfolio["mean_pd"]), threshold, bool(passed), note)
 
 
@@ -213,21 +229,39 @@ def fairness_gate(policy: PromotionPolicy, approved: np.ndarray, sensitive: pd.D
     if sensitive.columns.empty:
         passed = policy.when_no_sensitive_attribute == "pass"
         where = f" in {contract_label}" if contract_label else ""
-        return Gate("adverse_impact_ratio", None, threshold, passed,
-                    f"no sensitive attribute declared{where}: {'passed' if passed else 'refused'} by fairness.when_no_sensitive_attribute")
+        return Gate(
+            "adverse_impact_ratio",
+            None,
+            threshold,
+            passed,
+            f"no sensitive attribute declared{where}: {'passed' if passed else 'refused'} by fairness.when_no_sensitive_attribute",
+        )
     ratios = {c: adverse_impact_ratio(approved, sensitive[c], policy.min_group_size)[0] for c in sensitive.columns}
     judged = {c: r for c, r in ratios.items() if r is not None}
     notes = [_unjudged(sensitive[c], policy.min_group_size) for c, r in ratios.items() if r is None]
     if not judged:
         return Gate("adverse_impact_ratio", None, threshold, False, "; ".join(notes))
     worst = min(judged, key=judged.get)
-    return Gate("adverse_impact_ratio", judged[worst], threshold, judged[worst] >= policy.min_adverse_impact_ratio,
-                "; ".join([f"lowest of {', '.join(judged)}: {worst}" if len(judged) > 1 else f"judged on {worst}", *notes]))
+    return Gate(
+        "adverse_impact_ratio",
+        judged[worst],
+        threshold,
+        judged[worst] >= policy.min_adverse_impact_ratio,
+        "; ".join([f"lowest of {', '.join(judged)}: {worst}" if len(judged) > 1 else f"judged on {worst}", *notes]),
+    )
 
 
 def evaluate_gates(
-    policy: PromotionPolicy, y: np.ndarray, challenger_pd: np.ndarray, champion_pd: np.ndarray | None,
-    challenger_train_pd: np.ndarray, approved: np.ndarray, sensitive: pd.DataFrame, signature_ok: bool, *, contract_label: str = "",
+    policy: PromotionPolicy,
+    y: np.ndarray,
+    challenger_pd: np.ndarray,
+    champion_pd: np.ndarray | None,
+    challenger_train_pd: np.ndarray,
+    approved: np.ndarray,
+    sensitive: pd.DataFrame,
+    signature_ok: bool,
+    *,
+    contract_label: str = "",
 ) -> list[Gate]:
     """Every gate of the policy, on the same out-of-time rows for challenger and champion.
     `contract_label` names where sensitive attributes are declared, for the fairness verdict."""

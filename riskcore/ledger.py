@@ -20,8 +20,15 @@ import sqlalchemy as sa
 
 GENESIS = "0" * 64
 KINDS = (
-    "candidate_registered", "gate_results", "approval", "rejection", "promotion", "rollback",
-    "contract_violation", "override", "report_published",
+    "candidate_registered",
+    "gate_results",
+    "approval",
+    "rejection",
+    "promotion",
+    "rollback",
+    "contract_violation",
+    "override",
+    "report_published",
 )
 
 metadata = sa.MetaData()
@@ -123,8 +130,9 @@ class Ledger:
         seq, prev = (last.seq + 1, last.entry_hash) if last else (1, GENESIS)
         recorded_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
         digest = entry_hash(seq, recorded_at, kind, subject, actor, body, prev)
-        connection.execute(entries.insert().values(seq=seq, recorded_at=recorded_at, kind=kind, subject=subject, actor=actor,
-                                                   payload=body, prev_hash=prev, entry_hash=digest))
+        connection.execute(
+            entries.insert().values(seq=seq, recorded_at=recorded_at, kind=kind, subject=subject, actor=actor, payload=body, prev_hash=prev, entry_hash=digest)
+        )
         return Entry(seq, recorded_at, kind, subject, actor, json.loads(body), prev, digest)
 
     def entries(self, kind: str | None = None, subject: str | None = None) -> list[Entry]:
@@ -134,8 +142,9 @@ class Ledger:
         if subject:
             query = query.where(entries.c.subject == subject)
         with self.engine.connect() as connection:
-            return [Entry(r.seq, r.recorded_at, r.kind, r.subject, r.actor, json.loads(r.payload), r.prev_hash, r.entry_hash)
-                    for r in connection.execute(query)]
+            return [
+                Entry(r.seq, r.recorded_at, r.kind, r.subject, r.actor, json.loads(r.payload), r.prev_hash, r.entry_hash) for r in connection.execute(query)
+            ]
 
     def verify(self, expected_head: tuple[int, str] | None = None) -> Verification:
         """Walk the chain in stored order; the first broken link is named by its seq and kind."""
@@ -155,7 +164,9 @@ class Ledger:
         if expected_head is not None:
             count, head = expected_head
             if len(rows) < count:
-                return Verification(False, len(rows), prev, f"the ledger has {len(rows)} entries but {count} were published: entries {len(rows) + 1}..{count} were deleted")
+                return Verification(
+                    False, len(rows), prev, f"the ledger has {len(rows)} entries but {count} were published: entries {len(rows) + 1}..{count} were deleted"
+                )
             if count and rows[count - 1].entry_hash != head:
                 return Verification(False, len(rows), prev, f"entry {count} no longer has the published hash")
         return Verification(True, len(rows), prev)

@@ -22,19 +22,41 @@ def _cell(value) -> str:
 
 
 def render_model_card(
-    *, model: str, run_id: str, lineage: dict[str, str], windows: dict[str, str], specs: list[FeatureSpec], metrics: dict[str, float],
-    calibration: pd.DataFrame, gates: list[Gate], policy: str, compared_with: str | None, approval_rates: dict[str, dict[str, float]],
+    *,
+    model: str,
+    run_id: str,
+    lineage: dict[str, str],
+    windows: dict[str, str],
+    specs: list[FeatureSpec],
+    metrics: dict[str, float],
+    calibration: pd.DataFrame,
+    gates: list[Gate],
+    policy: str,
+    compared_with: str | None,
+    approval_rates: dict[str, dict[str, float]],
     ledger: list[tuple[str, str, str]],
 ) -> str:
     """Markdown; deterministic for the same inputs (no clock inside)."""
     features = pd.DataFrame([(s.name, s.kind, s.reason_code, s.reason_text) for s in specs], columns=["feature", "kind", "reason code", "adverse-action text"])
     discrimination = pd.DataFrame(
-        [(sample, metrics.get(f"{p}_auc"), metrics.get(f"{p}_gini"), metrics.get(f"{p}_ks"), metrics.get(f"{p}_brier"), metrics.get(f"{p}_default_rate"), int(metrics.get(f"{p}_rows", 0)))
-         for sample, p in (("train", "train"), ("out of time", "oot"))],
+        [
+            (
+                sample,
+                metrics.get(f"{p}_auc"),
+                metrics.get(f"{p}_gini"),
+                metrics.get(f"{p}_ks"),
+                metrics.get(f"{p}_brier"),
+                metrics.get(f"{p}_default_rate"),
+                int(metrics.get(f"{p}_rows", 0)),
+            )
+            for sample, p in (("train", "train"), ("out of time", "oot"))
+        ],
         columns=["sample", "AUC", "Gini", "KS", "Brier", "default rate", "rows"],
     )
-    gate_table = pd.DataFrame([(g.name, "n/a" if g.value is None else round(float(g.value), 4), g.threshold, "pass" if g.passed else "FAIL") for g in gates],
-                              columns=["gate", "value", "threshold", "verdict"])
+    gate_table = pd.DataFrame(
+        [(g.name, "n/a" if g.value is None else round(float(g.value), 4), g.threshold, "pass" if g.passed else "FAIL") for g in gates],
+        columns=["gate", "value", "threshold", "verdict"],
+    )
     fairness = "\n".join(f"- `{attribute}`: approval rate by group {rates}" for attribute, rates in approval_rates.items()) or "- no sensitive attribute"
     history = "\n".join(f"- {kind} by {actor} ({when})" for kind, actor, when in ledger) or "- none yet"
     verdict = "all gates passed" if all(g.passed for g in gates) else "FAILED: " + ", ".join(g.name for g in gates if not g.passed)

@@ -12,8 +12,16 @@ def realised_performance(y: np.ndarray, pd_: np.ndarray) -> dict[str, float]:
     """What a validator reads first on matured labels: discrimination, separation, accuracy, level."""
     y, pd_ = np.asarray(y, dtype="int64"), np.asarray(pd_, dtype="float64")
     auc = roc_auc(y, pd_)
-    return {"rows": float(len(y)), "defaults": float(y.sum()), "default_rate": float(y.mean()), "mean_pd": float(pd_.mean()),
-            "auc": auc, "gini": 2 * auc - 1, "ks": ks_statistic(y, pd_), "brier": brier(y, pd_)}
+    return {
+        "rows": float(len(y)),
+        "defaults": float(y.sum()),
+        "default_rate": float(y.mean()),
+        "mean_pd": float(pd_.mean()),
+        "auc": auc,
+        "gini": 2 * auc - 1,
+        "ks": ks_statistic(y, pd_),
+        "brier": brier(y, pd_),
+    }
 
 
 def rollback_decision(months: dict[str, dict[str, float | None]], policy: MonitoringPolicy) -> tuple[bool, str]:

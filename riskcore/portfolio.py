@@ -127,7 +127,9 @@ def load_portfolio(path: str | Path) -> Portfolio:
 
     name = required("name", str, "a lower-case name such as retail_pd")
     if not NAME_PATTERN.match(name):
-        raise PortfolioError(file, "name", f"{name!r}: expected lower-case letters, digits and _, starting with a letter (it becomes an asset key prefix and a model name)")
+        raise PortfolioError(
+            file, "name", f"{name!r}: expected lower-case letters, digits and _, starting with a letter (it becomes an asset key prefix and a model name)"
+        )
     owner = required("owner", str, "the owning team's address")
     contracts = _files(required("contracts", dict, f"a mapping with {', '.join(CONTRACT_KINDS)}"), "contracts", CONTRACT_KINDS, path)
     policies = _files(required("policies", dict, f"a mapping with {', '.join(POLICY_KINDS)}"), "policies", POLICY_KINDS, path)
@@ -142,9 +144,16 @@ def load_portfolio(path: str | Path) -> Portfolio:
     if not isinstance(sensitive, list) or not all(isinstance(s, str) for s in sensitive):
         raise PortfolioError(file, "sensitive_attributes", f"expected a list of column names (may be empty), got {sensitive!r}")
     portfolio = Portfolio(
-        name=name, owner=owner, file=file, contracts=contracts, policies=policies, calendar=calendar,
-        landing=locations.get("landing", name), datasets=locations.get("datasets", name),
-        sensitive_attributes=tuple(sensitive), description=str(doc.get("description", "")),
+        name=name,
+        owner=owner,
+        file=file,
+        contracts=contracts,
+        policies=policies,
+        calendar=calendar,
+        landing=locations.get("landing", name),
+        datasets=locations.get("datasets", name),
+        sensitive_attributes=tuple(sensitive),
+        description=str(doc.get("description", "")),
     )
     _check_files(portfolio)
     return portfolio
@@ -210,7 +219,11 @@ def _check_files(portfolio: Portfolio) -> None:
     declared = portfolio.contract("applications").columns("sensitive")
     for i, column in enumerate(portfolio.sensitive_attributes):
         if column not in declared:
-            raise PortfolioError(file, f"sensitive_attributes[{i}]", f"{column!r} is not a column with role sensitive in the applications contract (those are: {', '.join(declared) or 'none'})")
+            raise PortfolioError(
+                file,
+                f"sensitive_attributes[{i}]",
+                f"{column!r} is not a column with role sensitive in the applications contract (those are: {', '.join(declared) or 'none'})",
+            )
 
 
 def _naming(path: str, error: Exception) -> str:

@@ -27,20 +27,20 @@ REPORT_KIND = "monthly PD model report"
 @dataclass
 class ReportInputs:
     month: str
-    input_files: list[dict]                 # name, sha256, rows received
-    applications: pd.DataFrame              # accepted: contract_version, source_file_sha256, sensitive columns
-    quarantine_reasons: dict[str, int]      # column:rule -> rows
+    input_files: list[dict]  # name, sha256, rows received
+    applications: pd.DataFrame  # accepted: contract_version, source_file_sha256, sensitive columns
+    quarantine_reasons: dict[str, int]  # column:rule -> rows
     quarantined: int
-    scores: pd.DataFrame                    # the month's risk_scores
-    models: list[dict]                      # per version that scored the month: label, run_id, gates, trail
+    scores: pd.DataFrame  # the month's risk_scores
+    models: list[dict]  # per version that scored the month: label, run_id, gates, trail
     sensitive: list[str]
     min_group_size: int
     min_adverse_impact_ratio: float
     decision_policy: str
-    drift: pd.DataFrame | None = None       # drift_report of the month
-    drift_reference: str | None = None      # the version whose training reference it was measured against
+    drift: pd.DataFrame | None = None  # drift_report of the month
+    drift_reference: str | None = None  # the version whose training reference it was measured against
     backtest_cohort: str | None = None
-    backtest: pd.DataFrame | None = None    # the cohort's scores with their realised outcome (`pd`, `defaulted`)
+    backtest: pd.DataFrame | None = None  # the cohort's scores with their realised outcome (`pd`, `defaulted`)
     backtest_note: str = ""
     overrides: list[dict] = field(default_factory=list)
 
@@ -59,24 +59,38 @@ def build_report(inputs: ReportInputs) -> dict:
     fairness = {}
     for column in inputs.sensitive:
         ratio, rates = adverse_impact_ratio(approved, by_id.loc[scores["application_id"], column].reset_index(drop=True), inputs.min_group_size)
-        fairness[column] = {"approval_rate_by_group": rates, "adverse_impact_ratio": _round(ratio, 4),
-                            "threshold": inputs.min_adverse_impact_ratio, "passed": None if ratio is None else ratio >= inputs.min_adverse_impact_ratio}
+        fairness[column] = {
+            "approval_rate_by_group": rates,
+            "adverse_impact_ratio": _round(ratio, 4),
+            "threshold": inputs.min_adverse_impact_ratio,
+            "passed": None if ratio is None else ratio >= inputs.min_adverse_impact_ratio,
+        }
     return {
         "report": {"kind": REPORT_KIND, "month": inputs.month, "decision_policy": inputs.decision_policy},
-        "volumes": {"received": received, "accepted": accepted, "quarantined": inputs.quarantined, "scored": len(scores),
-                    "reconciled": received == accepted + inputs.quarantined and len(scores) == accepted},
-        "decisions": {d: {"count": int(decisions.get(d, 0)), "rate": _round(decisions.get(d, 0) / max(len(scores), 1), 4)} for d in ("approve", "refer", "decline")},
+        "volumes": {
+            "received": received,
+            "accepted": accepted,
+            "quarantined": inputs.quarantined,
+            "scored": len(scores),
+            "reconciled": received == accepted + inputs.quarantined and len(scores) == accepted,
+        },
+        "decisions": {
+            d: {"count": int(decisions.get(d, 0)), "rate": _round(decisions.get(d, 0) / max(len(scores), 1), 4)} for d in ("approve", "refer", "decline")
+        },
         "score_distribution": {
             "bands": [{"points": f"[{b.left}, {b.right})", "count": int(n)} for b, n in bands.value_counts(sort=False).items()],
-            "pd_mean": _round(scores["pd"].mean()), "pd_quantiles": {f"p{q}": _round(scores["pd"].quantile(q / 100)) for q in (5, 25, 50, 75, 95)},
+            "pd_mean": _round(scores["pd"].mean()),
+            "pd_quantiles": {f"p{q}": _round(scores["pd"].quantile(q / 100)) for q in (5, 25, 50, 75, 95)},
         },
         "backtest": _backtest(inputs),
         "stability": _stability(inputs),
         "fairness": fairness,
         "models": inputs.models,
-        "contract": {"contract_versions": sorted(inputs.applications["contract_version"].unique().tolist()),
-                     "quarantine_by_rule": dict(sorted(inputs.quarantine_reasons.items())),
-                     "quarantined_share": _round(inputs.quarantined / received if received else 0.0, 4)},
+        "contract": {
+            "contract_versions": sorted(inputs.applications["contract_version"].unique().tolist()),
+            "quarantine_by_rule": dict(sorted(inputs.quarantine_reasons.items())),
+            "quarantined_share": _round(inputs.quarantined / received if received else 0.0, 4),
+        },
         "overrides": inputs.overrides,
         "lineage": {
             "input_files": sorted(inputs.input_files, key=lambda f: f["name"]),
@@ -96,21 +110,30 @@ def _backtest(inputs: ReportInputs) -> dict:
     frame = inputs.backtest
     measured = realised_performance(frame["defaulted"].to_numpy(), frame["pd"].to_numpy())
     deciles = calibration_by_decile(frame["defaulted"].to_numpy(), frame["pd"].to_numpy())
-    return {"cohort": inputs.backtest_cohort, "available": True, "note": inputs.backtest_note,
-            "model_versions": sorted(frame["model_version"].unique().tolist()),
-            **{k: int(v) if k in ("rows", "defaults") else _round(v) for k, v in measured.items()},
-            "pd_vs_realised_by_decile": [{"decile": int(r.decile), "rows": int(r.rows), "mean_pd": _round(r.expected_rate), "default_rate": _round(r.observed_rate)}
-                                         for r in deciles.itertuples()]}
+    return {
+        "cohort": inputs.backtest_cohort,
+        "available": True,
+        "note": inputs.backtest_note,
+        "model_versions": sorted(frame["model_version"].unique().tolist()),
+        **{k: int(v) if k in ("rows", "defaults") else _round(v) for k, v in measured.items()},
+        "pd_vs_realised_by_decile": [
+            {"decile": int(r.decile), "rows": int(r.rows), "mean_pd": _round(r.expected_rate), "default_rate": _round(r.observed_rate)}
+            for r in deciles.itertuples()
+        ],
+    }
 
 
 def _stability(inputs: ReportInputs) -> dict:
     if inputs.drift is None:
         return {"available": False}
     drift = inputs.drift.sort_values("column")
-    return {"available": True, "reference": inputs.drift_reference,
-            "score_psi": _round(drift.loc[drift["column"] == "pd", "psi"].iloc[0]) if (drift["column"] == "pd").any() else None,
-            "drifted_columns": drift.loc[drift["drifted"], "column"].tolist(),
-            "psi": {r.column: {"psi": _round(r.psi), "band": r.psi_band, "drifted": bool(r.drifted)} for r in drift.itertuples()}}
+    return {
+        "available": True,
+        "reference": inputs.drift_reference,
+        "score_psi": _round(drift.loc[drift["column"] == "pd", "psi"].iloc[0]) if (drift["column"] == "pd").any() else None,
+        "drifted_columns": drift.loc[drift["drifted"], "column"].tolist(),
+        "psi": {r.column: {"psi": _round(r.psi), "band": r.psi_band, "drifted": bool(r.drifted)} for r in drift.itertuples()},
+    }
 
 
 def canonical_json(doc: dict) -> bytes:
@@ -150,33 +173,57 @@ def render_html(doc: dict) -> str:
         f"<h1>{e(doc['report']['kind'][:1].upper() + doc['report']['kind'][1:])}: {e(month)}</h1>",
         f"<p>Decision policy {e(doc['report']['decision_policy'])}. Every figure below is in the JSON document of the same month; "
         "the lineage section names the files, versions and runs behind it.</p>",
-        "<h2>Volumes</h2>", table([v]),
-        "<h2>Decisions</h2>", table([{"decision": d, **x} for d, x in doc["decisions"].items()]),
-        "<h2>Score distribution</h2>", table(doc["score_distribution"]["bands"]),
+        "<h2>Volumes</h2>",
+        table([v]),
+        "<h2>Decisions</h2>",
+        table([{"decision": d, **x} for d, x in doc["decisions"].items()]),
+        "<h2>Score distribution</h2>",
+        table(doc["score_distribution"]["bands"]),
         table([{"mean PD": doc["score_distribution"]["pd_mean"], **doc["score_distribution"]["pd_quantiles"]}]),
         f"<h2>Back-test: PD against realised default rate (cohort {e(str(b['cohort']))})</h2>",
         table([{k: b[k] for k in ("rows", "defaults", "default_rate", "mean_pd", "auc", "gini", "ks", "brier")}]) + table(b["pd_vs_realised_by_decile"])
-        if b["available"] else f"<p>not available: {e(b['note'])}</p>",
+        if b["available"]
+        else f"<p>not available: {e(b['note'])}</p>",
         "<h2>Stability and drift</h2>",
-        (f"<p>Against the training reference of {e(str(s['reference']))}; score PSI {_fmt(s['score_psi'])}; drifted: {e(', '.join(s['drifted_columns']) or 'none')}.</p>"
-         + table([{"column": c, **x} for c, x in s["psi"].items()])) if s["available"] else "<p>no drift report for this month</p>",
+        (
+            f"<p>Against the training reference of {e(str(s['reference']))}; score PSI {_fmt(s['score_psi'])}; drifted: {e(', '.join(s['drifted_columns']) or 'none')}.</p>"
+            + table([{"column": c, **x} for c, x in s["psi"].items()])
+        )
+        if s["available"]
+        else "<p>no drift report for this month</p>",
         "<h2>Fairness (adverse impact ratio)</h2>",
-        table([{"attribute": a, "ratio": x["adverse_impact_ratio"], "threshold": x["threshold"], "passed": x["passed"],
-                **{f"approval {g}": r for g, r in x["approval_rate_by_group"].items()}} for a, x in doc["fairness"].items()]),
+        table(
+            [
+                {
+                    "attribute": a,
+                    "ratio": x["adverse_impact_ratio"],
+                    "threshold": x["threshold"],
+                    "passed": x["passed"],
+                    **{f"approval {g}": r for g, r in x["approval_rate_by_group"].items()},
+                }
+                for a, x in doc["fairness"].items()
+            ]
+        ),
         "<h2>Models that scored the month</h2>",
     ]
     for model in doc["models"]:
-        parts += [f"<h3>{e(model['label'])}</h3><p>MLflow run {e(model['run_id'])}; gates {e(model['gates_policy'])}: "
-                  f"{'passed' if model['gates_passed'] else 'NOT passed'}</p>",
-                  table([{"gate": g, **r} for g, r in model["gates"].items()]),
-                  table(model["trail"])]
-    parts += ["<h2>Contract results</h2>", table([{"contract versions": ", ".join(doc["contract"]["contract_versions"]),
-                                                  "quarantined share": doc["contract"]["quarantined_share"]}]),
-              table([{"rule": r, "rows": n} for r, n in doc["contract"]["quarantine_by_rule"].items()]),
-              "<h2>Overrides</h2>", table(doc["overrides"]),
-              "<h2>Lineage</h2>", table(doc["lineage"]["input_files"]),
-              table([{"what": k, "values": ", ".join(v)} for k, v in doc["lineage"].items() if k != "input_files"]),
-              "</body></html>\n"]
+        parts += [
+            f"<h3>{e(model['label'])}</h3><p>MLflow run {e(model['run_id'])}; gates {e(model['gates_policy'])}: "
+            f"{'passed' if model['gates_passed'] else 'NOT passed'}</p>",
+            table([{"gate": g, **r} for g, r in model["gates"].items()]),
+            table(model["trail"]),
+        ]
+    parts += [
+        "<h2>Contract results</h2>",
+        table([{"contract versions": ", ".join(doc["contract"]["contract_versions"]), "quarantined share": doc["contract"]["quarantined_share"]}]),
+        table([{"rule": r, "rows": n} for r, n in doc["contract"]["quarantine_by_rule"].items()]),
+        "<h2>Overrides</h2>",
+        table(doc["overrides"]),
+        "<h2>Lineage</h2>",
+        table(doc["lineage"]["input_files"]),
+        table([{"what": k, "values": ", ".join(v)} for k, v in doc["lineage"].items() if k != "input_files"]),
+        "</body></html>\n",
+    ]
     return "".join(parts)
 
 

@@ -9,7 +9,9 @@ from riskcore.features import FeatureSpec, model_matrix
 from riskcore.model import PDScorecard, reason_codes
 
 
-def score(features: pd.DataFrame, id_column: str, model: PDScorecard, specs: list[FeatureSpec], policy: DecisionPolicy, lineage: dict[str, str]) -> pd.DataFrame:
+def score(
+    features: pd.DataFrame, id_column: str, model: PDScorecard, specs: list[FeatureSpec], policy: DecisionPolicy, lineage: dict[str, str]
+) -> pd.DataFrame:
     """One row per application: PD, points, decision, reasons, and the lineage of the decision."""
     X = model_matrix(features, specs)
     pd_ = model.predict_pd(X)

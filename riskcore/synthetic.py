@@ -88,7 +88,9 @@ def true_logit(df: pd.DataFrame, macro_shift: float = 0.0) -> np.ndarray:
         + 1.4 * np.clip(df["debt_to_income"].to_numpy(dtype="float64"), 0, 2)
         + np.where(np.isnan(emp_years), 0.25, -0.35 * np.log1p(np.nan_to_num(emp_years)) + 0.3)
         + 0.45 * np.exp(-history / 2.5)
-        + 0.0009 * (age - 42.0) ** 2 - 0.012 * (age - 42.0) - 0.25
+        + 0.0009 * (age - 42.0) ** 2
+        - 0.012 * (age - 42.0)
+        - 0.25
         - 0.03 * np.minimum(df["num_open_accounts"].to_numpy(dtype="float64"), 15)
         + _lookup(df["employment_type"].to_numpy(), EMPLOYMENT_EFFECT)
         + _lookup(df["home_ownership"].to_numpy(), HOME_EFFECT)
@@ -114,11 +116,30 @@ def _pii(rng: np.random.Generator, n: int, sex: np.ndarray, app_dates: pd.Series
     number = rng.integers(1, 9999, n)
     street = last[rng.integers(0, len(last), n)]
     zips = rng.integers(10000, 99999, n)
-    address = pd.Series(number.astype(str)) + " " + street + " " + suffix[rng.integers(0, len(suffix), n)] + ", " + cities[rng.integers(0, len(cities), n)] + ", " + states[rng.integers(0, len(states), n)] + " " + zips.astype(str)
+    address = (
+        pd.Series(number.astype(str))
+        + " "
+        + street
+        + " "
+        + suffix[rng.integers(0, len(suffix), n)]
+        + ", "
+        + cities[rng.integers(0, len(cities), n)]
+        + ", "
+        + states[rng.integers(0, len(states), n)]
+        + " "
+        + zips.astype(str)
+    )
     # Never-issued SSN areas (000, 666, 900-999): no real person can be named by one.
     area = np.where(rng.random(n) < 0.1, np.where(rng.random(n) < 0.5, 0, 666), rng.integers(900, 1000, n))
     ssn = pd.Series([f"{a:03d}-{g:02d}-{s:04d}" for a, g, s in zip(area, rng.integers(1, 100, n), rng.integers(1, 10000, n))])
-    email = (pd.Series(first).str.lower() + "." + pd.Series(surname).str.lower() + rng.integers(1, 999, n).astype(str) + "@" + np.array(["example.com", "example.org", "example.net"])[rng.integers(0, 3, n)])
+    email = (
+        pd.Series(first).str.lower()
+        + "."
+        + pd.Series(surname).str.lower()
+        + rng.integers(1, 999, n).astype(str)
+        + "@"
+        + np.array(["example.com", "example.org", "example.net"])[rng.integers(0, 3, n)]
+    )
     # 555-01xx numbers are reserved for fiction.
     phone = pd.Series([f"({a}) 555-01{b:02d}" for a, b in zip(rng.integers(201, 990, n), rng.integers(0, 100, n))])
     days_old = np.floor(age * 365.25 + rng.integers(0, 365, n)).astype("int64")
@@ -230,9 +251,7 @@ def generate_month(seed: int, month: str, rows: int, scenario: Scenario = Scenar
 def outcomes_frame(month_df: pd.DataFrame, month: str, window_months: int) -> pd.DataFrame:
     """The outcome file that collections deliver once the performance window has elapsed."""
     observed = pd.Timestamp(add_months(month, window_months))
-    return pd.DataFrame(
-        {"application_id": month_df["application_id"], "observed_date": observed, "defaulted": month_df["defaulted"]}
-    )
+    return pd.DataFrame({"application_id": month_df["application_id"], "observed_date": observed, "defaulted": month_df["defaulted"]})
 
 
 def applications_frame(month_df: pd.DataFrame) -> pd.DataFrame:

@@ -11,7 +11,9 @@ from riskcore.model import PDScorecard, train_scorecard
 SAMPLE_COLUMN = "sample"
 
 
-def assemble_training_set(features: dict[str, pd.DataFrame], outcomes: dict[str, pd.DataFrame], id_column: str, target: str, out_of_time_months: int) -> pd.DataFrame:
+def assemble_training_set(
+    features: dict[str, pd.DataFrame], outcomes: dict[str, pd.DataFrame], id_column: str, target: str, out_of_time_months: int
+) -> pd.DataFrame:
     """Join features to matured outcomes; the last `out_of_time_months` months are the out-of-time sample.
 
     `outcomes` holds matured months only. A feature row of a matured month without an outcome is
@@ -29,8 +31,10 @@ def assemble_training_set(features: dict[str, pd.DataFrame], outcomes: dict[str,
         joined = features[month].merge(outcomes[month][[id_column, target]], on=id_column, how="left", validate="one_to_one")
         unlabelled = int(joined[target].isna().sum())
         if unlabelled:
-            raise ValueError(f"{month}: {unlabelled} accepted applications have no outcome; if loan_outcomes {month} was "
-                             "materialised before its labels matured, materialise it again (performance_job)")
+            raise ValueError(
+                f"{month}: {unlabelled} accepted applications have no outcome; if loan_outcomes {month} was "
+                "materialised before its labels matured, materialise it again (performance_job)"
+            )
         joined[target] = joined[target].astype("int64")
         joined[SAMPLE_COLUMN] = "out_of_time" if month in oot else "train"
         parts.append(joined)
@@ -41,7 +45,15 @@ def evaluate(model: PDScorecard, frame: pd.DataFrame, specs: list[FeatureSpec], 
     y = frame[target].to_numpy()
     pd_ = model.predict_pd(model_matrix(frame, specs))
     auc = roc_auc(y, pd_)
-    return {"auc": auc, "gini": 2 * auc - 1, "ks": ks_statistic(y, pd_), "brier": brier(y, pd_), "mean_pd": float(pd_.mean()), "default_rate": float(y.mean()), "rows": float(len(y))}
+    return {
+        "auc": auc,
+        "gini": 2 * auc - 1,
+        "ks": ks_statistic(y, pd_),
+        "brier": brier(y, pd_),
+        "mean_pd": float(pd_.mean()),
+        "default_rate": float(y.mean()),
+        "rows": float(len(y)),
+    }
 
 
 def fit_and_evaluate(training_set: pd.DataFrame, specs: list[FeatureSpec], target: str, random_state: int = 0):

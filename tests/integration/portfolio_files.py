@@ -25,12 +25,25 @@ def write_portfolio(folder: Path, name: str, base: str = "retail_pd.yaml", calen
     return str(path)
 
 
-def deployment(root: Path, files: list[str], mlflow_uri: tuple[str, str] | None = None, key: str = "integration-test-key",
-               docs: bool = True, auto_approve: str | None = "bootstrap") -> dict:
+def deployment(
+    root: Path,
+    files: list[str],
+    mlflow_uri: tuple[str, str] | None = None,
+    key: str = "integration-test-key",
+    docs: bool = True,
+    auto_approve: str | None = "bootstrap",
+) -> dict:
     uri, artifacts = mlflow_uri or (f"sqlite:///{root}/mlflow.db", str(root / "mlflow-artifacts"))
     return {
-        "portfolios": Portfolios(files=files, landing_root=str(root / "landing"), datasets_root=str(root / "datasets"), tracking_uri=uri,
-                                 artifact_location=artifacts, ledger_url=f"sqlite:///{root}/ledger.db", auto_approve=auto_approve),
+        "portfolios": Portfolios(
+            files=files,
+            landing_root=str(root / "landing"),
+            datasets_root=str(root / "datasets"),
+            tracking_uri=uri,
+            artifact_location=artifacts,
+            ledger_url=f"sqlite:///{root}/ledger.db",
+            auto_approve=auto_approve,
+        ),
         "tokeniser": PiiTokeniser(key=key),
         "validator": ContractValidator(data_docs_dir=str(root / "gx_data_docs") if docs else None),
     }

@@ -41,10 +41,13 @@ def test_a_failed_run_is_posted_redacted(monkeypatch):
             result = leaky_job.execute_in_process(instance=instance, raise_on_error=False)
             assert not result.success
             failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
-            context = dg.build_run_status_sensor_context(sensor_name=run_failure_alert_sensor.name, dagster_instance=instance,
-                                                         dagster_run=result.dagster_run, dagster_event=failure,
-                                                         resources={"alerts": AlertWebhook(url=f"http://127.0.0.1:{server.server_port}/hook",
-                                                                                           ui_url="http://127.0.0.1:3000")}).for_run_failure()
+            context = dg.build_run_status_sensor_context(
+                sensor_name=run_failure_alert_sensor.name,
+                dagster_instance=instance,
+                dagster_run=result.dagster_run,
+                dagster_event=failure,
+                resources={"alerts": AlertWebhook(url=f"http://127.0.0.1:{server.server_port}/hook", ui_url="http://127.0.0.1:3000")},
+            ).for_run_failure()
             run_failure_alert_sensor(context)
     finally:
         server.shutdown()

@@ -16,8 +16,7 @@ def _condition(condition) -> dict | None:
     """An automation condition as a tree of its own descriptions (stable across loads)."""
     if condition is None:
         return None
-    return {"name": condition.get_label() or condition.description or type(condition).__name__,
-            "of": [_condition(child) for child in condition.children]}
+    return {"name": condition.get_label() or condition.description or type(condition).__name__, "of": [_condition(child) for child in condition.children]}
 
 
 def graph_snapshot(definitions) -> dict:
@@ -59,8 +58,11 @@ def graph_snapshot(definitions) -> dict:
         for s in definitions.schedules or []
     }
     sensors = {
-        s.name: {"jobs": sorted(t.job_name for t in s.targets), "default_status": s.default_status.value,
-                 "assets": sorted(k.to_user_string() for k in s.asset_selection.resolve(graph)) if s.asset_selection else []}
+        s.name: {
+            "jobs": sorted(t.job_name for t in s.targets),
+            "default_status": s.default_status.value,
+            "assets": sorted(k.to_user_string() for k in s.asset_selection.resolve(graph)) if s.asset_selection else [],
+        }
         for s in definitions.sensors or []
     }
     return {"assets": assets, "asset_checks": checks, "jobs": jobs, "schedules": schedules, "sensors": sensors}

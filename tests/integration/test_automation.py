@@ -20,8 +20,13 @@ def _defs(root, scenario: str, latest: str):
     file = write_portfolio(root / "portfolios", PORTFOLIO, calendar={"evaluation_month": latest})
     resources = deployment(root, [file], key="automation-key", docs=False, auto_approve=None)
     # data_fault from the newest month: income reported per month, which the contract blocks.
-    deliver_synthetic(resources["portfolios"].named(PORTFOLIO).landing.path, [latest], latest, 12,
-                      SyntheticSettings(rows_per_month=400, scenario=scenario, scenario_start=latest))
+    deliver_synthetic(
+        resources["portfolios"].named(PORTFOLIO).landing.path,
+        [latest],
+        latest,
+        12,
+        SyntheticSettings(rows_per_month=400, scenario=scenario, scenario_start=latest),
+    )
     return build_definitions(resources)
 
 

@@ -40,8 +40,10 @@ def _ingest(tmp_path, instance, data: bytes, suffix: str = "csv"):
     file = write_portfolio(tmp_path / "portfolios", "corpus_pd", calendar={"evaluation_month": "2023-04"})
     resources = deployment(tmp_path, [file], key="corpus-key", docs=False, auto_approve=None)
     store = resources["portfolios"].named("corpus_pd").store
-    result = build_definitions(resources).resolve_job_def(job_name("corpus_pd", "monthly_ingestion_job")).execute_in_process(
-        instance=instance, partition_key=f"{MONTH}-01", raise_on_error=False
+    result = (
+        build_definitions(resources)
+        .resolve_job_def(job_name("corpus_pd", "monthly_ingestion_job"))
+        .execute_in_process(instance=instance, partition_key=f"{MONTH}-01", raise_on_error=False)
     )
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     return result, checks, store
@@ -74,6 +76,7 @@ def _blocked(tmp_path, instance, data: bytes, failed_rule: str, received: int, c
 
 
 # --- file-level problems: blocked, the error names file and rule --------------------------------
+
 
 def test_missing_column(tmp_path, instance, base):
     checks = _blocked(tmp_path, instance, _csv(base.drop(columns=["annual_income"])), "annual_income:required column present", ROWS)
@@ -111,6 +114,7 @@ def test_unreadable_parquet(tmp_path, instance):
 
 # --- dataset-level problems: blocked by the contract ----------------------------------------------
 
+
 def test_income_reported_per_month(tmp_path, instance, base):
     frame = base.assign(annual_income=(base["annual_income"] / 12).round())
     _blocked(tmp_path, instance, _csv(frame), "annual_income:median in [15000, 250000]", ROWS)
@@ -134,8 +138,9 @@ def test_duplicate_ids_are_quarantined_and_block_the_month(tmp_path, instance, b
 
 
 def test_wrong_type_in_a_whole_column(tmp_path, instance, base):
-    checks = _blocked(tmp_path, instance, _csv(base.assign(annual_income="fifty thousand")), "annual_income:type number", ROWS,
-                      check="check_quarantine_within_tolerance")
+    checks = _blocked(
+        tmp_path, instance, _csv(base.assign(annual_income="fifty thousand")), "annual_income:type number", ROWS, check="check_quarantine_within_tolerance"
+    )
     assert not checks["check_applications_contract"].passed
 
 
@@ -146,6 +151,7 @@ def test_too_many_bad_rows(tmp_path, instance, base):
 
 
 # --- row-level problems: quarantined with reasons, the month goes on -----------------------------
+
 
 def test_wrong_type_in_one_row(tmp_path, instance, base):
     def mutate(frame):

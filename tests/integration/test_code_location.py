@@ -36,8 +36,10 @@ def test_production_environment_needs_its_secrets_from_the_environment():
 def test_production_runs_its_calendar_and_a_laptop_does_not():
     """Schedules and the retraining/rollback sensors start with a production deployment; locally
     they wait for someone to turn them on. The monitoring time is the operator's to move."""
-    code = ("import json, pipelines.definitions as d; print(json.dumps({**{s.name: s.default_status.value for s in d.defs.schedules},"
-            " **{s.name: s.default_status.value for s in d.defs.sensors}, 'cron': d.defs.get_schedule_def('retail_pd_daily_monitoring_schedule').cron_schedule}))")
+    code = (
+        "import json, pipelines.definitions as d; print(json.dumps({**{s.name: s.default_status.value for s in d.defs.schedules},"
+        " **{s.name: s.default_status.value for s in d.defs.sensors}, 'cron': d.defs.get_schedule_def('retail_pd_daily_monitoring_schedule').cron_schedule}))"
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RISK_", "MLFLOW_"))}
 
     def statuses(**extra):
@@ -45,7 +47,9 @@ def test_production_runs_its_calendar_and_a_laptop_does_not():
         assert out.returncode == 0, out.stderr
         return json.loads(out.stdout.strip().splitlines()[-1])
 
-    automation = [f"retail_pd_{name}" for name in ("monthly_cycle_schedule", "daily_monitoring_schedule", "drift_retraining_sensor", "performance_rollback_sensor")]
+    automation = [
+        f"retail_pd_{name}" for name in ("monthly_cycle_schedule", "daily_monitoring_schedule", "drift_retraining_sensor", "performance_rollback_sensor")
+    ]
     production = statuses(RISK_ENV="production", RISK_MONITORING_CRON="30 5 * * *")
     local = statuses()
     assert {production[name] for name in automation} == {"RUNNING"} and production["cron"] == "30 5 * * *"

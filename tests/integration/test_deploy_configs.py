@@ -35,24 +35,41 @@ def test_the_helm_values_translate_to_a_valid_dagster_instance():
     daemon = values["dagsterDaemon"]
     queue = daemon["runCoordinator"]["config"]["queuedRunCoordinator"]
     # The chart renders these blocks into the instance's dagster.yaml: validate what it would render.
-    _valid_instance({
-        "storage": {"postgres": {"postgres_db": {"hostname": values["postgresql"]["postgresqlHost"], "username": values["postgresql"]["postgresqlUsername"],
-                                                 "password": {"env": "DAGSTER_PG_PASSWORD"}, "db_name": values["postgresql"]["postgresqlDatabase"],
-                                                 "port": values["postgresql"]["service"]["port"], "params": values["postgresql"]["postgresqlParams"],
-                                                 "scheme": values["postgresql"]["postgresqlScheme"]}}},
-        "run_queue": {"max_concurrent_runs": queue["maxConcurrentRuns"], "tag_concurrency_limits": queue["tagConcurrencyLimits"]},
-        "run_retries": {"enabled": daemon["runRetries"]["enabled"], "max_retries": daemon["runRetries"]["maxRetries"]},
-        "run_monitoring": {"enabled": daemon["runMonitoring"]["enabled"], "start_timeout_seconds": daemon["runMonitoring"]["startTimeoutSeconds"]},
-    })
+    _valid_instance(
+        {
+            "storage": {
+                "postgres": {
+                    "postgres_db": {
+                        "hostname": values["postgresql"]["postgresqlHost"],
+                        "username": values["postgresql"]["postgresqlUsername"],
+                        "password": {"env": "DAGSTER_PG_PASSWORD"},
+                        "db_name": values["postgresql"]["postgresqlDatabase"],
+                        "port": values["postgresql"]["service"]["port"],
+                        "params": values["postgresql"]["postgresqlParams"],
+                        "scheme": values["postgresql"]["postgresqlScheme"],
+                    }
+                }
+            },
+            "run_queue": {"max_concurrent_runs": queue["maxConcurrentRuns"], "tag_concurrency_limits": queue["tagConcurrencyLimits"]},
+            "run_retries": {"enabled": daemon["runRetries"]["enabled"], "max_retries": daemon["runRetries"]["maxRetries"]},
+            "run_monitoring": {"enabled": daemon["runMonitoring"]["enabled"], "start_timeout_seconds": daemon["runMonitoring"]["startTimeoutSeconds"]},
+        }
+    )
     assert values["runLauncher"]["type"] == "K8sRunLauncher" and values["postgresql"]["enabled"] is False
     # ...and the run launcher block, as the chart renders it, against dagster-k8s's own schema
     from dagster_k8s import K8sRunLauncher
 
     launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
-    rendered = {"instance_config_map": "dagster-instance", "dagster_home": "/opt/dagster/dagster_home", "load_incluster_config": True,
-                "postgres_password_secret": values["global"]["postgresqlSecretName"], "service_account_name": "dagster", "job_namespace": "risk-platform",
-                "env_secrets": [secret["name"] for secret in launcher["envSecrets"]],
-                "run_k8s_config": {"container_config": launcher["runK8sConfig"]["containerConfig"]}}
+    rendered = {
+        "instance_config_map": "dagster-instance",
+        "dagster_home": "/opt/dagster/dagster_home",
+        "load_incluster_config": True,
+        "postgres_password_secret": values["global"]["postgresqlSecretName"],
+        "service_account_name": "dagster",
+        "job_namespace": "risk-platform",
+        "env_secrets": [secret["name"] for secret in launcher["envSecrets"]],
+        "run_k8s_config": {"container_config": launcher["runK8sConfig"]["containerConfig"]},
+    }
     checked = validate_config(K8sRunLauncher.config_type(), rendered)
     assert checked.success, [e.message for e in checked.errors]
     assert values["postgresql"]["postgresqlScheme"] == "postgresql+psycopg2" and values["generatePostgresqlPasswordSecret"] is False
@@ -102,8 +119,12 @@ def test_compose_and_the_chart_give_the_production_environment_every_variable_it
 
     from pipelines.environment import production_resources
 
-    needed = {value.env_var_name for resource in production_resources().values()
-              for value in (getattr(resource, field) for field in type(resource).model_fields) if isinstance(value, dg.EnvVar)}
+    needed = {
+        value.env_var_name
+        for resource in production_resources().values()
+        for value in (getattr(resource, field) for field in type(resource).model_fields)
+        if isinstance(value, dg.EnvVar)
+    }
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
     for name in ("code-server", "daemon", "webserver"):
         environment = compose["services"][name]["environment"]

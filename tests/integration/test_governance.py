@@ -28,8 +28,9 @@ def _model():
 
 def _register(registry: ModelRegistry, gates_passed: bool, failed_gate: str = "adverse_impact_ratio") -> str:
     model, X = _model()
-    registered = registry.register(model, X.head(20), params={}, metrics={}, tags={}, dataset=X.assign(y=0), dataset_digest="test",
-                                   dataset_source="memory", run_name="test", target="y")
+    registered = registry.register(
+        model, X.head(20), params={}, metrics={}, tags={}, dataset=X.assign(y=0), dataset_digest="test", dataset_source="memory", run_name="test", target="y"
+    )
     # What model_evaluation records (its computation is tested in test_pipeline and test_gates).
     gate = "0.9 pass (>= 0.8)" if gates_passed else "0.6 FAIL (>= 0.8)"
     registry.tag_version(registered.version, {f"gate.{failed_gate}": gate, "gates_passed": str(gates_passed).lower()})
@@ -116,8 +117,10 @@ def test_two_racing_promotions_leave_one_champion_and_a_consistent_ledger(world)
     registry, governance, (v1, v2, _), tmp_path = world
     v4 = _register(registry, True)
     start = time.time() + 3
-    racers = [multiprocessing.get_context("spawn").Process(target=_promote, args=(governance.ledger_url, registry.tracking_uri, registry.artifact_location, v, start))
-              for v in (v2, v4)]
+    racers = [
+        multiprocessing.get_context("spawn").Process(target=_promote, args=(governance.ledger_url, registry.tracking_uri, registry.artifact_location, v, start))
+        for v in (v2, v4)
+    ]
     for p in racers:
         p.start()
     for p in racers:
@@ -142,9 +145,22 @@ def _free_port() -> int:
 def _start_server(tmp_path, port: int) -> subprocess.Popen:
     mlflow = os.path.join(os.path.dirname(sys.executable), "mlflow")
     server = subprocess.Popen(
-        [mlflow, "server", "--backend-store-uri", f"sqlite:///{tmp_path}/server.db", "--artifacts-destination", str(tmp_path / "served"),
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            mlflow,
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{tmp_path}/server.db",
+            "--artifacts-destination",
+            str(tmp_path / "served"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -159,8 +175,9 @@ def _start_server(tmp_path, port: int) -> subprocess.Popen:
 def test_registry_unreachable_fails_closed_and_records_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
-    subprocess.run([os.path.join(os.path.dirname(sys.executable), "mlflow"), "db", "upgrade", f"sqlite:///{tmp_path}/server.db"],
-                   check=True, capture_output=True)  # migrate once, before the server (concurrent migrations fail)
+    subprocess.run(
+        [os.path.join(os.path.dirname(sys.executable), "mlflow"), "db", "upgrade", f"sqlite:///{tmp_path}/server.db"], check=True, capture_output=True
+    )  # migrate once, before the server (concurrent migrations fail)
     port = _free_port()
     server = _start_server(tmp_path, port)
     try:

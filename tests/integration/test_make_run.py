@@ -22,8 +22,15 @@ BIN = os.path.dirname(sys.executable)
 
 def _env(root, **extra):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RISK_", "DAGSTER_HOME", "MLFLOW_"))}
-    return {**env, "RISK_DATA_DIR": str(root / "data"), "RISK_ROWS_PER_MONTH": "800", "RISK_AS_OF": "2023-05",
-            "RISK_PERFORMANCE_WINDOW_MONTHS": "1", "RISK_OUT_OF_TIME_MONTHS": "1", **extra}
+    return {
+        **env,
+        "RISK_DATA_DIR": str(root / "data"),
+        "RISK_ROWS_PER_MONTH": "800",
+        "RISK_AS_OF": "2023-05",
+        "RISK_PERFORMANCE_WINDOW_MONTHS": "1",
+        "RISK_OUT_OF_TIME_MONTHS": "1",
+        **extra,
+    }
 
 
 def _report_bytes(root, month):
@@ -35,8 +42,13 @@ def _report_bytes(root, month):
 def made(tmp_path_factory):
     root = tmp_path_factory.mktemp("make_run")
     (root / "dagster_home").mkdir()
-    run = subprocess.run([sys.executable, "-m", "pipelines.run", "--prepare", "synthetic", "--start", MONTHS[0], "--end", MONTHS[-1]],
-                         env=_env(root, DAGSTER_HOME=str(root / "dagster_home")), capture_output=True, text=True, timeout=900)
+    run = subprocess.run(
+        [sys.executable, "-m", "pipelines.run", "--prepare", "synthetic", "--start", MONTHS[0], "--end", MONTHS[-1]],
+        env=_env(root, DAGSTER_HOME=str(root / "dagster_home")),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     return root, run.stdout
 
@@ -53,8 +65,23 @@ def test_a_report_rebuilt_from_ci_on_an_ephemeral_instance_is_byte_identical(mad
     root, _ = made
     published = _report_bytes(root, "2023-05")
     # DAGSTER_HOME unset: the CLI uses an ephemeral instance; the blocking check fails the command on any difference
-    cli = subprocess.run([os.path.join(BIN, "dagster"), "asset", "materialize", "-m", "pipelines.definitions",
-                          "--select", "retail_pd/regulatory_report", "--partition", "2023-05-01"], env=_env(root), capture_output=True, text=True, timeout=600)
+    cli = subprocess.run(
+        [
+            os.path.join(BIN, "dagster"),
+            "asset",
+            "materialize",
+            "-m",
+            "pipelines.definitions",
+            "--select",
+            "retail_pd/regulatory_report",
+            "--partition",
+            "2023-05-01",
+        ],
+        env=_env(root),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert cli.returncode == 0, cli.stderr[-3000:]
     assert "RUN_SUCCESS" in cli.stderr + cli.stdout
     assert _report_bytes(root, "2023-05") == published  # no rebuild-* file either
@@ -71,8 +98,13 @@ def test_a_backfill_launched_into_a_running_deployment_through_graphql(made):
     home = root / "dagster_home"
     port = _free_port()
     env = _env(root, DAGSTER_HOME=str(home))
-    server = subprocess.Popen([os.path.join(BIN, "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    server = subprocess.Popen(
+        [os.path.join(BIN, "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while True:
@@ -83,8 +115,13 @@ def test_a_backfill_launched_into_a_running_deployment_through_graphql(made):
                 assert time.monotonic() < deadline and server.poll() is None, "the webserver did not come up"
                 time.sleep(1)
         published = {m: _report_bytes(root, m) for m in MONTHS}
-        backfill = subprocess.run([sys.executable, "-m", "pipelines.backfill", "--from", MONTHS[0], "--to", MONTHS[-1],
-                                   "--remote", f"http://127.0.0.1:{port}", "--wait", "300"], env=env, capture_output=True, text=True, timeout=400)
+        backfill = subprocess.run(
+            [sys.executable, "-m", "pipelines.backfill", "--from", MONTHS[0], "--to", MONTHS[-1], "--remote", f"http://127.0.0.1:{port}", "--wait", "300"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=400,
+        )
         assert backfill.returncode == 0, backfill.stdout + backfill.stderr[-3000:]
         assert "COMPLETED" in backfill.stdout and "1 run(s)" in backfill.stdout
         assert {m: _report_bytes(root, m) for m in MONTHS} == published

@@ -20,11 +20,26 @@ from tests.integration.portfolio_files import deployment
 NAME = "cards_pd"
 MONTHS = months_between("2023-01", "2023-05")
 APPROVER = "cards.risk.officer@example.com"
-RENAMES = {"application_id": "card_ref", "application_date": "applied_on", "annual_income": "income_yearly",
-           "credit_utilisation": "revolving_use", "delinquencies_2y": "late_24m", "inquiries_6m": "searches_6m",
-           "loan_amount": "limit_requested", "employment_type": "work_status"}
-ROLES = {"card_ref": "id", "applied_on": "timestamp", "income_yearly": "feature", "revolving_use": "feature", "late_24m": "feature",
-         "searches_6m": "feature", "limit_requested": "feature", "work_status": "feature"}
+RENAMES = {
+    "application_id": "card_ref",
+    "application_date": "applied_on",
+    "annual_income": "income_yearly",
+    "credit_utilisation": "revolving_use",
+    "delinquencies_2y": "late_24m",
+    "inquiries_6m": "searches_6m",
+    "loan_amount": "limit_requested",
+    "employment_type": "work_status",
+}
+ROLES = {
+    "card_ref": "id",
+    "applied_on": "timestamp",
+    "income_yearly": "feature",
+    "revolving_use": "feature",
+    "late_24m": "feature",
+    "searches_6m": "feature",
+    "limit_requested": "feature",
+    "work_status": "feature",
+}
 
 
 def _month_files(landing, month: str):
@@ -90,9 +105,9 @@ def cards(tmp_path_factory, mlflow_uri):
     defs = build_definitions(resources)
     portfolio = resources["portfolios"].named(NAME)
     with dg.instance_for_test() as instance:
+
         def run(job, month=None, **kwargs):
-            return defs.resolve_job_def(job_name(NAME, job)).execute_in_process(
-                instance=instance, partition_key=f"{month}-01" if month else None, **kwargs)
+            return defs.resolve_job_def(job_name(NAME, job)).execute_in_process(instance=instance, partition_key=f"{month}-01" if month else None, **kwargs)
 
         ingested = [run("monthly_ingestion_job", m) for m in MONTHS]
         training = run("model_training_job", raise_on_error=False)
@@ -130,8 +145,17 @@ def test_it_trains_waits_for_its_own_approver_then_promotes_and_scores(cards):
     tags = registry.version_tags(challenger.version)
     assert tags["gate.adverse_impact_ratio"].split(" ")[1] == "pass" and "no sensitive attribute declared" in tags["gate.adverse_impact_ratio"]
     assert tags["gates_policy"] == "cards-promotion@1.0.0" and tags["gates_passed"] == "true", tags
-    refused = run("promotion_job", run_config={"ops": {"approve_and_promote": {"config": {
-        "version": challenger.version, "approver": "model.risk.officer@example.com", "reason": "not a cards approver"}}}}, raise_on_error=False)
+    refused = run(
+        "promotion_job",
+        run_config={
+            "ops": {
+                "approve_and_promote": {
+                    "config": {"version": challenger.version, "approver": "model.risk.officer@example.com", "reason": "not a cards approver"}
+                }
+            }
+        },
+        raise_on_error=False,
+    )
     assert not refused.success and registry.by_alias(CHAMPION) is None
     run("promotion_job", run_config={"ops": {"approve_and_promote": {"config": {"version": challenger.version, "approver": APPROVER, "reason": "gates pass"}}}})
     assert registry.by_alias(CHAMPION).version == challenger.version

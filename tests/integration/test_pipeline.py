@@ -15,7 +15,17 @@ from tests.integration.portfolio_files import deployment, write_portfolio
 
 MONTHS = months_between("2023-01", "2023-05")
 SCORED = MONTHS[-3:]
-LINEAGE = ["model_name", "model_version", "model_run_id", "feature_set_version", "policy_version", "code_version", "dagster_run_id", "source_file_sha256", "contract_version"]
+LINEAGE = [
+    "model_name",
+    "model_version",
+    "model_run_id",
+    "feature_set_version",
+    "policy_version",
+    "code_version",
+    "dagster_run_id",
+    "source_file_sha256",
+    "contract_version",
+]
 PORTFOLIO = "pipeline_pd"
 # A one-month performance window as of 2023-06 makes all five months matured.
 CALENDAR = {"performance_window_months": 1, "out_of_time_months": 1, "evaluation_month": "2023-06"}
@@ -31,8 +41,10 @@ def _key(asset: str) -> dg.AssetKey:
 
 def _run(defs, job, instance, partition=None, assets=None, raise_on_error=True):
     return defs.resolve_job_def(job_name(PORTFOLIO, job)).execute_in_process(
-        instance=instance, partition_key=f"{partition}-01" if partition else None,
-        asset_selection=[_key(a) for a in assets] if assets else None, raise_on_error=raise_on_error,
+        instance=instance,
+        partition_key=f"{partition}-01" if partition else None,
+        asset_selection=[_key(a) for a in assets] if assets else None,
+        raise_on_error=raise_on_error,
     )
 
 
@@ -47,8 +59,18 @@ def pipeline(tmp_path_factory, mlflow_uri):
         results = [_run(defs, "monthly_ingestion_job", instance, m) for m in MONTHS]
         results.append(_run(defs, "model_training_job", instance))
         results += [_run(defs, "monthly_scoring_job", instance, m, assets=["risk_scores"]) for m in SCORED]
-        yield types.SimpleNamespace(defs=defs, instance=instance, results=results, root=root, resources=resources, portfolio=portfolio,
-                                    store=portfolio.store, registry=portfolio.registry, governance=portfolio.governance, landing=portfolio.landing)
+        yield types.SimpleNamespace(
+            defs=defs,
+            instance=instance,
+            results=results,
+            root=root,
+            resources=resources,
+            portfolio=portfolio,
+            store=portfolio.store,
+            registry=portfolio.registry,
+            governance=portfolio.governance,
+            landing=portfolio.landing,
+        )
 
 
 def test_every_run_succeeds_and_every_check_passes(pipeline):
@@ -212,8 +234,17 @@ def test_every_evaluated_version_has_a_model_card_with_its_gates_and_approvals(p
     champion = pipeline.registry.by_alias(CHAMPION)
     card = pipeline.registry.read_text(champion.run_id, "model_card.md")
     assert card.startswith(f"# Model card: {champion.label}")
-    for section in ("## Purpose and limits", "## Data and lineage", "## Features", "## Discrimination", "## Calibration",
-                    "## Stability and fairness", "## Promotion gates", "## Approvals and history", "## Known limitations"):
+    for section in (
+        "## Purpose and limits",
+        "## Data and lineage",
+        "## Features",
+        "## Discrimination",
+        "## Calibration",
+        "## Stability and fairness",
+        "## Promotion gates",
+        "## Approvals and history",
+        "## Known limitations",
+    ):
         assert section in card
     assert "| adverse_impact_ratio |" in card and "`applicant_sex`" in card and "fs-" in card
     assert "approved by auto-approval (bootstrap" in card  # the promotion appended to the card
@@ -246,18 +277,22 @@ def test_promotion_and_rollback_jobs_route_the_next_scoring(pipeline, tmp_path):
 
     refused = defs.resolve_job_def(job_name(PORTFOLIO, "promotion_job")).execute_in_process(
         {"ops": {"approve_and_promote": {"config": {"version": candidate.version, "approver": "mallory@example.com", "reason": "x"}}}},
-        instance=pipeline.instance, raise_on_error=False)
+        instance=pipeline.instance,
+        raise_on_error=False,
+    )
     assert not refused.success and registry.by_alias(CHAMPION) == before
 
     approved = defs.resolve_job_def(job_name(PORTFOLIO, "promotion_job")).execute_in_process(
         {"ops": {"approve_and_promote": {"config": {"version": candidate.version, "approver": "head.of.credit.risk@example.com", "reason": "gates pass"}}}},
-        instance=pipeline.instance)
+        instance=pipeline.instance,
+    )
     assert approved.success and registry.by_alias(CHAMPION).version == candidate.version
     _run(defs, "monthly_scoring_job", pipeline.instance, month, assets=["risk_scores"])
     assert set(pipeline.store.read("risk_scores", month)["model_version"]) == {candidate.version}
 
     rolled = defs.resolve_job_def(job_name(PORTFOLIO, "rollback_job")).execute_in_process(
-        {"ops": {"roll_back_champion": {"config": {"actor": "head.of.credit.risk@example.com", "reason": "test rollback"}}}}, instance=pipeline.instance)
+        {"ops": {"roll_back_champion": {"config": {"actor": "head.of.credit.risk@example.com", "reason": "test rollback"}}}}, instance=pipeline.instance
+    )
     assert rolled.success and registry.by_alias(CHAMPION).version == before.version
     _run(defs, "monthly_scoring_job", pipeline.instance, month, assets=["risk_scores"])
     assert set(pipeline.store.read("risk_scores", month)["model_version"]) == {before.version}

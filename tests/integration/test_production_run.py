@@ -14,10 +14,20 @@ MONTHS = ("--start", "2023-01", "--end", "2023-05")
 
 def _run(root: Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RISK_", "DAGSTER_", "MLFLOW_"))}
-    env.update(RISK_ENV="production", RISK_LANDING_URL=str(root / "landing"), RISK_DATASETS_URL=str(root / "datasets"),
-               MLFLOW_TRACKING_URI=f"sqlite:///{root}/mlflow.db", RISK_LEDGER_URL=f"sqlite:///{root}/ledger.db",
-               RISK_PII_TOKEN_KEY="production-test-key-of-forty-characters!", RISK_AS_OF="2023-05", RISK_ROWS_PER_MONTH="3000",
-               RISK_PERFORMANCE_WINDOW_MONTHS="1", RISK_OUT_OF_TIME_MONTHS="1", DAGSTER_HOME=str(root / "dagster_home"), PYTHONPATH=str(ROOT))
+    env.update(
+        RISK_ENV="production",
+        RISK_LANDING_URL=str(root / "landing"),
+        RISK_DATASETS_URL=str(root / "datasets"),
+        MLFLOW_TRACKING_URI=f"sqlite:///{root}/mlflow.db",
+        RISK_LEDGER_URL=f"sqlite:///{root}/ledger.db",
+        RISK_PII_TOKEN_KEY="production-test-key-of-forty-characters!",
+        RISK_AS_OF="2023-05",
+        RISK_ROWS_PER_MONTH="3000",
+        RISK_PERFORMANCE_WINDOW_MONTHS="1",
+        RISK_OUT_OF_TIME_MONTHS="1",
+        DAGSTER_HOME=str(root / "dagster_home"),
+        PYTHONPATH=str(ROOT),
+    )
     (root / "dagster_home").mkdir(exist_ok=True)
     # run from another folder: nothing may land in the working directory
     return subprocess.run([sys.executable, "-W", "ignore", "-m", *args], cwd=root, env=env, capture_output=True, text=True, timeout=900)

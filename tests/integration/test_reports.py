@@ -16,8 +16,11 @@ MONTHS = months_between("2023-01", "2023-12")
 
 def _reports(world: World, first: str, last: str):
     """One run over the range, as a single-run backfill from the UI or `make backfill` launches it."""
-    return world.run("regulatory_report_job", raise_on_error=False, tags={
-        "dagster/asset_partition_range_start": f"{first}-01", "dagster/asset_partition_range_end": f"{last}-01"})
+    return world.run(
+        "regulatory_report_job",
+        raise_on_error=False,
+        tags={"dagster/asset_partition_range_start": f"{first}-01", "dagster/asset_partition_range_end": f"{last}-01"},
+    )
 
 
 def _check(result):
@@ -105,8 +108,10 @@ def test_an_older_month_keeps_its_model_after_a_new_champion_and_a_rescore_is_na
     old = reported.registry.by_alias(CHAMPION)
     reported.run("model_training_job", assets=["risk_model", "model_evaluation"])
     new = reported.registry.by_alias(CHALLENGER)
-    reported.run("promotion_job", run_config={"ops": {"approve_and_promote": {"config": {
-        "version": new.version, "approver": APPROVER, "reason": "same data, retrained"}}}})
+    reported.run(
+        "promotion_job",
+        run_config={"ops": {"approve_and_promote": {"config": {"version": new.version, "approver": APPROVER, "reason": "same data, retrained"}}}},
+    )
     assert reported.registry.by_alias(CHAMPION).version == new.version != old.version
     # the old month's report still names the version that scored it
     assert _check(_reports(reported, "2023-05", "2023-05")).passed

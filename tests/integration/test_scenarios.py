@@ -116,8 +116,10 @@ def test_a_weak_champion_is_rolled_back_once_its_labels_mature(world):
     weak = weak_world.registry.by_alias(CHALLENGER)
     assert weak_world.registry.version_tags(weak.version)["gates_passed"] == "false"
     weak_world.registry.tag_version(weak.version, {"gates_passed": "true"})
-    weak_world.run("promotion_job", run_config={"ops": {"approve_and_promote": {"config": {
-        "version": weak.version, "approver": APPROVER, "reason": "forced for the scenario"}}}})
+    weak_world.run(
+        "promotion_job",
+        run_config={"ops": {"approve_and_promote": {"config": {"version": weak.version, "approver": APPROVER, "reason": "forced for the scenario"}}}},
+    )
     assert weak_world.registry.by_alias(CHAMPION).version == weak.version
 
     scored = ["2023-05", "2023-06"]

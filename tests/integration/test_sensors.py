@@ -53,9 +53,12 @@ def test_the_daily_monitoring_schedule_measures_the_cohort_that_just_matured_unt
         """The schedule of the shipped portfolio, on a portfolio file with this calendar."""
         with TemporaryDirectory() as folder:
             file = write_portfolio(Path(folder), PORTFOLIO, calendar=calendar)
-            context = dg.build_schedule_context(instance=instance, scheduled_execution_time=datetime.datetime(*day, 7, tzinfo=datetime.timezone.utc),
-                                                repository_def=defs.get_repository_def(),
-                                                resources={"portfolios": deployment(Path(folder), [file])["portfolios"]})
+            context = dg.build_schedule_context(
+                instance=instance,
+                scheduled_execution_time=datetime.datetime(*day, 7, tzinfo=datetime.timezone.utc),
+                repository_def=defs.get_repository_def(),
+                resources={"portfolios": deployment(Path(folder), [file])["portfolios"]},
+            )
             return schedule.evaluate_tick(context)
 
     def ScoringCalendar(as_of_month="last_complete", performance_window_months=12):  # noqa: N802 - the calendar section of a portfolio file
@@ -68,10 +71,16 @@ def test_the_daily_monitoring_schedule_measures_the_cohort_that_just_matured_unt
         # the configured performance window decides the cohort
         assert tick(instance, (2025, 12, 2), ScoringCalendar(performance_window_months=6)).run_requests[0].partition_key == "2025-05-01"
         # a pinned calendar (a simulated world) is its own clock: the wall-clock day does not move it
-        assert tick(instance, (2026, 11, 25), ScoringCalendar(as_of_month="2023-04", performance_window_months=1)).run_requests[0].run_key == f"{PORTFOLIO}-performance-2023-03"
+        assert (
+            tick(instance, (2026, 11, 25), ScoringCalendar(as_of_month="2023-04", performance_window_months=1)).run_requests[0].run_key
+            == f"{PORTFOLIO}-performance-2023-03"
+        )
         # a run under way for the cohort: the next day waits for it (a schedule's run key dedupes one tick only)
-        run = instance.create_run_for_job(defs.resolve_job_def(job_name(PORTFOLIO, "performance_job")), status=dg.DagsterRunStatus.STARTED,
-                                          tags={"dagster/run_key": f"{PORTFOLIO}-performance-2024-11"})
+        run = instance.create_run_for_job(
+            defs.resolve_job_def(job_name(PORTFOLIO, "performance_job")),
+            status=dg.DagsterRunStatus.STARTED,
+            tags={"dagster/run_key": f"{PORTFOLIO}-performance-2024-11"},
+        )
         skipped = tick(instance, (2025, 12, 3), ScoringCalendar())
         assert not skipped.run_requests and f"being measured by run {run.run_id}" in skipped.skip_message
         instance.report_run_failed(run)  # it failed (the outcomes came late): the next day tries again

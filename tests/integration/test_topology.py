@@ -20,10 +20,16 @@ SCREENSHOTS = Path(__file__).resolve().parent.parent.parent / "data" / "screensh
 
 @pytest.fixture(scope="module")
 def topology(tmp_path_factory):
-    with running_topology(tmp_path_factory.mktemp("topology"),
-                          RISK_ROWS_PER_MONTH="600", RISK_SCENARIO="economic_shock", RISK_SCENARIO_START="2023-04", RISK_AS_OF="2023-04",
-                          RISK_PERFORMANCE_WINDOW_MONTHS="1", RISK_OUT_OF_TIME_MONTHS="1",
-                          RISK_MONITORING_CRON="* * * * *") as started:  # the daily schedule ticks every minute here (off until the test starts it)
+    with running_topology(
+        tmp_path_factory.mktemp("topology"),
+        RISK_ROWS_PER_MONTH="600",
+        RISK_SCENARIO="economic_shock",
+        RISK_SCENARIO_START="2023-04",
+        RISK_AS_OF="2023-04",
+        RISK_PERFORMANCE_WINDOW_MONTHS="1",
+        RISK_OUT_OF_TIME_MONTHS="1",
+        RISK_MONITORING_CRON="* * * * *",
+    ) as started:  # the daily schedule ticks every minute here (off until the test starts it)
         yield started
 
 
@@ -40,7 +46,7 @@ def _listening_addresses() -> dict[int, set[str]]:
             address, port = fields[1].split(":")
             raw = bytes.fromhex(address)
             # the kernel prints each 32-bit word in host (little-endian) order
-            raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+            raw = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
             ip = ipaddress.ip_address(raw)
             found.setdefault(int(port, 16), set()).add(str(getattr(ip, "ipv4_mapped", None) or ip))  # ::ffff:127.0.0.1 is 127.0.0.1
     return found
@@ -66,14 +72,29 @@ def test_a_sensor_launched_run_completes_with_its_events_in_postgres_and_its_mod
     layout, env, _, _ = topology
     topo_env = {**env, **layout.environment()}
     # Upstream delivers eight months; five go through the pipeline on this instance (the shock from 2023-04 makes drift persist).
-    landed = subprocess.run([sys.executable, "-m", "pipelines.prepare", "synthetic", "--start", "2023-01", "--end", "2023-08"],
-                            env=topo_env, capture_output=True, text=True, timeout=300)
+    landed = subprocess.run(
+        [sys.executable, "-m", "pipelines.prepare", "synthetic", "--start", "2023-01", "--end", "2023-08"],
+        env=topo_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert landed.returncode == 0, landed.stderr[-3000:]
-    made = subprocess.run([sys.executable, "-m", "pipelines.run", "--start", "2023-01", "--end", "2023-05",
-                           "--only", "ingestion,training,scoring,monitoring"], env=topo_env, capture_output=True, text=True, timeout=900)
+    made = subprocess.run(
+        [sys.executable, "-m", "pipelines.run", "--start", "2023-01", "--end", "2023-05", "--only", "ingestion,training,scoring,monitoring"],
+        env=topo_env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert made.returncode == 0, made.stderr[-3000:]
-    start = subprocess.run([str(BIN / "dagster"), "sensor", "start", "retail_pd_drift_retraining_sensor", "-w", str(layout.state / "workspace.yaml")],
-                           env=topo_env, capture_output=True, text=True, timeout=120)
+    start = subprocess.run(
+        [str(BIN / "dagster"), "sensor", "start", "retail_pd_drift_retraining_sensor", "-w", str(layout.state / "workspace.yaml")],
+        env=topo_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert start.returncode == 0, start.stderr[-2000:]
     instance = dg.DagsterInstance.get()
 
@@ -136,8 +157,13 @@ def test_the_daemon_ticks_the_monitoring_schedule_and_its_run_outlives_a_killed_
     layout, env, _, _ = topology
     topo_env = {**env, **layout.environment()}
     workspace = str(layout.state / "workspace.yaml")
-    started = subprocess.run([str(BIN / "dagster"), "schedule", "start", "retail_pd_daily_monitoring_schedule", "-w", workspace],
-                             env=topo_env, capture_output=True, text=True, timeout=120)
+    started = subprocess.run(
+        [str(BIN / "dagster"), "schedule", "start", "retail_pd_daily_monitoring_schedule", "-w", workspace],
+        env=topo_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert started.returncode == 0, started.stderr[-2000:]
     instance = dg.DagsterInstance.get()
     scheduled = dg.RunsFilter(tags={"dagster/schedule_name": "retail_pd_daily_monitoring_schedule"})
@@ -155,17 +181,29 @@ def test_the_daemon_ticks_the_monitoring_schedule_and_its_run_outlives_a_killed_
     again = up(env)
     assert again.returncode == 0 and "daemon         started" in again.stdout, again.stdout
     outcome = wait(lambda: finished(graphql_client(layout), run.run_id), 240, "the scheduled run")
-    stopped = subprocess.run([str(BIN / "dagster"), "schedule", "stop", "retail_pd_daily_monitoring_schedule", "-w", workspace],
-                             env=topo_env, capture_output=True, text=True, timeout=120)
+    stopped = subprocess.run(
+        [str(BIN / "dagster"), "schedule", "stop", "retail_pd_daily_monitoring_schedule", "-w", workspace],
+        env=topo_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert outcome.value == "SUCCESS" and stopped.returncode == 0, (outcome, stopped.stderr[-2000:])
     # the pinned calendar (as of 2023-04, 1-month window): the cohort of 2023-03, once
-    assert run.job_name == "retail_pd_performance_job" and run.tags["dagster/partition"] == "2023-03-01" and run.tags["dagster/run_key"] == "retail_pd-performance-2023-03"
+    assert (
+        run.job_name == "retail_pd_performance_job"
+        and run.tags["dagster/partition"] == "2023-03-01"
+        and run.tags["dagster/run_key"] == "retail_pd-performance-2023-03"
+    )
     assert len(instance.get_runs(filters=scheduled)) == 1
     # The next tick, evaluated by the code server on this instance (the UI's "Test schedule"):
     # skipped, since a schedule's run key dedupes within one tick only.
-    dry_run = graphql(layout, 'mutation { scheduleDryRun(selectorData: {repositoryLocationName: "risk_scoring", repositoryName: "__repository__",'
-                              f' scheduleName: "retail_pd_daily_monitoring_schedule"}}, timestamp: {time.time() + 60}) {{ ... on DryRunInstigationTick'
-                              ' { evaluationResult { skipReason runRequests { runKey } } } } }')["scheduleDryRun"]["evaluationResult"]
+    dry_run = graphql(
+        layout,
+        'mutation { scheduleDryRun(selectorData: {repositoryLocationName: "risk_scoring", repositoryName: "__repository__",'
+        f' scheduleName: "retail_pd_daily_monitoring_schedule"}}, timestamp: {time.time() + 60}) {{ ... on DryRunInstigationTick'
+        " { evaluationResult { skipReason runRequests { runKey } } } } }",
+    )["scheduleDryRun"]["evaluationResult"]
     assert dry_run == {"skipReason": f"2023-03 was measured by run {run.run_id}", "runRequests": []}, dry_run
     measured = instance.fetch_materializations(dg.AssetKey(["retail_pd", "model_performance"]), limit=1).records[0]
     assert measured.run_id == run.run_id and measured.partition_key == "2023-03-01"

@@ -34,8 +34,13 @@ def test_production_ingests_the_file_that_landed_and_its_schedules_and_sensors_r
     assert accepted["rows_received"].value == 1500 and accepted["rows"].value + quarantined["rows"].value == 1500
     assert accepted["path"].value.startswith(str(layout.state / "datasets" / "retail_pd" / "applications" / f"month={month}"))
     assert accepted["pii_key"].value == "from RISK_PII_TOKEN_KEY"  # generated into .run/secrets, never the development default
-    data = graphql(layout, '{ repositoryOrError(repositorySelector: {repositoryLocationName: "risk_scoring", repositoryName: "__repository__"}) {'
-                            ' ... on Repository { schedules { name scheduleState { status } } sensors { name sensorState { status } } } } }')["repositoryOrError"]
+    data = graphql(
+        layout,
+        '{ repositoryOrError(repositorySelector: {repositoryLocationName: "risk_scoring", repositoryName: "__repository__"}) {'
+        " ... on Repository { schedules { name scheduleState { status } } sensors { name sensorState { status } } } } }",
+    )["repositoryOrError"]
     status = {s["name"]: s["scheduleState"]["status"] for s in data["schedules"]} | {s["name"]: s["sensorState"]["status"] for s in data["sensors"]}
-    automation = [f"retail_pd_{name}" for name in ("monthly_cycle_schedule", "daily_monitoring_schedule", "drift_retraining_sensor", "performance_rollback_sensor")]
+    automation = [
+        f"retail_pd_{name}" for name in ("monthly_cycle_schedule", "daily_monitoring_schedule", "drift_retraining_sensor", "performance_rollback_sensor")
+    ]
     assert {name: status[name] for name in automation} == dict.fromkeys(automation, "RUNNING")

@@ -59,8 +59,14 @@ def running_topology(state, **settings):
         for parent in [state, *state.parents]:
             os.chmod(parent, os.stat(parent).st_mode | 0o011)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RISK_", "DAGSTER_", "MLFLOW_"))}
-    env.update(RISK_STATE_DIR=str(state), RISK_PG_PORT=str(free_port()), RISK_MLFLOW_PORT=str(free_port()),
-               RISK_CODE_PORT=str(free_port()), RISK_UI_PORT=str(free_port()), **settings)
+    env.update(
+        RISK_STATE_DIR=str(state),
+        RISK_PG_PORT=str(free_port()),
+        RISK_MLFLOW_PORT=str(free_port()),
+        RISK_CODE_PORT=str(free_port()),
+        RISK_UI_PORT=str(free_port()),
+        **settings,
+    )
     old = dict(os.environ)
     try:  # whatever happens, `down` runs: nothing is left listening after the module
         started = time.monotonic()

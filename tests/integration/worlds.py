@@ -47,8 +47,12 @@ class World:
 
     def run(self, job: str, month: str | None = None, assets=None, raise_on_error=True, **kwargs):
         return self.defs.resolve_job_def(self.job(job)).execute_in_process(
-            instance=self.instance, partition_key=f"{month_label(month)}-01" if month else None, raise_on_error=raise_on_error,
-            asset_selection=[self.key(a) for a in assets] if assets else None, **kwargs)
+            instance=self.instance,
+            partition_key=f"{month_label(month)}-01" if month else None,
+            raise_on_error=raise_on_error,
+            asset_selection=[self.key(a) for a in assets] if assets else None,
+            **kwargs,
+        )
 
     def train_baseline(self):
         for month in TRAINING_MONTHS:

@@ -3,8 +3,10 @@ from riskcore.alerts import failure_alert, redact
 
 def test_pii_and_secrets_never_reach_an_alert():
     environment = {"RISK_PII_TOKEN_KEY": "s3cr3t-token-key", "HOME": "/home/x", "DAGSTER_PG_PASSWORD": "pgpass"}
-    error = ("ValueError: row of jane.doe@example.com (SSN 123-45-6789, phone (555) 010-1234) failed; "
-             "key s3cr3t-token-key; db postgresql://risk:pgpass@127.0.0.1:5432/dagster")
+    error = (
+        "ValueError: row of jane.doe@example.com (SSN 123-45-6789, phone (555) 010-1234) failed; "
+        "key s3cr3t-token-key; db postgresql://risk:pgpass@127.0.0.1:5432/dagster"
+    )
     text = redact(error, environment)
     for leaked in ("jane.doe@example.com", "123-45-6789", "010-1234", "s3cr3t-token-key", "pgpass", "risk:"):
         assert leaked not in text, leaked

@@ -127,9 +127,13 @@ BAD = {
         "derivedFeatures[1].args[1]: derived feature 'applicant_age_years' reads 'applicant_sex' (role sensitive)",
     ),
     "derived expression reads the target": (
-        _set("derivedFeatures.0.expression", "defaulted * 2"), "derivedFeatures[0].expression: derived feature 'loan_to_income' reads 'defaulted' (role target)",
+        _set("derivedFeatures.0.expression", "defaulted * 2"),
+        "derivedFeatures[0].expression: derived feature 'loan_to_income' reads 'defaulted' (role target)",
     ),
-    "derived feature named like a pii column": (_set("derivedFeatures.0.name", "full_name"), "derivedFeatures[0].name: 'full_name' is already a column or derived feature"),
+    "derived feature named like a pii column": (
+        _set("derivedFeatures.0.name", "full_name"),
+        "derivedFeatures[0].name: 'full_name' is already a column or derived feature",
+    ),
     # ranges
     "minimum above maximum": (_set("schema.6.minimum", 60), "schema[6].minimum: 60 is greater than maximum 50 (column 'delinquencies_2y')"),
     "minimum not a number": (_set("schema.6.minimum", "zero"), "schema[6].minimum: expected a number, got 'zero'"),
@@ -137,9 +141,15 @@ BAD = {
     # missing-value markers of the wrong type
     "contract markers not a list": (_set("missingValues", "N/A"), "missingValues: expected a list of text tokens, got 'N/A'"),
     "number among contract markers": (_set("missingValues", ["", 96]), "missingValues[1]: expected a text token (quoted), got 96"),
-    "quoted sentinel on a numeric column": (_set("schema.6.missingValues", [96, "98"]), "schema[6].missingValues[1]: '98' is a quoted number but the column is integer: write it unquoted"),
+    "quoted sentinel on a numeric column": (
+        _set("schema.6.missingValues", [96, "98"]),
+        "schema[6].missingValues[1]: '98' is a quoted number but the column is integer: write it unquoted",
+    ),
     "boolean sentinel": (_set("schema.6.missingValues", [True]), "schema[6].missingValues[0]: expected a number (or a text token), got True"),
-    "number on a string column": (_set("schema.7.missingValues", [96]), "schema[7].missingValues[0]: expected a text token on a string column (quote it), got 96"),
+    "number on a string column": (
+        _set("schema.7.missingValues", [96]),
+        "schema[7].missingValues[0]: expected a text token on a string column (quote it), got 96",
+    ),
     "unquoted date marker": (_set("schema.2.missingValues", ["1900-01-01", 19000101]), "schema[2].missingValues[1]: expected a text token on a date column"),
     # bad caps
     "cap on a string feature": (_set("schema.7.cap", {"upper": 3}), "schema[7].cap: a cap applies to integer or number columns; 'home_ownership' is string"),
@@ -149,18 +159,31 @@ BAD = {
     "empty cap": (_set("schema.5.cap", {}), "schema[5].cap: expected keys lower and/or upper, got []"),
     "cap bound not a number": (_set("schema.5.cap", {"upper": "250k"}), "schema[5].cap.upper: expected a number, got '250k'"),
     "cap outside the valid range": (_set("schema.6.cap", {"lower": 60}), "schema[6].cap.lower: 60 is above maximum 50"),
-    "cap on a derived feature, lower above upper": (_set("derivedFeatures.0.cap", {"lower": 5, "upper": 1}), "derivedFeatures[0].cap: lower 5 is greater than upper 1"),
+    "cap on a derived feature, lower above upper": (
+        _set("derivedFeatures.0.cap", {"lower": 5, "upper": 1}),
+        "derivedFeatures[0].cap: lower 5 is greater than upper 1",
+    ),
     # derived features that reference unknown columns
     "expression reads an unknown column": (
         _set("derivedFeatures.0.expression", "loan_amount / annual_incme"),
         "derivedFeatures[0].expression: derived feature 'loan_to_income' references 'annual_incme', which is not a declared column",
     ),
     "function reads an unknown column": (
-        _set("derivedFeatures.1.args", ["birth_date", "application_date"]), "derivedFeatures[1].args[0]: derived feature 'applicant_age_years' references 'birth_date'",
+        _set("derivedFeatures.1.args", ["birth_date", "application_date"]),
+        "derivedFeatures[1].args[0]: derived feature 'applicant_age_years' references 'birth_date'",
     ),
-    "expression reads a string column": (_set("derivedFeatures.0.expression", "loan_amount / home_ownership"), "derivedFeatures[0].expression: 'home_ownership' is string"),
-    "unknown derivation function": (_set("derivedFeatures.1.function", "years_betwen"), "derivedFeatures[1].function: 'years_betwen' is not one of years_between"),
-    "both expression and function": (_set("derivedFeatures.0.function", "years_between"), "derivedFeatures[0]: derived feature 'loan_to_income' needs exactly one of expression/function"),
+    "expression reads a string column": (
+        _set("derivedFeatures.0.expression", "loan_amount / home_ownership"),
+        "derivedFeatures[0].expression: 'home_ownership' is string",
+    ),
+    "unknown derivation function": (
+        _set("derivedFeatures.1.function", "years_betwen"),
+        "derivedFeatures[1].function: 'years_betwen' is not one of years_between",
+    ),
+    "both expression and function": (
+        _set("derivedFeatures.0.function", "years_between"),
+        "derivedFeatures[0]: derived feature 'loan_to_income' needs exactly one of expression/function",
+    ),
     "tolerance above one": (_set("quality", {"quarantineTolerance": 2}), "quality.quarantineTolerance: expected a share between 0 and 1, got 2"),
 }
 

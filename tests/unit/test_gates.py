@@ -71,8 +71,7 @@ def test_at_1000_rows_calibrated_models_pass_most_30pct_underestimates_fail_and_
     simulation, 0.7 x is caught in every sample from 5,000 rows, 1.3 x in ~95% at 5,000 and ~99%
     at 10,000 rows; the test above shows both caught at 100,000 and 1,000,000."""
     seeds = range(200)
-    verdicts = np.array([[calibration_gate(POLICY, y, true_pd * f).passed for f in (1.0, 0.7, 1.3)]
-                         for true_pd, y in (portfolio(1_000, s) for s in seeds)])
+    verdicts = np.array([[calibration_gate(POLICY, y, true_pd * f).passed for f in (1.0, 0.7, 1.3)] for true_pd, y in (portfolio(1_000, s) for s in seeds)])
     calibrated_fails, underestimate_caught, overestimate_caught = 1 - verdicts.mean(axis=0)
     assert calibrated_fails <= 0.03
     assert underestimate_caught >= 0.6
@@ -107,8 +106,15 @@ def test_a_challenger_worse_than_the_champion_fails_its_gate():
     gates = {g.name: g for g in evaluate_gates(policy, Y, noisy, PD, noisy, approved, sensitive, signature_ok=True)}
     assert not gates["auc_vs_champion"].passed and gates["auc_vs_champion"].value < -policy.auc_tolerance
     good = evaluate_gates(policy, Y, PD, noisy, PD, approved, sensitive, signature_ok=True)
-    assert [g.name for g in good] == ["auc", "auc_vs_champion", "ks", "calibration_jeffreys", "score_psi_train_vs_oot",
-                                      "adverse_impact_ratio", "signature_matches_feature_store"]
+    assert [g.name for g in good] == [
+        "auc",
+        "auc_vs_champion",
+        "ks",
+        "calibration_jeffreys",
+        "score_psi_train_vs_oot",
+        "adverse_impact_ratio",
+        "signature_matches_feature_store",
+    ]
     assert all(g.passed for g in good), [g for g in good if not g.passed]
     unfair = pd.DataFrame({"sex": np.where(PD < 0.05, "female", "male")})  # approvals follow the group
     assert not {g.name: g for g in evaluate_gates(policy, Y, PD, None, PD, approved, unfair, True)}["adverse_impact_ratio"].passed
@@ -148,16 +154,19 @@ def test_the_policy_names_its_approvers_and_refuses_unknown_auto_approval(tmp_pa
         load_promotion_policy(auto_approve="sometimes")
 
 
-@pytest.mark.parametrize("edit,message", [
-    (lambda d: d["gates"].update(calibration_tolerance="x"), "gates.calibration_tolerance: expected a number >= 0, got 'x'"),
-    (lambda d: d["gates"].pop("calibration_confidence"), "gates.calibration_confidence: missing"),
-    (lambda d: d["gates"].update(calibration_confidence=1.5), r"gates.calibration_confidence: expected a number in \[0.5, 0.9999\], got 1.5"),
-    (lambda d: d["gates"].update(calibration_max_red_grades=1.5), "gates.calibration_max_red_grades: expected an integer >= 0, got 1.5"),
-    (lambda d: d["gates"].update(min_auc=True), "gates.min_auc: expected a number in"),
-    (lambda d: d["fairness"].update(when_no_sensitive_attribute="maybe"), "fairness.when_no_sensitive_attribute: expected one of"),
-    (lambda d: d["approval"].update(approvers="someone"), "approval.approvers: expected a non-empty list of strings"),
-    (lambda d: d.pop("fairness"), "fairness.when_no_sensitive_attribute: missing"),
-])
+@pytest.mark.parametrize(
+    "edit,message",
+    [
+        (lambda d: d["gates"].update(calibration_tolerance="x"), "gates.calibration_tolerance: expected a number >= 0, got 'x'"),
+        (lambda d: d["gates"].pop("calibration_confidence"), "gates.calibration_confidence: missing"),
+        (lambda d: d["gates"].update(calibration_confidence=1.5), r"gates.calibration_confidence: expected a number in \[0.5, 0.9999\], got 1.5"),
+        (lambda d: d["gates"].update(calibration_max_red_grades=1.5), "gates.calibration_max_red_grades: expected an integer >= 0, got 1.5"),
+        (lambda d: d["gates"].update(min_auc=True), "gates.min_auc: expected a number in"),
+        (lambda d: d["fairness"].update(when_no_sensitive_attribute="maybe"), "fairness.when_no_sensitive_attribute: expected one of"),
+        (lambda d: d["approval"].update(approvers="someone"), "approval.approvers: expected a non-empty list of strings"),
+        (lambda d: d.pop("fairness"), "fairness.when_no_sensitive_attribute: missing"),
+    ],
+)
 def test_a_missing_or_mistyped_policy_key_names_the_file_and_the_key(tmp_path, edit, message):
     with pytest.raises(ValueError, match=f"promotion.yaml: {message}"):
         load_promotion_policy(_policy_file(tmp_path, edit))

@@ -87,6 +87,7 @@ def test_ingest_tokenises_pii_and_features_carry_none(month_frame):
 
 # --- missing-value markers -----------------------------------------------------------------------
 
+
 def _contract_with(tmp_path, mutate, name="loan_applications.yaml"):
     """A copy of a shipped contract, changed by `mutate(doc, column_entry_by_name)`."""
     doc = yaml.safe_load(contract_path(name).read_text())

@@ -37,19 +37,22 @@ def test_environment_variables_fill_values_with_defaults(tmp_path, monkeypatch):
         load_portfolio(path)
 
 
-@pytest.mark.parametrize(("change", "key", "expected"), [
-    (lambda d: d.pop("owner"), "owner", "required key missing"),
-    (lambda d: d.pop("contracts"), "contracts", "required key missing"),
-    (lambda d: d["contracts"].pop("outcomes"), "contracts.outcomes", "required key missing"),
-    (lambda d: d["policies"].update(promotion="no-such-policy.yaml"), "policies.promotion", "no such file: no-such-policy.yaml"),
-    (lambda d: d["policies"].update(approval="x.yaml"), "policies.approval", "unknown policy kind"),
-    (lambda d: d.update(name="Retail PD"), "name", "lower-case letters"),
-    (lambda d: d.update(calender={}), "calender", "unknown key"),
-    (lambda d: d["calendar"].update(out_of_time_months=0), "calendar.out_of_time_months", "whole number of months >= 1"),
-    (lambda d: d["calendar"].update(evaluation_month="soon"), "calendar.evaluation_month", "last_complete or a month YYYY-MM"),
-    (lambda d: d.update(sensitive_attributes=["annual_income"]), "sensitive_attributes[0]", "not a column with role sensitive"),
-    (lambda d: d.update(sensitive_attributes="applicant_sex"), "sensitive_attributes", "expected a list"),
-])
+@pytest.mark.parametrize(
+    ("change", "key", "expected"),
+    [
+        (lambda d: d.pop("owner"), "owner", "required key missing"),
+        (lambda d: d.pop("contracts"), "contracts", "required key missing"),
+        (lambda d: d["contracts"].pop("outcomes"), "contracts.outcomes", "required key missing"),
+        (lambda d: d["policies"].update(promotion="no-such-policy.yaml"), "policies.promotion", "no such file: no-such-policy.yaml"),
+        (lambda d: d["policies"].update(approval="x.yaml"), "policies.approval", "unknown policy kind"),
+        (lambda d: d.update(name="Retail PD"), "name", "lower-case letters"),
+        (lambda d: d.update(calender={}), "calender", "unknown key"),
+        (lambda d: d["calendar"].update(out_of_time_months=0), "calendar.out_of_time_months", "whole number of months >= 1"),
+        (lambda d: d["calendar"].update(evaluation_month="soon"), "calendar.evaluation_month", "last_complete or a month YYYY-MM"),
+        (lambda d: d.update(sensitive_attributes=["annual_income"]), "sensitive_attributes[0]", "not a column with role sensitive"),
+        (lambda d: d.update(sensitive_attributes="applicant_sex"), "sensitive_attributes", "expected a list"),
+    ],
+)
 def test_a_wrong_portfolio_file_names_the_file_and_the_key(tmp_path, change, key, expected):
     path = _write(tmp_path, change)
     with pytest.raises(PortfolioError) as raised:

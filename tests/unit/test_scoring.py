@@ -28,8 +28,10 @@ def test_policy_decisions_follow_the_score_bands():
 
 def test_reason_codes_are_the_largest_adverse_contributions_in_order():
     contributions = pd.DataFrame(
-        [[0.9, -0.2, 0.1, 0.5, 0.3, 0.05],  # adverse above reference: a .9, d .5, e .3, c .1, f .05
-         [0.0, 0.0, 0.0, 0.4, 0.0, 0.2]],   # only two adverse factors
+        [
+            [0.9, -0.2, 0.1, 0.5, 0.3, 0.05],  # adverse above reference: a .9, d .5, e .3, c .1, f .05
+            [0.0, 0.0, 0.0, 0.4, 0.0, 0.2],
+        ],  # only two adverse factors
         columns=list("abcdef"),
     )
     reference = np.zeros(6)
