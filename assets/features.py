@@ -4,6 +4,7 @@ import dagster as dg
 
 from resources.partitions import monthly_partitions
 from resources.portfolios import Portfolios
+from riskcore.datasets import APPLICATIONS, FEATURES
 from riskcore.features import build_features, clipped_by_caps, feature_set_version
 from riskcore.months import month_label
 
@@ -12,7 +13,7 @@ from riskcore.months import month_label
     partitions_def=monthly_partitions,
     group_name="features",
     kinds={"parquet"},
-    deps=["applications"],
+    deps=[APPLICATIONS],
     # Built as soon as the newest month's applications land, never from a month whose contract failed.
     automation_condition=dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed(),
 )
@@ -22,9 +23,9 @@ def application_features(context: dg.AssetExecutionContext, portfolios: Portfoli
     landing, store = portfolio.landing, portfolio.store
     month = month_label(context.partition_key)
     contract = landing.applications()
-    applications = store.read("applications", month)
+    applications = store.read(APPLICATIONS, month)
     features = build_features(applications, contract, month)
-    written = store.write("application_features", features, month)
+    written = store.write(FEATURES, features, month)
     return dg.MaterializeResult(
         metadata={
             **written.metadata(),

@@ -8,6 +8,7 @@ from resources.partitions import monthly_partitions
 from resources.pii import PiiTokeniser
 from resources.portfolios import Portfolios, portfolio_of_run_step
 from resources.validation import ContractValidator
+from riskcore.datasets import APPLICATIONS, OUTCOMES, QUARANTINED
 from riskcore.ingestion import ContractViolation, LandedFile, ingest, read_landing_bytes
 from riskcore.months import month_label
 
@@ -36,7 +37,7 @@ def raw_applications(context: dg.AssetExecutionContext, portfolios: Portfolios) 
     name="conform_applications",
     specs=[
         dg.AssetSpec(
-            "applications",
+            APPLICATIONS,
             deps=[raw_applications],
             partitions_def=monthly_partitions,
             group_name=INGESTION,
@@ -44,7 +45,7 @@ def raw_applications(context: dg.AssetExecutionContext, portfolios: Portfolios) 
             description="Applications that meet the contract; PII replaced by keyed-hash tokens.",
         ),
         dg.AssetSpec(
-            "quarantined_applications",
+            QUARANTINED,
             deps=[raw_applications],
             partitions_def=monthly_partitions,
             group_name=INGESTION,
@@ -55,19 +56,19 @@ def raw_applications(context: dg.AssetExecutionContext, portfolios: Portfolios) 
     check_specs=[
         dg.AssetCheckSpec(
             "check_applications_contract",
-            asset="applications",
+            asset=APPLICATIONS,
             blocking=True,
             description="The Great Expectations suite of the contract: schema, row count, unique ids, null shares, medians, row rules within tolerance.",
         ),
         dg.AssetCheckSpec(
             "check_quarantine_within_tolerance",
-            asset="applications",
+            asset=APPLICATIONS,
             blocking=True,
             description="No more of the month's rows quarantined than the contract tolerates.",
         ),
         dg.AssetCheckSpec(
             "check_received_equals_accepted_plus_quarantined",
-            asset="applications",
+            asset=APPLICATIONS,
             blocking=True,
             description="Every received row is accepted or quarantined: counts read back from the written files.",
         ),
@@ -82,8 +83,8 @@ def conform_applications(context: dg.AssetExecutionContext, portfolios: Portfoli
     contract = landing.applications()
     target = landing.applications_file(month)
     result = ingest(target.name, target.read_bytes(), contract, month, tokeniser.key)
-    accepted = store.write("applications", result.accepted, month)
-    quarantined = store.write("quarantined_applications", result.quarantined, month)
+    accepted = store.write(APPLICATIONS, result.accepted, month)
+    quarantined = store.write(QUARANTINED, result.quarantined, month)
     if result.violation is not None:
         context.log.error(str(result.violation))
         report = violation_report(contract, result.violation)
@@ -97,12 +98,10 @@ def conform_applications(context: dg.AssetExecutionContext, portfolios: Portfoli
         "pii_key": "DEVELOPMENT DEFAULT (not secret)" if tokeniser.uses_development_key else "from RISK_PII_TOKEN_KEY",
     }
     yield dg.MaterializeResult(
-        asset_key=_key(context, "applications"),
+        asset_key=_key(context, APPLICATIONS),
         metadata={**accepted.metadata(), "rows_received": result.received, "missing_markers": dg.MetadataValue.json(result.missing_markers), **lineage},
     )
-    yield dg.MaterializeResult(
-        asset_key=_key(context, "quarantined_applications"), metadata={**quarantined.metadata(), "reasons": result.quarantine_reasons(), **lineage}
-    )
+    yield dg.MaterializeResult(asset_key=_key(context, QUARANTINED), metadata={**quarantined.metadata(), "reasons": result.quarantine_reasons(), **lineage})
     if not report.success:
         governance.ledger().append(
             "contract_violation",
@@ -118,14 +117,14 @@ def conform_applications(context: dg.AssetExecutionContext, portfolios: Portfoli
         )
     yield dg.AssetCheckResult(
         check_name="check_applications_contract",
-        asset_key=_key(context, "applications"),
+        asset_key=_key(context, APPLICATIONS),
         passed=report.success,
         metadata={**report.metadata(), "source_file": result.file},
     )
     share = quarantined.rows / result.received if result.received else 0.0
     yield dg.AssetCheckResult(
         check_name="check_quarantine_within_tolerance",
-        asset_key=_key(context, "applications"),
+        asset_key=_key(context, APPLICATIONS),
         passed=result.violation is None and share <= contract.quality.quarantine_tolerance,
         metadata={
             "quarantined_share": share,
@@ -134,10 +133,10 @@ def conform_applications(context: dg.AssetExecutionContext, portfolios: Portfoli
             "source_file": result.file,
         },
     )
-    written = store.rows("applications", month), store.rows("quarantined_applications", month)
+    written = store.rows(APPLICATIONS, month), store.rows(QUARANTINED, month)
     yield dg.AssetCheckResult(
         check_name="check_received_equals_accepted_plus_quarantined",
-        asset_key=_key(context, "applications"),
+        asset_key=_key(context, APPLICATIONS),
         passed=result.received == sum(written),
         metadata={"received": result.received, "accepted": written[0], "quarantined": written[1], "unaccounted": result.received - sum(written)},
     )
@@ -156,7 +155,7 @@ def loan_outcomes(context: dg.AssetExecutionContext, portfolios: Portfolios) -> 
     contract = landing.outcomes()
     if not calendar.matured(month):
         nothing = LandedFile("(labels not matured)", "", 0, pd.DataFrame(columns=[f.name for f in contract.fields]))
-        written = store.write("loan_outcomes", conform(nothing, contract)[0], month)
+        written = store.write(OUTCOMES, conform(nothing, contract)[0], month)
         return dg.MaterializeResult(metadata={**written.metadata(), "labels_matured": False, "as_of": calendar.as_of})
     target = landing.outcomes_file(month)
     if target is None:
@@ -165,7 +164,7 @@ def loan_outcomes(context: dg.AssetExecutionContext, portfolios: Portfolios) -> 
     accepted, quarantined = conform(landed, contract)
     if len(quarantined):
         raise ValueError(f"{landed.name}: {len(quarantined)} outcome rows break the contract, e.g. {quarantined['quarantine_reasons'].iloc[0]}")
-    written = store.write("loan_outcomes", accepted, month)
+    written = store.write(OUTCOMES, accepted, month)
     target_column = contract.only("target")
     return dg.MaterializeResult(
         metadata={

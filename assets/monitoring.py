@@ -7,6 +7,7 @@ from resources.partitions import monthly_partitions
 from resources.portfolios import Portfolios
 from resources.registry import CHAMPION
 from resources.storage import atomic_write_bytes
+from riskcore.datasets import APPLICATIONS, CHAMPION_MODEL, DRIFT, FEATURES, OUTCOMES, PERFORMANCE, SCORES
 from riskcore.months import month_label
 
 
@@ -14,11 +15,11 @@ from riskcore.months import month_label
     partitions_def=monthly_partitions,
     group_name="monitoring",
     kinds={"parquet", "evidently"},
-    deps=["application_features", "applications", "champion_model"],  # applications: sensitive attributes
+    deps=[FEATURES, APPLICATIONS, CHAMPION_MODEL],  # applications: sensitive attributes
     check_specs=[
         dg.AssetCheckSpec(
             "check_feature_drift_within_policy",
-            asset="drift_report",
+            asset=DRIFT,
             description="PSI of every monitored column (features, PD, decision, sensitive attributes): WARN from 'investigate', ERROR from 'shift' (monitoring policy).",
         )
     ],
@@ -41,14 +42,14 @@ def drift_report(context: dg.AssetExecutionContext, portfolios: Portfolios):
     policy = portfolio.monitoring_policy()
     contract = landing.applications()
     specs = feature_specs(contract)
-    rows = store.read("application_features", month)
+    rows = store.read(FEATURES, month)
     matrix = model_matrix(rows, specs)
     current = monitored_frame(matrix, registry.load(champion.version).predict_pd(matrix), portfolio.decision_policy(), sensitive_attributes(portfolio, rows))
     profile = ReferenceProfile.from_json(profile_text)
     stats = drift_statistics(profile, current, policy)
-    written = store.write("drift_report", stats.assign(reference_model=champion.label), month)
+    written = store.write(DRIFT, stats.assign(reference_model=champion.label), month)
     html = _evidently_html(profile, current, policy.sample_rows, seed=int(month.replace("-", "")))
-    report_path = store.file("drift_report", month, "evidently.html")
+    report_path = store.file(DRIFT, month, "evidently.html")
     atomic_write_bytes(report_path, html.encode())
     registry.log_text(champion.run_id, html, f"monitoring/drift_{month}.html")
     by_column = stats.set_index("column")
@@ -116,7 +117,7 @@ def _evidently_html(profile, current, sample_rows: int, seed: int) -> str:
     partitions_def=monthly_partitions,
     group_name="monitoring",
     kinds={"parquet"},
-    deps=["risk_scores", "loan_outcomes", "application_features"],
+    deps=[SCORES, OUTCOMES, FEATURES],
     output_required=False,
 )
 def model_performance(context: dg.AssetExecutionContext, portfolios: Portfolios):
@@ -139,8 +140,8 @@ def model_performance(context: dg.AssetExecutionContext, portfolios: Portfolios)
         return
     contract = landing.applications()
     id_column, target = contract.only("id"), landing.outcomes().only("target")
-    scores = store.read("risk_scores", month, columns=[id_column, "pd", "model_version"])
-    outcomes = store.read("loan_outcomes", month, columns=[id_column, target])
+    scores = store.read(SCORES, month, columns=[id_column, "pd", "model_version"])
+    outcomes = store.read(OUTCOMES, month, columns=[id_column, target])
     if outcomes.empty:
         raise ValueError(
             f"labels of {month} matured as of {calendar.as_of} but loan_outcomes {month} holds none: materialise it first (performance_job does both)"
@@ -155,10 +156,10 @@ def model_performance(context: dg.AssetExecutionContext, portfolios: Portfolios)
     replaced = registry.version_tags(version).get("promoted_over") or None
     compared = None
     if replaced:
-        rows = labelled[[id_column]].merge(store.read("application_features", month), on=id_column, how="left", validate="one_to_one")
+        rows = labelled[[id_column]].merge(store.read(FEATURES, month), on=id_column, how="left", validate="one_to_one")
         compared = realised_performance(y, registry.load(replaced).predict_pd(model_matrix(rows, feature_specs(contract))))
     calibration = calibration_by_decile(y, labelled["pd"].to_numpy())
-    written = store.write("model_performance", calibration.assign(model_version=version), month)
+    written = store.write(PERFORMANCE, calibration.assign(model_version=version), month)
     yield dg.MaterializeResult(
         metadata={
             **written.metadata(),

@@ -5,12 +5,13 @@ import dagster as dg
 from assets.training import sensitive_attributes
 from resources.portfolios import Portfolios
 from resources.registry import CHALLENGER, CHAMPION
+from riskcore.datasets import APPLICATIONS, RISK_MODEL, TRAINING_SET
 
 TRAINING = "training"
 
 
 # training_set: the out-of-time rows; applications: their sensitive attributes, for the fairness gate.
-@dg.asset(group_name=TRAINING, kinds={"mlflow"}, deps=["risk_model", "training_set", "applications"])
+@dg.asset(group_name=TRAINING, kinds={"mlflow"}, deps=[RISK_MODEL, TRAINING_SET, APPLICATIONS])
 def model_evaluation(context: dg.AssetExecutionContext, portfolios: Portfolios) -> dg.MaterializeResult:
     """Every promotion gate of the policy, challenger and champion on the same out-of-time rows;
     recorded on the model version (MLflow tags), here, and in the governance ledger."""
@@ -25,7 +26,7 @@ def model_evaluation(context: dg.AssetExecutionContext, portfolios: Portfolios) 
     challenger, champion = registry.by_alias(CHALLENGER), registry.by_alias(CHAMPION)
     if challenger is None:
         raise ValueError(f"no `{CHALLENGER}` version of {registry.model_name} to evaluate: materialise risk_model first")
-    frame = store.read("training_set")
+    frame = store.read(TRAINING_SET)
     oot, train = frame[frame[SAMPLE_COLUMN] == "out_of_time"], frame[frame[SAMPLE_COLUMN] == "train"]
     sensitive = sensitive_attributes(portfolio, oot)
     model = registry.load(challenger.version)

@@ -6,9 +6,9 @@ from resources.partitions import MONTHLY_BY_THE_3RD, monthly_partitions
 from resources.portfolios import PortfolioResources, Portfolios
 from resources.registry import ModelRegistry
 from resources.storage import DatasetStore
+from riskcore.datasets import APPLICATIONS, DRIFT, OUTCOMES, QUARANTINED, REPORT, SCORES
 from riskcore.months import month_label
 
-REPORT = "regulatory_report"
 TRAIL_KINDS = ("candidate_registered", "gate_results", "approval", "promotion")
 OVERRIDE_FIELDS = ("application_token", "from_decision", "to_decision", "reason")  # never a whole payload
 
@@ -44,11 +44,11 @@ def recorded_model(ledger, registry: ModelRegistry, label: str) -> dict:
     kinds={"html", "json"},
     # The back-test reads the cohort that matured by month m: m - 12 with the production calendar.
     deps=[
-        "applications",
-        "quarantined_applications",
-        "risk_scores",
-        "drift_report",
-        dg.AssetDep("loan_outcomes", partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-12, end_offset=-12)),
+        APPLICATIONS,
+        QUARANTINED,
+        SCORES,
+        DRIFT,
+        dg.AssetDep(OUTCOMES, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-12, end_offset=-12)),
     ],
     backfill_policy=dg.BackfillPolicy.single_run(),
     freshness_policy=MONTHLY_BY_THE_3RD,
@@ -107,7 +107,7 @@ def report_inputs(month: str, portfolio: PortfolioResources):
     id_column, target, sensitive = contract.only("id"), landing.outcomes().only("target"), list(portfolio.spec.sensitive_attributes)
     source = landing.applications_file(month)
     landed = read_landing_bytes(source.name, source.read_bytes())
-    scores = store.read("risk_scores", month)
+    scores = store.read(SCORES, month)
     ledger = governance.ledger()
     models = [
         recorded_model(ledger, registry, f"{name}/{version}")
@@ -119,24 +119,24 @@ def report_inputs(month: str, portfolio: PortfolioResources):
         raise ReportNotReady(f"{month} is after the evaluation month {calendar.as_of}")
     cohort = month_label(add_months(month, -calendar.performance_window_months))
     backtest, note = None, f"no scores of {cohort}, the cohort whose labels matured by {month}"
-    if store.path("risk_scores", cohort).exists():
-        outcomes = store.read("loan_outcomes", cohort, columns=[id_column, target]) if store.path("loan_outcomes", cohort).exists() else None
+    if store.path(SCORES, cohort).exists():
+        outcomes = store.read(OUTCOMES, cohort, columns=[id_column, target]) if store.path(OUTCOMES, cohort).exists() else None
         if outcomes is None or outcomes.empty:
             # Published without them, the report would be frozen with a hole a rebuild then fills.
             raise ReportNotReady(f"labels of {cohort} have matured but are not loaded: materialise loan_outcomes {cohort} (performance_job) first")
-        backtest = store.read("risk_scores", cohort, columns=[id_column, "pd", "model_version"]).merge(
+        backtest = store.read(SCORES, cohort, columns=[id_column, "pd", "model_version"]).merge(
             outcomes.rename(columns={target: "defaulted"}), on=id_column, validate="one_to_one"
         )
         note = f"scores of {cohort} against their realised outcomes"
-    drift = store.read("drift_report", month) if store.path("drift_report", month).exists() else None
+    drift = store.read(DRIFT, month) if store.path(DRIFT, month).exists() else None
     return ReportInputs(
         month=month,
         input_files=[{"name": landed.name, "sha256": landed.sha256, "rows": len(landed.frame)}],
-        applications=store.read("applications", month, columns=[id_column, "contract_version", "source_file_sha256", *sensitive]).rename(
+        applications=store.read(APPLICATIONS, month, columns=[id_column, "contract_version", "source_file_sha256", *sensitive]).rename(
             columns={id_column: "application_id"}
         ),
-        quarantine_reasons=count_reasons(store.read("quarantined_applications", month, columns=["quarantine_reasons"])),
-        quarantined=store.rows("quarantined_applications", month),
+        quarantine_reasons=count_reasons(store.read(QUARANTINED, month, columns=["quarantine_reasons"])),
+        quarantined=store.rows(QUARANTINED, month),
         scores=scores.rename(columns={id_column: "application_id"}),
         models=models,
         sensitive=sensitive,

@@ -5,6 +5,7 @@ import dagster as dg
 from resources.partitions import MONTHLY_BY_THE_3RD, monthly_partitions
 from resources.portfolios import Portfolios
 from resources.registry import CHAMPION
+from riskcore.datasets import APPLICATIONS, CHAMPION_MODEL, FEATURES, SCORES
 from riskcore.lineage import code_version
 from riskcore.months import month_label
 
@@ -13,7 +14,7 @@ from riskcore.months import month_label
     partitions_def=monthly_partitions,
     group_name="scoring",
     kinds={"parquet"},
-    deps=["applications", "application_features", "champion_model"],
+    deps=[APPLICATIONS, FEATURES, CHAMPION_MODEL],
     freshness_policy=MONTHLY_BY_THE_3RD,
 )
 def risk_scores(context: dg.AssetExecutionContext, portfolios: Portfolios) -> dg.MaterializeResult:
@@ -30,8 +31,8 @@ def risk_scores(context: dg.AssetExecutionContext, portfolios: Portfolios) -> dg
     if champion is None:
         raise ValueError(f"no `{CHAMPION}` alias on {registry.model_name}: materialise champion_model before scoring")
     model = registry.load(champion.version)
-    features = store.read("application_features", month)
-    origin = store.read("applications", month, columns=[id_column, "source_file_sha256", "contract_version"])
+    features = store.read(FEATURES, month)
+    origin = store.read(APPLICATIONS, month, columns=[id_column, "source_file_sha256", "contract_version"])
     lineage = {
         "model_name": champion.name,
         "model_version": champion.version,
@@ -42,7 +43,7 @@ def risk_scores(context: dg.AssetExecutionContext, portfolios: Portfolios) -> dg
     }
     scores = score(features, id_column, model, feature_specs(contract), portfolio.decision_policy(), lineage)
     scores = scores.merge(origin, on=id_column, how="left", validate="one_to_one")
-    written = store.write("risk_scores", scores, month)
+    written = store.write(SCORES, scores, month)
     rates = scores["decision"].value_counts(normalize=True)
     return dg.MaterializeResult(
         metadata={

@@ -4,13 +4,14 @@ import dagster as dg
 
 from resources.portfolios import Portfolios
 from resources.storage import DatasetStore
+from riskcore.datasets import APPLICATIONS, FEATURES, OUTCOMES, TRAINING_SET
 from riskcore.features import feature_set_version, feature_specs
 from riskcore.lineage import code_version
 
 TRAINING = "training"
 
 
-@dg.asset(group_name=TRAINING, kinds={"parquet"}, deps=["application_features", "loan_outcomes"])
+@dg.asset(group_name=TRAINING, kinds={"parquet"}, deps=[FEATURES, OUTCOMES])
 def training_set(context: dg.AssetExecutionContext, portfolios: Portfolios) -> dg.MaterializeResult:
     """Matured months only; the latest `out_of_time_months` of them held out for out-of-time testing."""
     from riskcore.training import SAMPLE_COLUMN, assemble_training_set
@@ -18,11 +19,11 @@ def training_set(context: dg.AssetExecutionContext, portfolios: Portfolios) -> d
     portfolio = portfolios.of(context)
     landing, calendar, store = portfolio.landing, portfolio.calendar, portfolio.store
     contract = landing.applications()
-    matured = [m for m in store.partitions("loan_outcomes") if calendar.matured(m)]
-    outcomes = {m: store.read("loan_outcomes", m) for m in matured}
-    features = {m: store.read("application_features", m) for m in store.partitions("application_features") if m in outcomes}
+    matured = [m for m in store.partitions(OUTCOMES) if calendar.matured(m)]
+    outcomes = {m: store.read(OUTCOMES, m) for m in matured}
+    features = {m: store.read(FEATURES, m) for m in store.partitions(FEATURES) if m in outcomes}
     frame = assemble_training_set(features, outcomes, contract.only("id"), landing.outcomes().only("target"), calendar.out_of_time_months)
-    written = store.write("training_set", frame)
+    written = store.write(TRAINING_SET, frame)
     samples = frame.groupby(SAMPLE_COLUMN)["application_month"].agg(["min", "max", "size"])
     return dg.MaterializeResult(
         metadata={
@@ -38,7 +39,7 @@ def training_set(context: dg.AssetExecutionContext, portfolios: Portfolios) -> d
 
 
 # applications: the sensitive attributes of the training rows, for the reference profile.
-@dg.asset(group_name=TRAINING, kinds={"mlflow", "sklearn"}, deps=[training_set, "applications"])
+@dg.asset(group_name=TRAINING, kinds={"mlflow", "sklearn"}, deps=[training_set, APPLICATIONS])
 def risk_model(context: dg.AssetExecutionContext, portfolios: Portfolios) -> dg.MaterializeResult:
     """A calibrated additive scorecard, logged and registered in MLflow as the `challenger`."""
     from riskcore.features import model_matrix
@@ -49,9 +50,9 @@ def risk_model(context: dg.AssetExecutionContext, portfolios: Portfolios) -> dg.
     contract = landing.applications()
     specs = feature_specs(contract)
     target = landing.outcomes().only("target")
-    frame = store.read("training_set")
+    frame = store.read(TRAINING_SET)
     model, metrics, calibration = fit_and_evaluate(frame, specs, target)
-    digest = store.sha256("training_set")
+    digest = store.sha256(TRAINING_SET)
     fs_version = feature_set_version(contract)
     tags = {
         "dagster_run_id": context.run_id,
@@ -77,7 +78,7 @@ def risk_model(context: dg.AssetExecutionContext, portfolios: Portfolios) -> dg.
         tags=tags,
         dataset=frame,
         dataset_digest=digest,
-        dataset_source=store.path("training_set").as_uri(),
+        dataset_source=store.path(TRAINING_SET).as_uri(),
         run_name=f"risk_model {context.run_id[:8]}",
         target=target,
     )
@@ -124,6 +125,6 @@ def sensitive_attributes(portfolio, frame):
     store: DatasetStore = portfolio.store
     id_column, columns = portfolio.landing.applications().only("id"), list(portfolio.spec.sensitive_attributes)
     months = sorted(frame["application_month"].unique())
-    return frame[[id_column]].merge(store.read_many("applications", months, columns=[id_column, *columns]), on=id_column, how="left", validate="many_to_one")[
+    return frame[[id_column]].merge(store.read_many(APPLICATIONS, months, columns=[id_column, *columns]), on=id_column, how="left", validate="many_to_one")[
         columns
     ]

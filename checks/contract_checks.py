@@ -5,6 +5,7 @@ import dagster as dg
 from resources.partitions import monthly_partitions
 from resources.portfolios import Portfolios
 from resources.validation import ContractValidator
+from riskcore.datasets import FEATURES, SCORES
 from riskcore.ingestion import ContractViolation, mark_missing, read_landing_bytes
 from riskcore.months import month_label
 
@@ -48,9 +49,7 @@ def _no_pii_check(asset: str):
     return check
 
 
-check_features_contract = _contract_check(
-    "application_features", lambda landing: landing.features(), "The feature-store contract (columns follow the source contract)."
-)
-check_scores_contract = _contract_check("risk_scores", lambda landing: landing.scores(), "The risk-scores contract: ranges, decisions, lineage present.")
-check_no_pii_in_features = _no_pii_check("application_features")
-check_no_pii_in_scores = _no_pii_check("risk_scores")
+check_features_contract = _contract_check(FEATURES, lambda landing: landing.features(), "The feature-store contract (columns follow the source contract).")
+check_scores_contract = _contract_check(SCORES, lambda landing: landing.scores(), "The risk-scores contract: ranges, decisions, lineage present.")
+check_no_pii_in_features = _no_pii_check(FEATURES)
+check_no_pii_in_scores = _no_pii_check(SCORES)

@@ -15,9 +15,10 @@ import urllib.request
 import dagster as dg
 
 from pipelines.jobs import job_name
+from riskcore.datasets import REPORT
 from riskcore.months import month_label, months_between
 
-JOB, ASSET, LOCATION = "regulatory_report_job", "regulatory_report", "risk_scoring"
+JOB, ASSET, LOCATION = "regulatory_report_job", REPORT, "risk_scoring"
 # Step events still go to the instance (and the UI); the terminal shows warnings and the summary.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 

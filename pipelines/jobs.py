@@ -4,6 +4,21 @@ import dagster as dg
 
 from assets.registry import champion_metadata
 from resources.portfolios import Portfolios
+from riskcore.datasets import (
+    APPLICATIONS,
+    CHAMPION_MODEL,
+    DRIFT,
+    FEATURES,
+    MODEL_EVALUATION,
+    OUTCOMES,
+    PERFORMANCE,
+    QUARANTINED,
+    RAW_APPLICATIONS,
+    REPORT,
+    RISK_MODEL,
+    SCORES,
+    TRAINING_SET,
+)
 
 # Run queue limits in production key on this tag (deploy/dagster.yaml): one training at a time,
 # a configurable cap on scoring.
@@ -11,7 +26,7 @@ RUN_KIND = "risk/run_kind"
 # Every run of a portfolio carries its name: ops read it, the UI filters on it.
 PORTFOLIO_TAG = "risk/portfolio"
 
-INGESTION_ASSETS = ("raw_applications", "applications", "quarantined_applications", "application_features", "loan_outcomes")
+INGESTION_ASSETS = (RAW_APPLICATIONS, APPLICATIONS, QUARANTINED, FEATURES, OUTCOMES)
 
 
 def job_name(portfolio: str, job: str) -> str:
@@ -39,7 +54,7 @@ def approve_and_promote(context: dg.OpExecutionContext, config: ApprovalConfig, 
     champion = governance.promote(portfolio.registry, config.version, config.approver, config.reason, run_id=context.run_id)
     context.log_event(
         dg.AssetMaterialization(
-            [portfolio.name, "champion_model"],
+            [portfolio.name, CHAMPION_MODEL],
             metadata=champion_metadata(champion, f"approved by {config.approver}: {config.reason}", governance.policy().label),
         )
     )
@@ -53,7 +68,7 @@ def roll_back_champion(context: dg.OpExecutionContext, config: RollbackConfig, p
     champion = governance.rollback(portfolio.registry, config.actor, config.reason, config.to_version, run_id=context.run_id, from_version=config.from_version)
     context.log_event(
         dg.AssetMaterialization(
-            [portfolio.name, "champion_model"],
+            [portfolio.name, CHAMPION_MODEL],
             metadata=champion_metadata(champion, f"rolled back by {config.actor}: {config.reason}", governance.policy().label),
         )
     )
@@ -82,29 +97,27 @@ def portfolio_jobs(portfolio: str, partitions: dg.PartitionsDefinition) -> dict:
         ),
         "model_training_job": asset_job(
             "model_training_job",
-            assets("training_set", "risk_model", "model_evaluation", "champion_model"),
+            assets(TRAINING_SET, RISK_MODEL, MODEL_EVALUATION, CHAMPION_MODEL),
             "Assemble matured training data, train and register a candidate, judge it against the gates, settle the champion.",
             kind="training",
             partitioned=False,
         ),
-        "monthly_scoring_job": asset_job(
-            "monthly_scoring_job", ingestion | assets("risk_scores"), "Ingest one month and score it with the champion.", kind="scoring"
-        ),
+        "monthly_scoring_job": asset_job("monthly_scoring_job", ingestion | assets(SCORES), "Ingest one month and score it with the champion.", kind="scoring"),
         "monthly_cycle_job": asset_job(
             "monthly_cycle_job",
-            ingestion | assets("risk_scores", "drift_report", "regulatory_report"),
+            ingestion | assets(SCORES, DRIFT, REPORT),
             "The month's whole cycle: ingest, score with the champion, measure drift, build and publish the regulatory report.",
             kind="scoring",
         ),
-        "monitoring_job": asset_job("monitoring_job", assets("drift_report"), "Drift of one month against the champion's training reference."),
+        "monitoring_job": asset_job("monitoring_job", assets(DRIFT), "Drift of one month against the champion's training reference."),
         "performance_job": asset_job(
             "performance_job",
-            assets("loan_outcomes", "model_performance"),
+            assets(OUTCOMES, PERFORMANCE),
             "Load a month's matured default flags and measure the model that scored it (nothing before they mature).",
         ),
         "regulatory_report_job": asset_job(
             "regulatory_report_job",
-            assets("regulatory_report"),
+            assets(REPORT),
             "Build (or rebuild and compare with the published) regulatory report of one month, or of a range in one run.",
         ),
     }

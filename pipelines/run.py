@@ -12,6 +12,7 @@ import dagster as dg
 
 from pipelines.backfill import QUIET, run_local
 from pipelines.jobs import job_name
+from riskcore.datasets import CHAMPION_MODEL, DRIFT, OUTCOMES, PERFORMANCE, SCORES, TRAINING_SET
 from riskcore.months import month_label, months_between
 
 TAGS = {"trigger": "make run"}
@@ -55,7 +56,7 @@ def _materialise(
         trained = defs.resolve_job_def(job_name(portfolio, "model_training_job")).execute_in_process(QUIET, instance=instance, tags=TAGS, raise_on_error=False)
         timings["training + registration"] = time.perf_counter() - started
         failed = {e.step_key for e in trained.all_events if e.event_type_value == "STEP_FAILURE"}
-        if any(not step.endswith("champion_model") for step in failed):  # champion_model alone fails while a candidate awaits approval
+        if any(not step.endswith(CHAMPION_MODEL) for step in failed):  # champion_model alone fails while a candidate awaits approval
             raise RuntimeError(f"training run {trained.run_id} failed in {', '.join(sorted(failed))}: see it in the UI")
         print("  trained and registered a candidate, evaluated its gates, settled the champion", flush=True)
     if set(stages) - {"ingestion", "training"} and resources.registry.by_alias(CHAMPION) is None:
@@ -66,7 +67,7 @@ def _materialise(
         )
         return timings
     if "scoring" in stages:
-        per_month("monthly_scoring_job", months, "scoring", assets=["risk_scores"])
+        per_month("monthly_scoring_job", months, "scoring", assets=[SCORES])
     if "monitoring" in stages:
         per_month("monitoring_job", months, "drift monitoring")
     if "performance" in stages and matured:
@@ -105,15 +106,15 @@ def summarise(portfolio, instance: dg.DagsterInstance, months: list[str]) -> lis
             + f"; then `{resume_command(portfolio.name)}` resumes"
         ]
     features = [s.name for s in feature_specs(landing.applications())]
-    realised = latest_metadata_by_month(instance, dg.AssetKey([portfolio.name, "model_performance"]))
+    realised = latest_metadata_by_month(instance, dg.AssetKey([portfolio.name, PERFORMANCE]))
     lines = [
         f"{'month':8} {'received':>9} {'accepted':>9} {'quarant.':>9} {'scored':>9} {'approve':>8} {'refer':>7} {'decline':>8} {'drifted features':>17} {'realised AUC':>13}"
     ]
     for month in months:
         target = landing.applications_file(month)
         received = len(read_landing_bytes(target.name, target.read_bytes()).frame)
-        scores = store.read("risk_scores", month, columns=["decision"])["decision"].value_counts(normalize=True)
-        drift = store.read("drift_report", month) if store.path("drift_report", month).exists() else None
+        scores = store.read(SCORES, month, columns=["decision"])["decision"].value_counts(normalize=True)
+        drift = store.read(DRIFT, month) if store.path(DRIFT, month).exists() else None
         drifted = "-" if drift is None else str(int(drift.loc[drift["column"].isin(features), "drifted"].sum()))
         lines.append(
             f"{month:8} {received:9d} {store.rows('applications', month):9d} {store.rows('quarantined_applications', month):9d} "
@@ -135,7 +136,7 @@ def summarise(portfolio, instance: dg.DagsterInstance, months: list[str]) -> lis
         )
     verification = portfolio.governance.ledger().verify()
     lines.append(f"  governance ledger: {verification.entries} entries, " + ("chain intact" if verification.ok else f"BROKEN: {verification.problem}"))
-    training = store.read("training_set", columns=["application_id", "application_month", "sample"])
+    training = store.read(TRAINING_SET, columns=["application_id", "application_month", "sample"])
     oot = training[training["sample"] == "out_of_time"]
     oot_months = sorted(oot["application_month"].unique())
     lines.append(f"out-of-time sample: {oot_months[0]}..{oot_months[-1]}, {len(oot)} applications")
@@ -144,7 +145,7 @@ def summarise(portfolio, instance: dg.DagsterInstance, months: list[str]) -> lis
     if all(t is not None for t in truths):
         truth = pd.concat(truths).merge(oot, on="application_id")
         lines.append(f"  Bayes-optimal AUC (same rows):     {bayes_optimal_auc(truth['true_pd'].to_numpy()):.4f}   (expected AUC of the true PD)")
-        outcomes = pd.concat([store.read("loan_outcomes", m) for m in oot_months]).merge(truth, on="application_id")
+        outcomes = pd.concat([store.read(OUTCOMES, m) for m in oot_months]).merge(truth, on="application_id")
         lines.append(f"  true PD's AUC on realised labels:  {roc_auc(outcomes['defaulted'], outcomes['true_pd']):.4f}")
     return lines
 

@@ -2,6 +2,7 @@ import dagster as dg
 
 from pipelines.environment import automation_status, monitoring_cron
 from resources.portfolios import Portfolios
+from riskcore.datasets import PERFORMANCE
 
 IN_FLIGHT = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
 
@@ -37,7 +38,7 @@ def daily_monitoring_schedule(portfolio: str, performance_job) -> dg.ScheduleDef
         cohort = month_label(add_months(as_of, -calendar.performance_window_months))
         partition = f"{cohort}-01"
         measured = context.instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=dg.AssetKey([portfolio, "model_performance"]), asset_partitions=[partition]), limit=1
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey([portfolio, PERFORMANCE]), asset_partitions=[partition]), limit=1
         ).records
         if measured:
             return dg.SkipReason(f"{cohort} was measured by run {measured[0].run_id}")

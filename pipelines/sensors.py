@@ -2,6 +2,7 @@ import dagster as dg
 
 from pipelines.environment import automation_status
 from resources.alerts import AlertWebhook
+from riskcore.datasets import CHAMPION_MODEL, DRIFT, FEATURES, PERFORMANCE
 
 
 def latest_metadata_by_month(instance: dg.DagsterInstance, asset: dg.AssetKey, limit: int = 240) -> dict:
@@ -19,7 +20,7 @@ def feature_automation_sensor(portfolios: list[str]) -> dg.AutomationConditionSe
     blocking check) for every portfolio. Running by default: it only ever acts on the newest month."""
     return dg.AutomationConditionSensorDefinition(
         "feature_automation_sensor",
-        target=dg.AssetSelection.assets(*[[p, "application_features"] for p in portfolios]),
+        target=dg.AssetSelection.assets(*[[p, FEATURES] for p in portfolios]),
         default_status=dg.DefaultSensorStatus.RUNNING,
     )
 
@@ -38,7 +39,7 @@ def drift_retraining_sensor(portfolio: str, monitoring_policy: str, training_job
 
         from riskcore.drift import load_monitoring_policy, retraining_decision
 
-        shares = {m: float(r["drift_share"]) for m, r in latest_metadata_by_month(context.instance, dg.AssetKey([portfolio, "drift_report"])).items()}
+        shares = {m: float(r["drift_share"]) for m, r in latest_metadata_by_month(context.instance, dg.AssetKey([portfolio, DRIFT])).items()}
         state = json.loads(context.cursor or "{}")
         policy = load_monitoring_policy(monitoring_policy)
         month, why = retraining_decision(shares, state.get("last_launch"), policy)
@@ -70,14 +71,14 @@ def performance_rollback_sensor(portfolio: str, monitoring_policy: str, rollback
         from riskcore.drift import load_monitoring_policy
         from riskcore.performance import rollback_decision
 
-        settled = context.instance.fetch_materializations(dg.AssetKey([portfolio, "champion_model"]), limit=1).records
+        settled = context.instance.fetch_materializations(dg.AssetKey([portfolio, CHAMPION_MODEL]), limit=1).records
         if not settled:
             return dg.SkipReason("no champion recorded yet")
         champion = settled[0].asset_materialization.metadata
         version, name = champion["champion_version"].value, champion["model_name"].value
         months = {
             m: {"rows": r["rows"], "auc": r["auc"], "compared_auc": r.get("compared_auc")}
-            for m, r in latest_metadata_by_month(context.instance, dg.AssetKey([portfolio, "model_performance"])).items()
+            for m, r in latest_metadata_by_month(context.instance, dg.AssetKey([portfolio, PERFORMANCE])).items()
             if r["model_version"] == version
         }
         policy = load_monitoring_policy(monitoring_policy)

@@ -13,6 +13,7 @@ from pathlib import Path
 import dagster as dg
 
 from resources.storage import absolute_sqlite_url
+from riskcore.datasets import TRAINING_SET
 
 CHAMPION, CHALLENGER, PREVIOUS_CHAMPION = "champion", "challenger", "previous_champion"
 
@@ -86,7 +87,7 @@ class ModelRegistry(dg.ConfigurableResource):
             with warnings.catch_warnings():
                 # MLflow hints about integer columns and two equivalent local-source readers: both moot here.
                 warnings.simplefilter("ignore", UserWarning)
-                source = mlflow.data.from_pandas(dataset, source=dataset_source, targets=target, name="training_set", digest=dataset_digest[:20])
+                source = mlflow.data.from_pandas(dataset, source=dataset_source, targets=target, name=TRAINING_SET, digest=dataset_digest[:20])
             mlflow.log_input(source, context="training")
             info = mlflow.sklearn.log_model(
                 model,
