@@ -82,6 +82,13 @@ def drift_report(context: dg.AssetExecutionContext, portfolios: Portfolios):
     )
 
 
+def in_sample_metadata(month: str, training_window: str | None) -> dict:
+    """Whether `month` lies in the scoring model's training window ("unknown" for models that did not record it)."""
+    from riskcore.months import in_window
+
+    return {"training_window": training_window or "not recorded", "in_sample": "unknown" if training_window is None else in_window(month, training_window)}
+
+
 def _evidently_html(profile, current, sample_rows: int, seed: int) -> str:
     """Evidently compares raw rows, so the reference side is rebuilt from the profile's quantiles
     (numeric) and shares (categorical): a faithful stand-in of the training window, no data reload."""
@@ -165,6 +172,8 @@ def model_performance(context: dg.AssetExecutionContext, portfolios: Portfolios)
             **written.metadata(),
             "model": f"{registry.model_name}/{version}",
             "model_version": version,
+            # a month the model learnt from measures fit, not performance: said, never hidden
+            **in_sample_metadata(month, registry.training_window(version)),
             "labels_as_of": calendar.as_of,
             "unlabelled_rows": len(scores) - len(labelled),
             **{k: float(v) for k, v in measured.items()},

@@ -98,15 +98,15 @@ def _model_card(challenger, registry, ledger, frame, specs, gates, policy, compa
     from riskcore.gates import adverse_impact_ratio
     from riskcore.metrics import calibration_by_decile
     from riskcore.model_card import render_model_card
+    from riskcore.months import sample_windows
     from riskcore.training import SAMPLE_COLUMN
 
-    months = frame.groupby(SAMPLE_COLUMN)["application_month"].agg(["min", "max"])
     tags = registry.version_tags(challenger.version)
     text = render_model_card(
         model=challenger.label,
         run_id=challenger.run_id,
         lineage={k: tags.get(k, "") for k in ("feature_set_version", "contract_version", "training_set_sha256", "code_version", "dagster_run_id")},
-        windows={s: f"{months.loc[s, 'min']}..{months.loc[s, 'max']}" for s in months.index},
+        windows=sample_windows(frame, SAMPLE_COLUMN, "application_month"),
         specs=specs,
         metrics=registry.run_metrics(challenger.run_id),
         calibration=calibration_by_decile(y, pd_oot).round(4),

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from assets.monitoring import in_sample_metadata
 from resources.partitions import MONTHLY_BY_THE_3RD, monthly_partitions
 from resources.portfolios import PortfolioResources, Portfolios
 from resources.registry import ModelRegistry
@@ -118,7 +119,7 @@ def report_inputs(month: str, portfolio: PortfolioResources):
     if month_index(month) > month_index(calendar.as_of):
         raise ReportNotReady(f"{month} is after the evaluation month {calendar.as_of}")
     cohort = month_label(add_months(month, -calendar.performance_window_months))
-    backtest, note = None, f"no scores of {cohort}, the cohort whose labels matured by {month}"
+    backtest, note, in_sample = None, f"no scores of {cohort}, the cohort whose labels matured by {month}", {}
     if store.path(SCORES, cohort).exists():
         outcomes = store.read(OUTCOMES, cohort, columns=[id_column, target]) if store.path(OUTCOMES, cohort).exists() else None
         if outcomes is None or outcomes.empty:
@@ -128,6 +129,7 @@ def report_inputs(month: str, portfolio: PortfolioResources):
             outcomes.rename(columns={target: "defaulted"}), on=id_column, validate="one_to_one"
         )
         note = f"scores of {cohort} against their realised outcomes"
+        in_sample = {str(v): in_sample_metadata(cohort, registry.training_window(v))["in_sample"] for v in sorted(backtest["model_version"].unique())}
     drift = store.read(DRIFT, month) if store.path(DRIFT, month).exists() else None
     return ReportInputs(
         month=month,
@@ -148,6 +150,7 @@ def report_inputs(month: str, portfolio: PortfolioResources):
         backtest_cohort=cohort,
         backtest=backtest,
         backtest_note=note,
+        backtest_in_sample=in_sample,
         overrides=[
             {"seq": e.seq, "actor": e.actor, "recorded_at": e.recorded_at, **{k: e.payload.get(k) for k in OVERRIDE_FIELDS}}
             for e in ledger.entries(kind="override")

@@ -7,6 +7,7 @@ from resources.storage import DatasetStore
 from riskcore.datasets import APPLICATIONS, FEATURES, OUTCOMES, TRAINING_SET
 from riskcore.features import feature_set_version, feature_specs
 from riskcore.lineage import code_version
+from riskcore.months import sample_windows
 
 TRAINING = "training"
 
@@ -24,15 +25,16 @@ def training_set(context: dg.AssetExecutionContext, portfolios: Portfolios) -> d
     features = {m: store.read(FEATURES, m) for m in store.partitions(FEATURES) if m in outcomes}
     frame = assemble_training_set(features, outcomes, contract.only("id"), landing.outcomes().only("target"), calendar.out_of_time_months)
     written = store.write(TRAINING_SET, frame)
-    samples = frame.groupby(SAMPLE_COLUMN)["application_month"].agg(["min", "max", "size"])
+    samples = frame.groupby(SAMPLE_COLUMN).size()
+    windows = sample_windows(frame, SAMPLE_COLUMN, "application_month")
     return dg.MaterializeResult(
         metadata={
             **written.metadata(),
             "as_of": calendar.as_of,
-            "train_months": f"{samples.loc['train', 'min']}..{samples.loc['train', 'max']}",
-            "out_of_time_months": f"{samples.loc['out_of_time', 'min']}..{samples.loc['out_of_time', 'max']}",
-            "train_rows": int(samples.loc["train", "size"]),
-            "out_of_time_rows": int(samples.loc["out_of_time", "size"]),
+            "train_months": windows["train"],
+            "out_of_time_months": windows["out_of_time"],
+            "train_rows": int(samples["train"]),
+            "out_of_time_rows": int(samples["out_of_time"]),
             "feature_set_version": feature_set_version(contract),
         }
     )
@@ -61,6 +63,8 @@ def risk_model(context: dg.AssetExecutionContext, portfolios: Portfolios) -> dg.
         "feature_set_version": fs_version,
         "contract_version": contract.label,
         "training_set_sha256": digest,
+        # the months it learnt from: a back-test of those months is in-sample, and says so
+        **{f"{sample}_months": window for sample, window in sample_windows(frame, SAMPLE_COLUMN, "application_month").items()},
     }
     params = {
         "model_class": type(model).__name__,

@@ -158,5 +158,10 @@ class ModelRegistry(dg.ConfigurableResource):
         mlflow.set_registry_uri(self._uri())
         return mlflow.sklearn.load_model(f"models:/{self.model_name}/{version}")
 
+    def training_window(self, version: str) -> str | None:
+        """`first..last` training month of a version (None for versions registered before it was recorded)."""
+        run_id = self.client().get_model_version(self.model_name, version).run_id
+        return self.client().get_run(run_id).data.tags.get("train_months")
+
     def run_metrics(self, run_id: str) -> dict[str, float]:
         return dict(self.client().get_run(run_id).data.metrics)

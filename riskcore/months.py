@@ -47,6 +47,18 @@ def month_index(value: str | dt.date) -> int:
     return m.year * 12 + m.month - 1
 
 
+def sample_windows(frame, sample_column: str, month_column: str) -> dict[str, str]:
+    """`{"train": "2023-01..2023-09", "out_of_time": ...}`: the month span of each sample of a training set."""
+    spans = frame.groupby(sample_column)[month_column].agg(["min", "max"])
+    return {str(sample): f"{row['min']}..{row['max']}" for sample, row in spans.iterrows()}
+
+
+def in_window(month: str | dt.date, window: str) -> bool:
+    """Whether a month lies inside a `first..last` span (both ends included)."""
+    first, last = window.split("..")
+    return month_index(first) <= month_index(month) <= month_index(last)
+
+
 def labels_matured(application_month: str | dt.date, as_of: str | dt.date, window_months: int) -> bool:
     """A default flag is known once the whole performance window has elapsed."""
     return month_index(application_month) + window_months <= month_index(as_of)

@@ -42,6 +42,7 @@ class ReportInputs:
     backtest_cohort: str | None = None
     backtest: pd.DataFrame | None = None  # the cohort's scores with their realised outcome (`pd`, `defaulted`)
     backtest_note: str = ""
+    backtest_in_sample: dict = field(default_factory=dict)  # model version -> the cohort lies in its training window (True/False/"unknown")
     overrides: list[dict] = field(default_factory=list)
 
 
@@ -115,6 +116,8 @@ def _backtest(inputs: ReportInputs) -> dict:
         "available": True,
         "note": inputs.backtest_note,
         "model_versions": sorted(frame["model_version"].unique().tolist()),
+        # a back-test on months the model learnt from shows fit, not performance
+        "in_sample": inputs.backtest_in_sample,
         **{k: int(v) if k in ("rows", "defaults") else _round(v) for k, v in measured.items()},
         "pd_vs_realised_by_decile": [
             {"decile": int(r.decile), "rows": int(r.rows), "mean_pd": _round(r.expected_rate), "default_rate": _round(r.observed_rate)}
@@ -181,7 +184,9 @@ def render_html(doc: dict) -> str:
         table(doc["score_distribution"]["bands"]),
         table([{"mean PD": doc["score_distribution"]["pd_mean"], **doc["score_distribution"]["pd_quantiles"]}]),
         f"<h2>Back-test: PD against realised default rate (cohort {e(str(b['cohort']))})</h2>",
-        table([{k: b[k] for k in ("rows", "defaults", "default_rate", "mean_pd", "auc", "gini", "ks", "brier")}]) + table(b["pd_vs_realised_by_decile"])
+        table([{k: b[k] for k in ("rows", "defaults", "default_rate", "mean_pd", "auc", "gini", "ks", "brier")}])
+        + table([{"model version": v, "cohort in its training window (in-sample)": x} for v, x in b.get("in_sample", {}).items()])
+        + table(b["pd_vs_realised_by_decile"])
         if b["available"]
         else f"<p>not available: {e(b['note'])}</p>",
         "<h2>Stability and drift</h2>",

@@ -73,6 +73,11 @@ def test_every_number_traces_to_the_data_and_the_model(reported):
     # the cohort whose labels matured by this month is back-tested (one-month window here)
     assert doc["backtest"]["available"] and doc["backtest"]["cohort"] == "2023-02"
     assert len(doc["backtest"]["pd_vs_realised_by_decile"]) == 10
+    # the baseline learnt from 2023-01..2023-03: its back-test of 2023-02 is in-sample and says so; of 2023-07, out of sample
+    version = str(scores["model_version"].iloc[0])
+    assert doc["backtest"]["in_sample"] == {version: True} and "in-sample" in reported.store.file(REPORT, month, "report.html").read_text()
+    later = json.loads(reported.store.file(REPORT, "2023-08", "report.json").read_bytes())["backtest"]
+    assert later["cohort"] == "2023-07" and later["in_sample"] == {version: False}
     assert set(doc["fairness"]) == {"applicant_sex"} and doc["fairness"]["applicant_sex"]["threshold"] == 0.8
     drift = reported.store.read("drift_report", month).set_index("column")
     assert doc["stability"]["available"] and doc["stability"]["reference"] == model["label"]

@@ -136,6 +136,7 @@ def test_a_weak_champion_is_rolled_back_once_its_labels_mature(world):
     measured = weak_world.instance.fetch_materializations(weak_world.key("model_performance"), limit=1).records[0].asset_materialization.metadata
     assert measured["model_version"].value == weak.version and measured["compared_with_version"].value == good.version
     assert measured["auc"].value < 0.6 < measured["compared_auc"].value
+    assert measured["training_window"].value == "2023-01..2023-03" and measured["in_sample"].value is False  # scored months it never saw
 
     request = weak_world.tick(weak_world.sensor("performance_rollback_sensor"))
     assert isinstance(request, dg.RunRequest) and request.run_key == f"performance-rollback-{weak_world.registry.model_name}-{weak.version}"
