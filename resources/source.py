@@ -54,13 +54,13 @@ class LandingFolder(dg.ConfigurableResource):
         return load_contract(self.applications_contract)
 
     def outcomes(self) -> Contract:
-        return load_contract(self.outcomes_contract)
+        return load_contract(self.outcomes_contract, source=self.applications())
 
     def features(self) -> Contract:
         return load_contract(self.features_contract, source=self.applications())
 
     def scores(self) -> Contract:
-        return load_contract(self.scores_contract)
+        return load_contract(self.scores_contract, source=self.applications())
 
     def _find(self, kind: str, month: str) -> UPath | None:
         for suffix in ("parquet", "csv"):

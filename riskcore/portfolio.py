@@ -70,12 +70,12 @@ class Portfolio:
         return self.name
 
     def contract(self, kind: str):
-        """A contract of this portfolio, loaded (features follow the applications contract)."""
+        """A contract of this portfolio, loaded (the others follow the applications contract: its id column, its features)."""
         from riskcore.contract import load_contract
 
-        if kind == "features":
-            return load_contract(self.contracts["features"], source=self.contract("applications"))
-        return load_contract(self.contracts[kind])
+        if kind == "applications":
+            return load_contract(self.contracts[kind])
+        return load_contract(self.contracts[kind], source=self.contract("applications"))
 
 
 def _expand(value, file: str, key: str):

@@ -85,18 +85,12 @@ def cards(tmp_path_factory, mlflow_uri):
             field["reason"] = {"code": "C90", "text": "Employment status"}
     contract_file.write_text(yaml.safe_dump(contract, sort_keys=False))
     shipped = yaml.safe_load(portfolio_file.read_text())
-    outcomes = yaml.safe_load((folder / shipped["contracts"]["outcomes"]).resolve().read_text())
-    outcomes["schema"][0]["name"] = "card_ref"
-    (folder / "cards_outcomes.yaml").write_text(yaml.safe_dump(outcomes, sort_keys=False))
-    scores = yaml.safe_load((folder / shipped["contracts"]["scores"]).resolve().read_text())
-    scores["schema"][0]["name"] = "card_ref"
-    (folder / "cards_scores.yaml").write_text(yaml.safe_dump(scores, sort_keys=False))
     promotion = yaml.safe_load((folder / shipped["policies"]["promotion"]).resolve().read_text())
     promotion.update(policy_id="cards-promotion", version="1.0.0")
     promotion["approval"] = {"approvers": [APPROVER], "auto_approve": "never"}
     promotion["gates"]["min_auc"] = 0.6
     (folder / "cards_promotion.yaml").write_text(yaml.safe_dump(promotion, sort_keys=False))
-    shipped["contracts"].update(outcomes="cards_outcomes.yaml", scores="cards_scores.yaml")
+    # the shipped outcomes and scores contracts serve as they are: they take the id column (card_ref) from the applications contract
     shipped["policies"]["promotion"] = "cards_promotion.yaml"
     shipped.update(owner="cards-risk@example.com", calendar={"performance_window_months": 1, "out_of_time_months": 1, "evaluation_month": "2023-06"})
     portfolio_file.write_text(yaml.safe_dump(shipped, sort_keys=False))

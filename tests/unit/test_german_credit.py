@@ -17,7 +17,7 @@ from riskcore.months import add_months, month_label
 from riskcore.training import assemble_training_set, fit_and_evaluate
 
 CONTRACT = load_contract(contract_path("german_credit_applications.yaml"))
-OUTCOMES = load_contract(contract_path("loan_outcomes.yaml"))
+OUTCOMES = load_contract(contract_path("loan_outcomes.yaml"), source=CONTRACT)
 MONTHS = 20
 OUT_OF_TIME_MONTHS = 6  # the last 30% of the 20 months
 
