@@ -77,9 +77,7 @@ def model_evaluation(context: dg.AssetExecutionContext, portfolios: Portfolios) 
             "dagster_run_id": context.run_id,
         },
     )
-    card = _model_card(
-        challenger, registry, ledger, frame, specs, gates, policy.label, compared, pd_oot, oot[target].to_numpy(), approved, sensitive, governance
-    )
+    card = _model_card(challenger, registry, ledger, frame, specs, gates, policy, compared, pd_oot, oot[target].to_numpy(), approved, sensitive)
     return dg.MaterializeResult(
         metadata={
             "model_card": dg.MetadataValue.url(card) if "://" in card else dg.MetadataValue.path(card),
@@ -93,10 +91,9 @@ def model_evaluation(context: dg.AssetExecutionContext, portfolios: Portfolios) 
     )
 
 
-def _model_card(challenger, registry, ledger, frame, specs, gates, policy, compared, pd_oot, y, approved, sensitive, governance) -> str:
+def _model_card(challenger, registry, ledger, frame, specs, gates, policy, compared, pd_oot, y, approved, sensitive) -> str:
     """Render the card of the challenger and log it to its MLflow run; returns the artifact URI."""
-    from riskcore.gates import adverse_impact_ratio
-    from riskcore.metrics import calibration_by_decile
+    from riskcore.gates import adverse_impact_ratio, calibration_table
     from riskcore.model_card import render_model_card
     from riskcore.months import sample_windows
     from riskcore.training import SAMPLE_COLUMN
@@ -109,11 +106,13 @@ def _model_card(challenger, registry, ledger, frame, specs, gates, policy, compa
         windows=sample_windows(frame, SAMPLE_COLUMN, "application_month"),
         specs=specs,
         metrics=registry.run_metrics(challenger.run_id),
-        calibration=calibration_by_decile(y, pd_oot).round(4),
+        calibration=calibration_table(y, pd_oot, policy.calibration_confidence, policy.calibration_tolerance, policy.calibration_min_expected_defaults).round(
+            4
+        ),
         gates=gates,
-        policy=policy,
+        policy=policy.label,
         compared_with=compared.label if compared else None,
-        approval_rates={c: adverse_impact_ratio(approved, sensitive[c], governance.policy().min_group_size)[1] for c in sensitive.columns},
+        approval_rates={c: adverse_impact_ratio(approved, sensitive[c], policy.min_group_size)[1] for c in sensitive.columns},
         ledger=[(e.kind, e.actor, e.recorded_at) for e in ledger.entries(subject=challenger.label)],
     )
     uri = registry.log_text(challenger.run_id, text, "model_card.md")

@@ -54,8 +54,8 @@ def render_model_card(
         columns=["sample", "AUC", "Gini", "KS", "Brier", "default rate", "rows"],
     )
     gate_table = pd.DataFrame(
-        [(g.name, "n/a" if g.value is None else round(float(g.value), 4), g.threshold, "pass" if g.passed else "FAIL") for g in gates],
-        columns=["gate", "value", "threshold", "verdict"],
+        [(g.name, "n/a" if g.value is None else round(float(g.value), 4), g.threshold, "pass" if g.passed else "FAIL", g.note) for g in gates],
+        columns=["gate", "value", "threshold", "verdict", "note"],
     )
     fairness = "\n".join(f"- `{attribute}`: approval rate by group {rates}" for attribute, rates in approval_rates.items()) or "- no sensitive attribute"
     history = "\n".join(f"- {kind} by {actor} ({when})" for kind, actor, when in ledger) or "- none yet"
@@ -87,7 +87,7 @@ reason codes are the largest adverse ones. Sensitive attributes are never inputs
 ## Discrimination
 {_table(discrimination)}
 
-## Calibration (out of time, by PD decile)
+## Calibration (out of time, by PD grade: Jeffreys test and traffic light; grade "all" is the portfolio)
 {_table(calibration)}
 
 ## Stability and fairness

@@ -246,6 +246,7 @@ def test_every_evaluated_version_has_a_model_card_with_its_gates_and_approvals(p
         "## Known limitations",
     ):
         assert section in card
+    assert "| calibration_jeffreys |" in card and "jeffreys_lower" in card and "| all |" in card  # per-grade lights and the portfolio row
     assert "| adverse_impact_ratio |" in card and "`applicant_sex`" in card and "fs-" in card
     assert "approved by auto-approval (bootstrap" in card  # the promotion appended to the card
     assert pipeline.registry.version_tags(champion.version)["model_card"].endswith("model_card.md")
