@@ -16,6 +16,8 @@ from pathlib import Path
 
 import yaml
 
+from riskcore.yamlfile import load_yaml
+
 ROLES = ("id", "timestamp", "pii", "sensitive", "feature", "target", "attribute")
 TYPES = ("string", "integer", "number", "date")
 NUMERIC = ("integer", "number")
@@ -366,7 +368,7 @@ def load_contract(path: str | Path, source: Contract | None = None) -> Contract:
     raw_bytes = path.read_bytes()
     reader = _Reader(path.name)
     try:
-        doc = yaml.safe_load(raw_bytes)
+        doc = load_yaml(raw_bytes)
     except yaml.YAMLError as exc:
         reader.fail("(document)", f"not valid YAML: {exc}")
     reader.mapping(doc, "(document)", "a mapping of contract keys")

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
+
+from riskcore.yamlfile import load_yaml
 
 DEFAULT_POLICY = Path(__file__).parent / "policies" / "decision.yaml"
 PD_FLOOR = 1e-6
@@ -58,7 +59,7 @@ class DecisionPolicy:
 
 
 def load_policy(path: str | Path = DEFAULT_POLICY) -> DecisionPolicy:
-    doc = yaml.safe_load(Path(path).read_text())
+    doc = load_yaml(Path(path).read_text())
     policy = DecisionPolicy(
         policy_id=doc["policy_id"],
         version=str(doc["version"]),

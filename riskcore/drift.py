@@ -96,10 +96,10 @@ class MonitoringPolicy:
 def load_monitoring_policy(path=None) -> MonitoringPolicy:
     from pathlib import Path
 
-    import yaml
+    from riskcore.yamlfile import load_yaml
 
     path = Path(path) if path else Path(__file__).parent / "policies" / "monitoring.yaml"
-    doc = yaml.safe_load(path.read_text())
+    doc = load_yaml(path.read_text())
     retraining, performance = doc.get("retraining", {}), doc.get("performance", {})
     return MonitoringPolicy(
         f"{doc['policy_id']}@{doc['version']}",

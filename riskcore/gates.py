@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from riskcore.metrics import ks_statistic, roc_auc
+from riskcore.yamlfile import load_yaml
 
 DEFAULT_PROMOTION_POLICY = Path(__file__).parent / "policies" / "promotion.yaml"
 AUTO_APPROVE = ("never", "bootstrap", "always")
@@ -68,7 +68,7 @@ def _setting(doc: dict, key: str, source: str | Path, kind, low: float | None = 
 
 def load_promotion_policy(path: str | Path = DEFAULT_PROMOTION_POLICY, auto_approve: str | None = None) -> PromotionPolicy:
     """`auto_approve` overrides the file's setting: the environment decides (development only)."""
-    doc = yaml.safe_load(Path(path).read_text())
+    doc = load_yaml(Path(path).read_text())
     if not isinstance(doc, dict):
         raise ValueError(f"{path}: expected a mapping of policy settings")
 

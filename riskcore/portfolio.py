@@ -32,6 +32,7 @@ import yaml
 
 from riskcore.contract import ContractError
 from riskcore.months import month_label
+from riskcore.yamlfile import load_yaml
 
 CONTRACT_KINDS = ("applications", "outcomes", "features", "scores")
 POLICY_KINDS = ("decision", "promotion", "monitoring")
@@ -108,7 +109,7 @@ def load_portfolio(path: str | Path) -> Portfolio:
     if not path.is_file():
         raise PortfolioError(file, "(file)", "no such portfolio file")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = load_yaml(path.read_text())
     except yaml.YAMLError as error:
         raise PortfolioError(file, "(file)", f"not valid YAML: {error}") from None
     if not isinstance(raw, dict):
