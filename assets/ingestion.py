@@ -4,10 +4,10 @@ import hashlib
 
 import dagster as dg
 
+from checks.validation import ContractValidator
 from resources.partitions import monthly_partitions
 from resources.pii import PiiTokeniser
 from resources.portfolios import Portfolios, portfolio_of_run_step
-from resources.validation import ContractValidator
 from riskcore.datasets import APPLICATIONS, OUTCOMES, QUARANTINED
 from riskcore.ingestion import ContractViolation, LandedFile, ingest, read_landing_bytes
 from riskcore.months import month_label

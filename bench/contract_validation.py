@@ -32,7 +32,7 @@ def ours(path: str) -> dict:
     import great_expectations  # noqa: F401  imported before the clock, as the peer does: a code server has it loaded
 
     from checks import contract_path
-    from resources.validation import ContractValidator
+    from checks.validation import ContractValidator
     from riskcore.contract import load_contract
     from riskcore.ingestion import judge, read_landing_bytes, split
 

@@ -2,9 +2,9 @@
 
 import dagster as dg
 
+from checks.validation import ContractValidator
 from resources.partitions import monthly_partitions
 from resources.portfolios import Portfolios
-from resources.validation import ContractValidator
 from riskcore.datasets import FEATURES, SCORES
 from riskcore.ingestion import ContractViolation, mark_missing, read_landing_bytes
 from riskcore.months import month_label

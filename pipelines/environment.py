@@ -7,10 +7,10 @@ from pathlib import Path
 
 import dagster as dg
 
+from checks.validation import ContractValidator
 from resources.alerts import AlertWebhook
 from resources.pii import PiiTokeniser
 from resources.portfolios import Portfolios
-from resources.validation import ContractValidator
 from riskcore.pii import DEVELOPMENT_TOKEN_KEY
 
 ENVIRONMENTS = ("local", "production")

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import yaml
 
+from checks.validation import ContractValidator
 from pipelines.environment import PORTFOLIOS_DIR
 from resources.pii import PiiTokeniser
 from resources.portfolios import Portfolios
-from resources.validation import ContractValidator
 
 
 def write_portfolio(folder: Path, name: str, base: str = "retail_pd.yaml", calendar: dict | None = None, **changes) -> str:
