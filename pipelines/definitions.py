@@ -21,17 +21,34 @@ from pipelines.schedules import daily_monitoring_schedule, monthly_cycle_schedul
 from pipelines.sensors import drift_retraining_sensor, feature_automation_sensor, performance_rollback_sensor, run_failure_alert_sensor  # noqa: E402
 from resources.alerts import AlertWebhook  # noqa: E402
 from resources.partitions import monthly_partitions  # noqa: E402
+from riskcore.datasets import APPLICATIONS, FEATURES, OUTCOMES, QUARANTINED, RAW_APPLICATIONS, SCORES  # noqa: E402
 from riskcore.portfolio import Portfolio  # noqa: E402
 
 ASSET_MODULES = [ingestion, features, training, registry, scoring, monitoring, reporting]
 CHECK_MODULES = [contract_checks, governance_checks, reconciliation]
 
 
+# Who answers for a dataset: the owner of the contract that governs it (the portfolio's owner for the rest).
+GOVERNING_CONTRACT = {
+    RAW_APPLICATIONS: "applications",
+    APPLICATIONS: "applications",
+    QUARANTINED: "applications",
+    OUTCOMES: "outcomes",
+    FEATURES: "features",
+    SCORES: "scores",
+}
+
+
 def portfolio_definitions(portfolio: Portfolio) -> dg.Definitions:
-    """One portfolio: its assets under its key prefix and its own groups, owned by its owner."""
+    """One portfolio: its assets under its key prefix and its own groups, each owned by its contract's owner."""
     prefix = portfolio.name
-    loaded = dg.load_assets_from_modules(ASSET_MODULES, key_prefix=prefix)
-    assets = [a.map_asset_specs(lambda spec: spec.replace_attributes(group_name=f"{prefix}_{spec.group_name}", owners=[portfolio.owner])) for a in loaded]
+    owners = {kind: portfolio.contract(kind).owner for kind in set(GOVERNING_CONTRACT.values())}
+
+    def owned(spec: dg.AssetSpec) -> dg.AssetSpec:
+        kind = GOVERNING_CONTRACT.get(spec.key.path[-1])
+        return spec.replace_attributes(group_name=f"{prefix}_{spec.group_name}", owners=[owners[kind] if kind else portfolio.owner])
+
+    assets = [a.map_asset_specs(owned) for a in dg.load_assets_from_modules(ASSET_MODULES, key_prefix=prefix)]
     jobs = portfolio_jobs(prefix, monthly_partitions)
     policy = portfolio.policies["monitoring"]
     return dg.Definitions(

@@ -68,6 +68,7 @@ def cards(tmp_path_factory, mlflow_uri):
     portfolio_file, contract_file = scaffold(NAME, sample, folder)  # `make portfolio NAME=cards_pd SAMPLE=...`
     # What the bank's analyst then fills in: roles, rules, sentinels, caps, reasons; its own policies.
     contract = yaml.safe_load(contract_file.read_text())
+    contract["owner"] = "cards-data@example.com"
     assert {f["name"] for f in contract["schema"]} == set(RENAMES.values()) and {f["role"] for f in contract["schema"]} == {PLACEHOLDER_ROLE}
     for field in contract["schema"]:
         field["role"] = ROLES[field["name"]]
@@ -114,7 +115,8 @@ def test_the_new_portfolio_is_its_own_part_of_the_graph(cards):
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
     assert f"{NAME}/risk_scores" in keys and all(k.startswith(f"{NAME}/") for k in keys)
     assert graph.get(dg.AssetKey([NAME, "risk_scores"])).group_name == f"{NAME}_scoring"
-    assert graph.get(dg.AssetKey([NAME, "risk_scores"])).owners == ["cards-risk@example.com"]
+    assert graph.get(dg.AssetKey([NAME, "risk_model"])).owners == ["cards-risk@example.com"]  # the portfolio's owner
+    assert graph.get(dg.AssetKey([NAME, "applications"])).owners == ["cards-data@example.com"]  # its contract's owner
 
 
 def test_sentinels_become_missing_and_caps_are_recorded(cards):
