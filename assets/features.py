@@ -5,7 +5,6 @@ import dagster as dg
 from resources.partitions import monthly_partitions
 from resources.portfolios import Portfolios
 from riskcore.datasets import APPLICATIONS, FEATURES
-from riskcore.features import build_features, clipped_by_caps, feature_set_version
 from riskcore.months import month_label
 
 
@@ -19,6 +18,8 @@ from riskcore.months import month_label
 )
 def application_features(context: dg.AssetExecutionContext, portfolios: Portfolios) -> dg.MaterializeResult:
     """Keys and features only: no tokens, no sensitive attributes, no target."""
+    from riskcore.features import build_features, clipped_by_caps, feature_set_version
+
     portfolio = portfolios.of(context)
     landing, store = portfolio.landing, portfolio.store
     month = month_label(context.partition_key)

@@ -9,7 +9,6 @@ from resources.partitions import monthly_partitions
 from resources.pii import PiiTokeniser
 from resources.portfolios import Portfolios, portfolio_of_run_step
 from riskcore.datasets import APPLICATIONS, OUTCOMES, QUARANTINED
-from riskcore.ingestion import ContractViolation, LandedFile, ingest, read_landing_bytes
 from riskcore.months import month_label
 
 INGESTION = "ingestion"
@@ -20,6 +19,8 @@ def raw_applications(context: dg.AssetExecutionContext, portfolios: Portfolios) 
     """The month's landing file as delivered: registered by digest, not copied (it holds clear PII).
 
     Registered even when unreadable: the contract check downstream says why it is blocked."""
+    from riskcore.ingestion import ContractViolation, read_landing_bytes
+
     month = month_label(context.partition_key)
     target = portfolios.of(context).landing.applications_file(month)
     data = target.read_bytes()
@@ -76,6 +77,7 @@ def raw_applications(context: dg.AssetExecutionContext, portfolios: Portfolios) 
 )
 def conform_applications(context: dg.AssetExecutionContext, portfolios: Portfolios, tokeniser: PiiTokeniser, validator: ContractValidator):
     from checks.suites import violation_report
+    from riskcore.ingestion import ingest
 
     portfolio = portfolios.of(context)
     landing, store, governance = portfolio.landing, portfolio.store, portfolio.governance
@@ -99,7 +101,13 @@ def conform_applications(context: dg.AssetExecutionContext, portfolios: Portfoli
     }
     yield dg.MaterializeResult(
         asset_key=_key(context, APPLICATIONS),
-        metadata={**accepted.metadata(), "rows_received": result.received, "missing_markers": dg.MetadataValue.json(result.missing_markers), **lineage},
+        metadata={
+            **accepted.metadata(),
+            "rows_received": result.received,
+            "missing_markers": dg.MetadataValue.json(result.missing_markers),
+            "header_changes": dg.MetadataValue.json(result.header_changes),
+            **lineage,
+        },
     )
     yield dg.MaterializeResult(asset_key=_key(context, QUARANTINED), metadata={**quarantined.metadata(), "reasons": result.quarantine_reasons(), **lineage})
     if not report.success:
@@ -147,7 +155,7 @@ def loan_outcomes(context: dg.AssetExecutionContext, portfolios: Portfolios) -> 
     """Default flags of the month's applications, known only once the performance window has elapsed."""
     import pandas as pd
 
-    from riskcore.ingestion import conform
+    from riskcore.ingestion import LandedFile, conform, read_landing_bytes
 
     portfolio = portfolios.of(context)
     landing, calendar, store = portfolio.landing, portfolio.calendar, portfolio.store

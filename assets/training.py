@@ -5,7 +5,6 @@ import dagster as dg
 from resources.portfolios import Portfolios
 from resources.storage import DatasetStore
 from riskcore.datasets import APPLICATIONS, FEATURES, OUTCOMES, TRAINING_SET
-from riskcore.features import feature_set_version, feature_specs
 from riskcore.lineage import code_version
 from riskcore.months import sample_windows
 
@@ -15,6 +14,7 @@ TRAINING = "training"
 @dg.asset(group_name=TRAINING, kinds={"parquet"}, deps=[FEATURES, OUTCOMES])
 def training_set(context: dg.AssetExecutionContext, portfolios: Portfolios) -> dg.MaterializeResult:
     """Matured months only; the latest `out_of_time_months` of them held out for out-of-time testing."""
+    from riskcore.features import feature_set_version
     from riskcore.training import SAMPLE_COLUMN, assemble_training_set
 
     portfolio = portfolios.of(context)
@@ -44,7 +44,7 @@ def training_set(context: dg.AssetExecutionContext, portfolios: Portfolios) -> d
 @dg.asset(group_name=TRAINING, kinds={"mlflow", "sklearn"}, deps=[training_set, APPLICATIONS])
 def risk_model(context: dg.AssetExecutionContext, portfolios: Portfolios) -> dg.MaterializeResult:
     """A calibrated additive scorecard, logged and registered in MLflow as the `challenger`."""
-    from riskcore.features import model_matrix
+    from riskcore.features import feature_set_version, feature_specs, model_matrix
     from riskcore.training import SAMPLE_COLUMN, fit_and_evaluate
 
     portfolio = portfolios.of(context)

@@ -72,7 +72,8 @@ def prepare(rows: int, folder: Path) -> dict:
 def ours(folder: Path) -> dict:
     import pandas as pd
 
-    from riskcore.drift import ReferenceProfile, drift_statistics, load_monitoring_policy
+    from riskcore.drift import ReferenceProfile, drift_statistics
+    from riskcore.monitoring_policy import load_monitoring_policy
 
     started = time.perf_counter()
     profile = ReferenceProfile.from_json((folder / "profile.json").read_text())

@@ -6,7 +6,6 @@ from checks.validation import ContractValidator
 from resources.partitions import monthly_partitions
 from resources.portfolios import Portfolios
 from riskcore.datasets import FEATURES, SCORES
-from riskcore.ingestion import ContractViolation, mark_missing, read_landing_bytes
 from riskcore.months import month_label
 
 
@@ -31,17 +30,19 @@ def _no_pii_check(asset: str):
         description=f"No SSN, e-mail or phone pattern and no clear PII value of the month's landing file in {asset}.",
     )
     def check(context: dg.AssetCheckExecutionContext, portfolios: Portfolios) -> dg.AssetCheckResult:
+        from riskcore.ingestion import ContractViolation, mark_missing, match_header, read_landing_bytes
         from riskcore.pii import find_pii
 
         portfolio = portfolios.of(context)
         landing, store = portfolio.landing, portfolio.store
         month = month_label(context.partition_key)
         target = landing.applications_file(month)
-        try:
-            raw = mark_missing(read_landing_bytes(target.name, target.read_bytes()).frame, landing.applications())[0]
+        contract = landing.applications()
+        try:  # the clear values as ingestion read them: header names matched the same way
+            raw = mark_missing(match_header(read_landing_bytes(target.name, target.read_bytes()), contract).frame, contract)[0]
         except ContractViolation:
             raw = None
-        pii_columns = [c for c in landing.applications().columns("pii") if raw is not None and c in raw.columns]
+        pii_columns = [c for c in contract.columns("pii") if raw is not None and c in raw.columns]
         clear = {str(v) for c in pii_columns for v in raw[c].dropna().astype(str)}
         findings = find_pii(store.read(asset, month), clear)
         return dg.AssetCheckResult(passed=not findings, metadata={"columns_scanned_against_clear_values": len(clear) > 0, "findings": findings})

@@ -1,15 +1,19 @@
 """Great Expectations 1.x as the contract engine: an ephemeral context, no dagster-ge (it needs GX < 1.0)."""
 
+from __future__ import annotations
+
 import os
 import re
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 import dagster as dg
-import numpy as np
-import pandas as pd
 
 from checks.suites import ContractReport, build_suite, dataset_rule_columns, summarise
 from riskcore.contract import Contract
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DOCS_SITE = "contracts"
 
@@ -40,6 +44,8 @@ class ContractValidator(dg.ConfigurableResource):
 
     def validate(self, frame: pd.DataFrame, contract: Contract, batch: str, columns: list[str] | None = None, row_rules: bool = True) -> ContractReport:
         import great_expectations as gx
+        import numpy as np
+        import pandas as pd
         from great_expectations.checkpoint import UpdateDataDocsAction
         from great_expectations.core.run_identifier import RunIdentifier
 

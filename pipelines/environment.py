@@ -9,9 +9,8 @@ import dagster as dg
 
 from checks.validation import ContractValidator
 from resources.alerts import AlertWebhook
-from resources.pii import PiiTokeniser
+from resources.pii import DEVELOPMENT_TOKEN_KEY, PiiTokeniser
 from resources.portfolios import Portfolios
-from riskcore.pii import DEVELOPMENT_TOKEN_KEY
 
 ENVIRONMENTS = ("local", "production")
 PII_KEY_VAR = "RISK_PII_TOKEN_KEY"

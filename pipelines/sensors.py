@@ -37,7 +37,8 @@ def drift_retraining_sensor(portfolio: str, monitoring_policy: str, training_job
         every decision, launch or skip, says why."""
         import json
 
-        from riskcore.drift import load_monitoring_policy, retraining_decision
+        from riskcore.drift import retraining_decision
+        from riskcore.monitoring_policy import load_monitoring_policy
 
         shares = {m: float(r["drift_share"]) for m, r in latest_metadata_by_month(context.instance, dg.AssetKey([portfolio, DRIFT])).items()}
         state = json.loads(context.cursor or "{}")
@@ -68,7 +69,7 @@ def performance_rollback_sensor(portfolio: str, monitoring_policy: str, rollback
         Reads only Dagster's records (champion_model, model_performance): no registry call, no data.
         One rollback per champion version (run key); the rollback job refuses if the champion changed
         since, and records the rollback in the ledger."""
-        from riskcore.drift import load_monitoring_policy
+        from riskcore.monitoring_policy import load_monitoring_policy
         from riskcore.performance import rollback_decision
 
         settled = context.instance.fetch_materializations(dg.AssetKey([portfolio, CHAMPION_MODEL]), limit=1).records

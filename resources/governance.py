@@ -7,9 +7,7 @@ import dagster as dg
 
 from resources.registry import CHAMPION, PREVIOUS_CHAMPION, ModelRegistry, RegisteredModel
 from resources.storage import absolute_sqlite_url
-from riskcore.gates import DEFAULT_PROMOTION_POLICY, PromotionPolicy, load_promotion_policy
-from riskcore.ledger import Ledger
-from riskcore.promotion import PromotionRefused, auto_approval, check_approver, check_gates
+from riskcore.promotion import DEFAULT_PROMOTION_POLICY, PromotionPolicy, PromotionRefused, auto_approval, check_approver, check_gates, load_promotion_policy
 
 
 class Governance(dg.ConfigurableResource):
@@ -19,7 +17,9 @@ class Governance(dg.ConfigurableResource):
     promotion_policy: str = str(DEFAULT_PROMOTION_POLICY.name)
     auto_approve: str | None = None  # overrides the policy file's setting (development only)
 
-    def ledger(self) -> Ledger:
+    def ledger(self):
+        from riskcore.ledger import Ledger  # SQLAlchemy: at run time, not when the code location loads
+
         return Ledger.from_url(absolute_sqlite_url(self.ledger_url))
 
     def policy(self) -> PromotionPolicy:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import dagster as dg
-import pandas as pd
 
-from riskcore.pii import DEVELOPMENT_TOKEN_KEY, tokenise
+# Locally only, and labelled as such in every ingestion's metadata.
+DEVELOPMENT_TOKEN_KEY = "development-only-pii-token-key-not-a-secret"
 
 
 class PiiTokeniser(dg.ConfigurableResource):
@@ -16,6 +16,3 @@ class PiiTokeniser(dg.ConfigurableResource):
     @property
     def uses_development_key(self) -> bool:
         return self.key == DEVELOPMENT_TOKEN_KEY
-
-    def tokenise(self, frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
-        return tokenise(frame, columns, self.key)

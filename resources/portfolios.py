@@ -42,7 +42,7 @@ class PortfolioResources:
         return load_policy(self.spec.policies["decision"])
 
     def monitoring_policy(self):
-        from riskcore.drift import load_monitoring_policy
+        from riskcore.monitoring_policy import load_monitoring_policy
 
         return load_monitoring_policy(self.spec.policies["monitoring"])
 

@@ -7,12 +7,15 @@ import io
 import os
 import uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import pandas as pd
 from upath import UPath
 
 from riskcore.months import month_label
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def resolve_path(path: str, storage_options: dict[str, str]) -> UPath:
@@ -105,9 +108,13 @@ class DatasetStore(dg.ConfigurableResource):
         if not target.exists():
             where = f" for month {month_label(partition)}" if partition else ""
             raise FileNotFoundError(f"dataset '{dataset}'{where} has not been materialised: {target} is missing")
+        import pandas as pd
+
         return pd.read_parquet(io.BytesIO(target.read_bytes()), columns=columns)
 
     def read_many(self, dataset: str, partitions: list[str], columns: list[str] | None = None) -> pd.DataFrame:
+        import pandas as pd
+
         return pd.concat([self.read(dataset, p, columns=columns) for p in partitions], ignore_index=True)
 
     def rows(self, dataset: str, partition: str | None = None) -> int:

@@ -303,7 +303,7 @@ class _Reader:
             self.fail(key, f"derived feature {name!r} needs exactly one of expression/function")
         args = tuple(self.listing(entry.get("args", []), f"{key}.args", "column names"))
         if entry.get("function"):
-            from riskcore.ingestion import DERIVATIONS  # the functions ingestion implements
+            from riskcore.derivations import DERIVATIONS
 
             if entry["function"] not in DERIVATIONS:
                 self.fail(f"{key}.function", f"{entry['function']!r} is not one of {', '.join(DERIVATIONS)}")

@@ -6,10 +6,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from riskcore.yamlfile import load_yaml
+
+if TYPE_CHECKING:
+    import numpy as np
 
 DEFAULT_POLICY = Path(__file__).parent / "policies" / "decision.yaml"
 PD_FLOOR = 1e-6
@@ -32,6 +34,8 @@ class ScoreScaling:
         return self.base_points - self.factor * math.log(self.base_odds)
 
     def points(self, pd_: np.ndarray) -> np.ndarray:
+        import numpy as np
+
         p = np.clip(np.asarray(pd_, dtype="float64"), PD_FLOOR, 1 - PD_FLOOR)
         return self.offset + self.factor * np.log((1 - p) / p)
 
@@ -50,11 +54,15 @@ class DecisionPolicy:
         return f"{self.policy_id}@{self.version}"
 
     def decide(self, points: np.ndarray) -> np.ndarray:
+        import numpy as np
+
         points = np.asarray(points)
         return np.where(points >= self.approve_min_score, "approve", np.where(points >= self.refer_min_score, "refer", "decline"))
 
     def points(self, pd_: np.ndarray) -> np.ndarray:
         """Whole points, as printed on the decision and compared with the cut-offs."""
+        import numpy as np
+
         return np.rint(self.scaling.points(pd_)).astype("int64")
 
 

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
+from riskcore.monitoring_policy import MonitoringPolicy
 from riskcore.months import month_label
 
 MISSING = "__missing__"
@@ -76,44 +77,6 @@ def _numeric_shares(profile: NumericProfile, x: np.ndarray) -> np.ndarray:
 def _category_shares(values: pd.Series) -> dict[str, float]:
     text = values.astype("object").where(values.notna(), MISSING).astype(str)
     return {str(k): float(v) for k, v in text.value_counts(normalize=True).sort_index().items()}
-
-
-@dataclass(frozen=True)
-class MonitoringPolicy:
-    label: str
-    investigate: float
-    shift: float
-    distance_threshold: float
-    sample_rows: int
-    drifted_month_min_share: float = 0.1
-    persistence: int = 2
-    cooldown_months: int = 3
-    auc_tolerance: float = 0.02
-    auc_floor: float = 0.65
-    min_matured_months: int = 1
-
-
-def load_monitoring_policy(path=None) -> MonitoringPolicy:
-    from pathlib import Path
-
-    from riskcore.yamlfile import load_yaml
-
-    path = Path(path) if path else Path(__file__).parent / "policies" / "monitoring.yaml"
-    doc = load_yaml(path.read_text())
-    retraining, performance = doc.get("retraining", {}), doc.get("performance", {})
-    return MonitoringPolicy(
-        f"{doc['policy_id']}@{doc['version']}",
-        float(doc["psi"]["investigate"]),
-        float(doc["psi"]["shift"]),
-        float(doc["distance_threshold"]),
-        int(doc["evidently_sample_rows"]),
-        float(retraining.get("drifted_month_min_share", 0.1)),
-        int(retraining.get("persistence", 2)),
-        int(retraining.get("cooldown_months", 3)),
-        float(performance.get("auc_tolerance", 0.02)),
-        float(performance.get("auc_floor", 0.65)),
-        int(performance.get("min_matured_months", 1)),
-    )
 
 
 def retraining_decision(drift_shares: dict[str, float], last_launch: str | None, policy: MonitoringPolicy) -> tuple[str | None, str]:

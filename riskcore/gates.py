@@ -4,97 +4,14 @@ before anyone may approve it. Thresholds come from a versioned policy file."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from riskcore.metrics import ks_statistic, roc_auc
-from riskcore.yamlfile import load_yaml
+from riskcore.promotion import PromotionPolicy
 
-DEFAULT_PROMOTION_POLICY = Path(__file__).parent / "policies" / "promotion.yaml"
-AUTO_APPROVE = ("never", "bootstrap", "always")
-NO_SENSITIVE_ATTRIBUTE = ("pass", "refuse")
 MAX_GRADES = 10  # PD deciles
-
-
-@dataclass(frozen=True)
-class PromotionPolicy:
-    policy_id: str
-    version: str
-    auc_tolerance: float
-    min_auc: float
-    min_ks: float
-    calibration_confidence: float
-    calibration_tolerance: float
-    calibration_max_red_grades: int
-    calibration_min_expected_defaults: float
-    max_score_psi: float
-    min_adverse_impact_ratio: float
-    min_group_size: int
-    when_no_sensitive_attribute: str
-    approvers: tuple[str, ...]
-    auto_approve: str
-
-    @property
-    def label(self) -> str:
-        return f"{self.policy_id}@{self.version}"
-
-
-def _setting(doc: dict, key: str, source: str | Path, kind, low: float | None = None, high: float | None = None):
-    """The value at dotted `key`, checked: a policy that is silently half-read would gate nothing.
-
-    `kind` is float, int, str, list (of strings) or a tuple of allowed values."""
-    value = doc
-    for part in key.split("."):
-        if not isinstance(value, dict) or part not in value:
-            raise ValueError(f"{source}: {key}: missing")
-        value = value[part]
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if isinstance(kind, tuple):
-        ok, expected = value in kind, f"one of {kind}"
-    elif kind is list:
-        ok, expected = isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value), "a non-empty list of strings"
-    elif kind is str:
-        ok, expected = isinstance(value, str) and bool(value), "a non-empty string"
-    else:
-        ok = (number and float(value).is_integer()) if kind is int else number
-        ok = ok and (low is None or value >= low) and (high is None or value <= high)
-        expected = ("an integer" if kind is int else "a number") + (f" in [{low}, {high}]" if high is not None else f" >= {low}" if low is not None else "")
-    if not ok:
-        raise ValueError(f"{source}: {key}: expected {expected}, got {value!r}")
-    return tuple(value) if kind is list else kind(value) if kind in (float, int) else value
-
-
-def load_promotion_policy(path: str | Path = DEFAULT_PROMOTION_POLICY, auto_approve: str | None = None) -> PromotionPolicy:
-    """`auto_approve` overrides the file's setting: the environment decides (development only)."""
-    doc = load_yaml(Path(path).read_text())
-    if not isinstance(doc, dict):
-        raise ValueError(f"{path}: expected a mapping of policy settings")
-
-    def get(key, kind, low=None, high=None):
-        return _setting(doc, key, path, kind, low, high)
-
-    file_auto_approve = get("approval.auto_approve", AUTO_APPROVE)
-    if auto_approve is not None and auto_approve not in AUTO_APPROVE:
-        raise ValueError(f"{path}: auto_approve must be one of {AUTO_APPROVE}, not {auto_approve!r}")
-    return PromotionPolicy(
-        policy_id=get("policy_id", str),
-        version=get("version", str),
-        auc_tolerance=get("gates.auc_tolerance_vs_champion", float, 0),
-        min_auc=get("gates.min_auc", float, 0, 1),
-        min_ks=get("gates.min_ks", float, 0, 1),
-        calibration_confidence=get("gates.calibration_confidence", float, 0.5, 0.9999),
-        calibration_tolerance=get("gates.calibration_tolerance", float, 0),
-        calibration_max_red_grades=get("gates.calibration_max_red_grades", int, 0),
-        calibration_min_expected_defaults=get("gates.calibration_min_expected_defaults", float, 1),
-        max_score_psi=get("gates.max_score_psi", float, 0),
-        min_adverse_impact_ratio=get("gates.min_adverse_impact_ratio", float, 0, 1),
-        min_group_size=get("gates.min_group_size", int, 1),
-        when_no_sensitive_attribute=get("fairness.when_no_sensitive_attribute", NO_SENSITIVE_ATTRIBUTE),
-        approvers=get("approval.approvers", list),
-        auto_approve=auto_approve or file_auto_approve,
-    )
 
 
 @dataclass(frozen=True)

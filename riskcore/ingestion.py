@@ -4,29 +4,44 @@ File-level problems (a missing column, an unreadable file) stop the partition wi
 names the file, the column and the rule. Row-level problems send the row to quarantine with every
 rule it broke, so received = accepted + quarantined always holds. Values the contract declares
 as missing (`missingValues`: "N/A", "-", a sentinel 96) become null before any rule runs, counted.
+
+Nothing a file delivers is trusted as a name: a header field is read as a contract column only
+when it equals one after trimming, case-folding and turning spaces/hyphens into "_" (`SSN`,
+` ssn `, `Full Name`); errors and quarantine never quote a delivered value, and a file that
+cannot be conformed keeps only keyed tokens of its values, under contract names or positions.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
-from dataclasses import dataclass, field
+import re
+from collections import Counter
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 from pandas.api.types import is_datetime64_any_dtype, is_numeric_dtype
 
 from riskcore.contract import Contract, DerivedFeature
+from riskcore.derivations import DERIVATIONS
 from riskcore.months import parse_month
-from riskcore.pii import pii_pattern_hits, tokenise
+from riskcore.pii import pii_pattern_hits, token, tokenise
 
 REASONS_COLUMN = "quarantine_reasons"
 STRING = pd.StringDtype("pyarrow")
 ROW_COLUMN = "source_row"
+HEADER_ROW = "header row present"
+# Tried on the header line; the one that splits it into the most fields wins (ties: ",").
+DELIMITERS = (",", ";", "\t", "|")
+# An undeclared header field is quoted in an error only when it looks like a column name, not data.
+COLUMN_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
 class ContractViolation(ValueError):
-    """A file that cannot be conformed at all; the partition is blocked."""
+    """A file that cannot be conformed at all; the partition is blocked. Column and detail never
+    carry a delivered value: they go to logs, check metadata and the ledger."""
 
     def __init__(self, file: str, column: str | None, rule: str, detail: str = ""):
         self.file, self.column, self.rule = file, column, rule
@@ -36,10 +51,16 @@ class ContractViolation(ValueError):
 
 @dataclass(frozen=True)
 class LandedFile:
+    """A parsed landing file. `header` is a CSV's header line as delivered (duplicates kept; the
+    frame's labels de-duplicate them as pandas does); `changes` is what reading changed about the
+    file's shape (byte order mark, delimiter, a trailing empty column), for the record."""
+
     name: str
     sha256: str
     size_bytes: int
     frame: pd.DataFrame
+    header: tuple[str, ...] = ()
+    changes: dict[str, str] = field(default_factory=dict)
 
 
 def read_landing_bytes(name: str, data: bytes) -> LandedFile:
@@ -55,20 +76,70 @@ def read_landing_bytes(name: str, data: bytes) -> LandedFile:
             frame = pq.read_table(io.BytesIO(data)).to_pandas(types_mapper=_arrow_strings)
         except Exception as exc:  # pyarrow raises several types for corrupt files
             raise ContractViolation(name, None, "readable parquet", str(exc)) from exc
-    elif name.endswith(".csv"):
+        return LandedFile(name=name, sha256=digest, size_bytes=len(data), frame=frame)
+    if name.endswith(".csv"):
+        frame, header, changes = _read_csv(name, data)
+        return LandedFile(name=name, sha256=digest, size_bytes=len(data), frame=frame, header=header, changes=changes)
+    raise ContractViolation(name, None, "file format", "expected a .csv or .parquet file")
+
+
+def _read_csv(name: str, data: bytes) -> tuple[pd.DataFrame, tuple[str, ...], dict[str, str]]:
+    """The header line is parsed on its own (its delimiter too: the one that splits it most), so
+    pandas never names columns from data nor mangles a repeated name. Rows are read without a
+    header, so a row with more fields than the first is an error: with a header row, pandas cuts
+    extra fields silently (`index_col=False`) or turns them into an index (its default). A
+    trailing delimiter, an empty last field on every row (with or without one in the header),
+    is dropped and recorded; any other difference between header and rows is an error."""
+    if b"\x00" in data:
+        raise ContractViolation(name, None, "encoding utf-8", "the file has NUL bytes: UTF-16 or binary, not UTF-8 text")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ContractViolation(name, None, "encoding utf-8", f"byte {exc.start} is not UTF-8") from exc
+    changes = {"byte order mark": "removed"} if data.startswith(b"\xef\xbb\xbf") else {}
+    first = re.match(r"[^\r\n]*", text).group()  # a line ends at \n, \r\n or \r, as pandas reads it
+    if not first.strip():
+        raise ContractViolation(name, None, HEADER_ROW, "the first line is empty")
+    delimiter = max(DELIMITERS, key=lambda d: len(next(csv.reader([first], delimiter=d))))
+    if delimiter != ",":
+        changes["delimiter"] = repr(delimiter)
+    header = next(csv.reader([first], delimiter=delimiter))
+    frame = pd.DataFrame({i: pd.Series(dtype=STRING) for i in range(len(header))})
+    if text[len(first) :].strip():
         try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ContractViolation(name, None, "encoding utf-8", f"byte {exc.start} is not UTF-8") from exc
-        try:
-            frame = pd.read_csv(io.StringIO(text), dtype=STRING, keep_default_na=False, na_filter=False, on_bad_lines="error")
-        except pd.errors.EmptyDataError as exc:
-            raise ContractViolation(name, None, "header row present", "the file has no header") from exc
+            frame = pd.read_csv(
+                io.StringIO(text),
+                sep=delimiter,
+                header=None,
+                skiprows=1,
+                index_col=False,
+                dtype=STRING,
+                keep_default_na=False,
+                na_filter=False,
+                on_bad_lines="error",
+            )
         except pd.errors.ParserError as exc:
             raise ContractViolation(name, None, "well-formed CSV", str(exc).strip()) from exc
-    else:
-        raise ContractViolation(name, None, "file format", "expected a .csv or .parquet file")
-    return LandedFile(name=name, sha256=digest, size_bytes=len(data), frame=frame)
+    if len(header) > 1 and not header[-1].strip() and frame.shape[1] == len(header) and (frame.iloc[:, -1] == "").all():
+        header, frame = header[:-1], frame.iloc[:, :-1]
+        changes[f"column_{len(header) + 1}"] = "dropped: no name, no values (trailing delimiter)"
+    elif frame.shape[1] == len(header) + 1 and (frame.iloc[:, -1] == "").all():
+        frame = frame.iloc[:, :-1]
+        changes[f"column_{len(header) + 1}"] = "dropped: no values, not in the header (trailing delimiter on the rows)"
+    if frame.shape[1] != len(header):
+        raise ContractViolation(name, None, "well-formed CSV", f"the header has {len(header)} fields, the first row {frame.shape[1]}")
+    return frame.set_axis(_labels(header), axis=1), tuple(header), changes
+
+
+def _labels(header: list[str]) -> list[str]:
+    """Frame labels for a header: a repeated name gets ".1", ".2" as pandas gives it (other
+    readers of the frame expect unique labels; conforming reads the header itself)."""
+    seen: Counter[str] = Counter()
+    labels = []
+    for name in header:
+        labels.append(f"{name}.{seen[name]}" if seen[name] else name)
+        seen[name] += 1
+    return labels
 
 
 def _arrow_strings(arrow_type):
@@ -76,6 +147,54 @@ def _arrow_strings(arrow_type):
     import pyarrow as pa
 
     return STRING if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type) else None
+
+
+def _header_key(name: str) -> str:
+    """What a header field is compared by: trimmed, case-folded, runs of spaces/hyphens as "_"."""
+    return re.sub(r"[\s-]+", "_", name.strip()).casefold()
+
+
+def _contract_names(header: tuple[str, ...], contract: Contract) -> list[str | None]:
+    """Per header field, the contract column it names (None: none)."""
+    by_key = {_header_key(f.name): f.name for f in contract.fields}
+    return [by_key.get(_header_key(h)) for h in header]
+
+
+def _quotable(name: str, position: int) -> str:
+    """An undeclared header field as an error may name it: itself if it looks like a column name, else its position."""
+    return name if COLUMN_NAME.fullmatch(name) else f"column_{position}"
+
+
+def match_header(landed: LandedFile, contract: Contract) -> LandedFile:
+    """The file with its columns under the contract's names, renames recorded in `changes`.
+
+    A header with no contract column (the first line is data), a name given twice (`ssn`, ` SSN `),
+    a missing or an undeclared column is a ContractViolation naming file, column and rule."""
+    header = landed.header or tuple(str(c) for c in landed.frame.columns)
+    names = _contract_names(header, contract)
+    if not any(names):
+        raise ContractViolation(
+            landed.name,
+            None,
+            HEADER_ROW,
+            f"none of the {len(header)} column names is a contract column (a CSV without its header row names them after its first row)",
+        )
+    keys = [_header_key(h) for h in header]
+    repeated = next((k for k, n in Counter(keys).items() if n > 1), None)
+    if repeated is not None:
+        positions = [i for i, k in enumerate(keys, 1) if k == repeated]
+        column = names[positions[0] - 1] or _quotable(header[positions[0] - 1], positions[0])
+        raise ContractViolation(landed.name, column, "unique column names", f"the header names it at positions {positions}")
+    missing = [f.name for f in contract.fields if f.name not in names]
+    if missing:
+        raise ContractViolation(landed.name, missing[0], "required column present", f"missing columns {missing}")
+    unexpected = [_quotable(h, i) for i, (h, n) in enumerate(zip(header, names), 1) if n is None]
+    if unexpected:
+        raise ContractViolation(landed.name, unexpected[0], "no undeclared columns", f"unexpected columns {unexpected}")
+    renamed = {h: n for h, n in zip(header, names) if h != n}
+    if not renamed and list(landed.frame.columns) == names:
+        return landed
+    return replace(landed, frame=landed.frame.set_axis(names, axis=1), header=tuple(names), changes=landed.changes | renamed)
 
 
 def mark_missing(frame: pd.DataFrame, contract: Contract) -> tuple[pd.DataFrame, dict[str, dict[str, int]]]:
@@ -118,28 +237,34 @@ def _markers(values: pd.Series, tokens: tuple[str, ...], sentinels: tuple) -> tu
     return found, replaced
 
 
-def _cast(values: pd.Series, ftype: str) -> pd.Series:
+def _cast(values: pd.Series, ftype: str) -> tuple[pd.Series, pd.Series]:
+    """Values as the contract type, and which were infinite numbers ("inf", or "1e309", which
+    overflows a float): those become missing and break the rule `finite`, not the type rule."""
+    none = pd.Series(False, index=values.index)
     if ftype == "string":
-        return values.astype(STRING)
+        return values.astype(STRING), none
     if ftype == "date":
         if pd.api.types.is_datetime64_any_dtype(values):
-            return values.dt.tz_localize(None).dt.normalize() if values.dt.tz is not None else values.dt.normalize()
-        return pd.to_datetime(values, errors="coerce", format="ISO8601").dt.normalize()  # dates as ISO 8601 text
+            return (values.dt.tz_localize(None).dt.normalize() if values.dt.tz is not None else values.dt.normalize()), none
+        return pd.to_datetime(values, errors="coerce", format="ISO8601").dt.normalize(), none  # dates as ISO 8601 text
     numeric = pd.to_numeric(values, errors="coerce")
+    infinite = pd.Series(np.isinf(numeric.to_numpy(dtype="float64", na_value=np.nan)), index=values.index)
+    unparsed = values.notna() & numeric.isna()
+    if unparsed.any():  # rare: only values that are no number at all are looked at one by one
+        infinite |= values[unparsed].map(_overflows).reindex(values.index, fill_value=False).astype(bool)
+    numeric = numeric.mask(infinite)
     if ftype == "integer":
-        whole = numeric.where(np.isclose(numeric, np.round(numeric)) | numeric.isna())
-        return whole.round().astype("Int64")
-    return numeric.astype("float64")
+        # Beyond 64 bits a number is no integer the column can hold: a type error, not a crash.
+        whole = numeric.where((np.isclose(numeric, np.round(numeric)) & (numeric.abs() < 2**63)) | numeric.isna())
+        return whole.round().astype("Int64"), infinite
+    return numeric.astype("float64"), infinite
 
 
-def years_between(start: pd.Series, end: pd.Series) -> pd.Series:
-    """Whole years from start to end (an age on a date), as float so missing stays NaN."""
-    years = end.dt.year - start.dt.year
-    before_birthday = (end.dt.month < start.dt.month) | ((end.dt.month == start.dt.month) & (end.dt.day < start.dt.day))
-    return (years - before_birthday.astype("int64")).astype("float64")
-
-
-DERIVATIONS = {"years_between": years_between}
+def _overflows(value) -> bool:
+    try:
+        return bool(np.isinf(float(value)))
+    except (TypeError, ValueError):
+        return False
 
 
 def derive(frame: pd.DataFrame, derived: tuple[DerivedFeature, ...]) -> pd.DataFrame:
@@ -180,16 +305,7 @@ def split(frame: pd.DataFrame, reasons: pd.Series) -> tuple[pd.DataFrame, pd.Dat
 def judge(landed: LandedFile, contract: Contract, month: str | None = None) -> tuple[pd.DataFrame, pd.Series, dict[str, dict[str, int]]]:
     """Every received row cast to contract types (derived features added), per row the rules it
     broke as `column:rule;...` ('' for a good row), and the missing-value markers it replaced."""
-    frame = landed.frame
-    declared = [f.name for f in contract.fields]
-    missing = [c for c in declared if c not in frame.columns]
-    if missing:
-        raise ContractViolation(landed.name, missing[0], "required column present", f"missing columns {missing}")
-    unexpected = [c for c in frame.columns if c not in declared]
-    if unexpected:
-        raise ContractViolation(landed.name, unexpected[0], "no undeclared columns", f"unexpected columns {unexpected}")
-
-    frame, markers = mark_missing(frame, contract)
+    frame, markers = mark_missing(match_header(landed, contract).frame, contract)
     out = pd.DataFrame(index=frame.index)
     reasons = pd.Series("", index=frame.index, dtype="object")
 
@@ -201,8 +317,9 @@ def judge(landed: LandedFile, contract: Contract, month: str | None = None) -> t
 
     for f in contract.fields:
         raw = frame[f.name]
-        cast = _cast(raw, f.type)
-        flag(raw.notna() & cast.isna(), f.name, f"type {f.type}")
+        cast, infinite = _cast(raw, f.type)
+        flag(raw.notna() & cast.isna() & ~infinite, f.name, f"type {f.type}")
+        flag(infinite, f.name, "finite")
         out[f.name] = cast
         if f.required:
             flag(raw.isna(), f.name, "required")
@@ -234,7 +351,11 @@ def judge(landed: LandedFile, contract: Contract, month: str | None = None) -> t
 class Ingested:
     """One landing file's fate. `checked` is every received row, cast but not yet tokenised, for
     the dataset-level contract checks; `violation` is set when the file could not be conformed;
-    `missing_markers` is how many values each declared marker turned into null, per column."""
+    `missing_markers` is how many values each declared marker turned into null, per column;
+    `header_changes` is how the file was read where it differs from the contract's spelling:
+    a delivered header field -> the contract column it was read as, a dropped trailing empty
+    column, the delimiter or byte order mark, and, for a column the header did not name
+    (`column_3`), the keyed token of what the header said there."""
 
     file: str
     sha256: str
@@ -244,6 +365,7 @@ class Ingested:
     checked: pd.DataFrame | None
     violation: ContractViolation | None = None
     missing_markers: dict[str, dict[str, int]] = field(default_factory=dict)
+    header_changes: dict[str, str] = field(default_factory=dict)
 
     def quarantine_reasons(self) -> dict[str, int]:
         return count_reasons(self.quarantined)
@@ -267,12 +389,36 @@ def _with_lineage(frame: pd.DataFrame, contract: Contract, token_key: str, sha25
     return out
 
 
+def _unconformable(landed: LandedFile, contract: Contract, violation: ContractViolation, token_key: str) -> tuple[pd.DataFrame, dict[str, str], dict]:
+    """Every row of a file that cannot be conformed, with no clear value of any column: each
+    value as its keyed token, under the contract's name where the header named that column once,
+    else by position (`column_3_token`), with the row number and the file-level rule as reason.
+
+    When the header is data (no contract column in it), it is the first row and is kept as one.
+    Returns the rows, the header changes (the delivered header's token for every column named by
+    position) and the missing-value markers replaced (markers stay missing, never a token)."""
+    header = landed.header or tuple(str(c) for c in landed.frame.columns)
+    frame = landed.frame.set_axis(range(len(header)), axis=1)
+    if violation.rule == HEADER_ROW and landed.header:
+        frame = pd.concat([pd.DataFrame([list(header)], dtype=STRING), frame], ignore_index=True)
+    names = _contract_names(header, contract)
+    columns = [n if n is not None and names.count(n) == 1 else f"column_{i}" for i, n in enumerate(names, 1)]
+    frame, markers = mark_missing(frame.set_axis(columns, axis=1).reset_index(drop=True), contract)
+    out = tokenise(frame, columns, token_key)
+    out[REASONS_COLUMN] = f"{violation.column or 'file'}:{violation.rule}"
+    out[ROW_COLUMN] = np.arange(1, len(out) + 1, dtype="int64")
+    changes = {h: c for h, c in zip(header, columns) if h != c and c in names}
+    changes |= {c: token(h, token_key, "header") for h, c in zip(header, columns) if c not in names}
+    return out, landed.changes | changes, markers
+
+
 def ingest(name: str, data: bytes, contract: Contract, month: str, token_key: str) -> Ingested:
     """Conform a landing file, then tokenise PII in everything that is kept.
 
-    A file that cannot be conformed as a whole (missing or undeclared column) is not dropped:
-    every row goes to quarantine, as delivered, with the file-level rule it broke. A file that
-    cannot even be parsed keeps no rows (the landing file itself stays, registered by digest).
+    A file that cannot be conformed as a whole (its header is data, names a column twice, lacks
+    one or adds one) is not dropped: every row goes to quarantine with the file-level rule it
+    broke, as keyed tokens only (`_unconformable`). A file that cannot even be parsed keeps no
+    rows (the landing file itself stays, registered by digest).
     """
     digest = hashlib.sha256(data).hexdigest()
     empty = conform(LandedFile(name, digest, 0, pd.DataFrame(columns=[f.name for f in contract.fields])), contract)[0]
@@ -283,21 +429,20 @@ def ingest(name: str, data: bytes, contract: Contract, month: str, token_key: st
         no_rows = _with_lineage(empty, contract, token_key, digest, quarantine=True).assign(**{REASONS_COLUMN: "", ROW_COLUMN: 0})
         return Ingested(name, digest, 0, nothing, no_rows, None, violation)
     try:
+        landed = match_header(landed, contract)
         checked, reasons, markers = judge(landed, contract, month)
     except ContractViolation as violation:
-        raw, markers = mark_missing(landed.frame, contract)
-        raw = raw.astype("string")
-        raw[REASONS_COLUMN] = f"{violation.column or 'file'}:{violation.rule}"
-        raw[ROW_COLUMN] = range(1, len(raw) + 1)
+        rows, changes, markers = _unconformable(landed, contract, violation, token_key)
         return Ingested(
             name,
             digest,
-            len(raw),
+            len(rows),
             _with_lineage(empty, contract, token_key, digest),
-            _with_lineage(raw, contract, token_key, digest, quarantine=True),
+            _with_lineage(rows, contract, token_key, digest),
             None,
             violation,
             markers,
+            changes,
         )
     accepted, quarantined = split(checked, reasons)
     return Ingested(
@@ -308,4 +453,5 @@ def ingest(name: str, data: bytes, contract: Contract, month: str, token_key: st
         _with_lineage(quarantined, contract, token_key, digest, quarantine=True),
         checked,
         missing_markers=markers,
+        header_changes=landed.changes,
     )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from riskcore.drift import MonitoringPolicy
 from riskcore.metrics import brier, ks_statistic, roc_auc
+from riskcore.monitoring_policy import MonitoringPolicy
 
 
 def realised_performance(y: np.ndarray, pd_: np.ndarray) -> dict[str, float]:

@@ -11,15 +11,22 @@ import pandas as pd
 
 # Development only: makes the embedded default run with no set-up. Any real deployment sets
 # RISK_PII_TOKEN_KEY; the pipeline records in its metadata when this default was used.
-DEVELOPMENT_TOKEN_KEY = "development-only-pii-token-key-not-a-secret"
 TOKEN_PREFIX = "tok_"
 
+# "@" and "." as people spell them to dodge filters: "jane dot doe at example dot com",
+# "jane[at]example[dot]com", "jane (at) example.com", "jane @ example.com".
+_AT = r"(?:\s*@\s*|\s*[\[({<]\s*(?i:at)\s*[\])}>]\s*|\s+(?i:at)\s+)"
+_DOT = r"(?:\.|\s*[\[({<]\s*(?i:dot)\s*[\])}>]\s*|\s+(?i:dot)\s+)"
+
 # What clear PII looks like in text: checked in free-text columns at ingestion and in every
-# dataset after it (features, scores).
+# dataset after it (features, scores). RE2 (Arrow) and Python's re both run them: no lookaround.
+# Digit runs must be whole (word boundaries): an amount (12500) or a year (2023) is no SSN or phone.
 PII_PATTERNS = {
-    "ssn": r"\b\d{3}-\d{2}-\d{4}\b",
-    "email": r"[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}\b",  # a TLD of letters: "policy@1.0.0" is no address
-    "phone": r"\(?\b\d{3}\)?[ .-]?\d{3}-\d{4}\b",
+    "ssn": r"\b\d{3}[ -]?\d{2}[ -]?\d{4}\b",  # 900-12-3456, 900 12 3456, 900123456
+    # A TLD of letters: "policy@1.0.0" is no address.
+    "email": rf"[\w+-]+(?:{_DOT}[\w+-]+)*{_AT}[\w-]+(?:{_DOT}[\w-]+)*{_DOT}[A-Za-z]{{2,}}\b",
+    # 10 digits, 3-3-4, separators optional, area code maybe in parentheses, maybe a country code.
+    "phone": r"(?:\+\d{1,3}[ .-]?\(?|\(|\b)\d{3}\)?[ .-]?\d{3}[ .-]?\d{4}\b",
 }
 
 

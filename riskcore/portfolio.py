@@ -201,8 +201,8 @@ def _calendar(section, file: str) -> Calendar:
 def _check_files(portfolio: Portfolio) -> None:
     """Contracts and policies load, and the sensitive attributes are the contract's."""
     from riskcore.decision_policy import load_policy
-    from riskcore.drift import load_monitoring_policy
-    from riskcore.gates import load_promotion_policy
+    from riskcore.monitoring_policy import load_monitoring_policy
+    from riskcore.promotion import load_promotion_policy
 
     file = portfolio.file
     for kind in CONTRACT_KINDS:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from riskcore.ingestion import years_between
+from riskcore.derivations import years_between
 from riskcore.months import add_months, month_index, parse_month
 
 SCENARIOS = ("none", "economic_shock", "new_segment", "data_fault")

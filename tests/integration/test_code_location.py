@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ("sklearn", "mlflow", "evidently", "great_expectations", "scipy")
+HEAVY = ("sklearn", "mlflow", "evidently", "great_expectations", "scipy", "numpy", "pandas", "pyarrow", "sqlalchemy")
 
 
 def test_loading_definitions_imports_no_heavy_library():

@@ -257,7 +257,7 @@ def test_promotion_and_rollback_jobs_route_the_next_scoring(pipeline, tmp_path):
     champion, and the next scoring uses whichever version the alias names."""
     import yaml
 
-    from riskcore.gates import DEFAULT_PROMOTION_POLICY
+    from riskcore.promotion import DEFAULT_PROMOTION_POLICY
 
     # The weak model of the small test data may miss the calibration gate: in a copy of the policy, no miscalibration is material.
     policy = yaml.safe_load(DEFAULT_PROMOTION_POLICY.read_text())

@@ -5,9 +5,10 @@ from scipy.stats import wasserstein_distance
 
 from checks import contract_path
 from riskcore.contract import load_contract
-from riskcore.drift import ReferenceProfile, build_profile, drift_statistics, load_monitoring_policy
+from riskcore.drift import ReferenceProfile, build_profile, drift_statistics
 from riskcore.features import build_features, feature_specs
 from riskcore.ingestion import LandedFile, conform
+from riskcore.monitoring_policy import load_monitoring_policy
 from riskcore.synthetic import Scenario, applications_frame, generate_month
 
 CONTRACT = load_contract(contract_path("loan_applications.yaml"))
@@ -57,7 +58,7 @@ def test_a_new_segment_is_named():
 
 
 def test_retraining_needs_persistent_drift_and_respects_the_cooldown():
-    from riskcore.drift import load_monitoring_policy, retraining_decision
+    from riskcore.drift import retraining_decision
 
     policy = load_monitoring_policy()  # persistence 2, cooldown 3, drifted month from 10% of features
     quiet = {f"2024-{m:02d}": 0.0 for m in range(1, 13)}

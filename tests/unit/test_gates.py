@@ -5,15 +5,14 @@ import yaml
 from scipy.special import expit, logit
 
 from riskcore.gates import (
-    DEFAULT_PROMOTION_POLICY,
     adverse_impact_ratio,
     calibration_gate,
     calibration_table,
     evaluate_gates,
     fairness_gate,
-    load_promotion_policy,
     psi,
 )
+from riskcore.promotion import DEFAULT_PROMOTION_POLICY, load_promotion_policy
 
 RNG = np.random.default_rng(0)
 PD = RNG.beta(1.2, 12, 40_000)

@@ -10,6 +10,7 @@ from resources.storage import parquet_bytes
 from riskcore.contract import load_contract
 from riskcore.features import build_features, feature_set_version, feature_specs
 from riskcore.ingestion import ContractViolation, conform, ingest, mark_missing, read_landing_bytes
+from riskcore.pii import token
 from riskcore.synthetic import applications_frame, generate_month
 
 CONTRACT = load_contract(contract_path("loan_applications.yaml"))
@@ -169,9 +170,18 @@ def test_dash_is_missing_even_when_the_contract_declares_no_tokens(tmp_path, mon
     assert result.quarantined.empty and result.missing_markers["employment_years"]["-"] == 1
 
 
-def test_a_file_level_violation_still_blanks_markers_in_quarantine(month_frame):
+def test_a_file_level_violation_quarantines_tokens_only_and_still_blanks_markers(month_frame):
+    """No clear value of any column: each is its keyed token (the same as an accepted row's), a marker stays missing."""
     frame = month_frame.drop(columns=["ssn"]).astype({"employment_years": "object"})
     frame.loc[0, "employment_years"] = "N/A"
     result = ingest("2023-01.csv", _csv(frame), CONTRACT, "2023-01", "test-key")
     assert result.violation is not None and len(result.quarantined) == len(frame)
-    assert pd.isna(result.quarantined.loc[0, "employment_years"]) and result.missing_markers["employment_years"]["N/A"] == 1
+    assert set(result.quarantined.columns) == {f"{c}_token" for c in frame.columns} | {
+        "quarantine_reasons",
+        "source_row",
+        "source_file_sha256",
+        "contract_version",
+    }
+    assert pd.isna(result.quarantined.loc[0, "employment_years_token"]) and result.missing_markers["employment_years"]["N/A"] == 1
+    assert result.quarantined.loc[1, "full_name_token"] == token(frame.loc[1, "full_name"], "test-key", "full_name")
+    assert (result.quarantined["quarantine_reasons"] == "ssn:required column present").all()

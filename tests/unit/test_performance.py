@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from riskcore.drift import load_monitoring_policy
 from riskcore.metrics import roc_auc
+from riskcore.monitoring_policy import load_monitoring_policy
 from riskcore.performance import realised_performance, rollback_decision
 
 POLICY = load_monitoring_policy()

@@ -1,6 +1,10 @@
-import pandas as pd
+import re
 
-from riskcore.pii import DEVELOPMENT_TOKEN_KEY, token, tokenise
+import pandas as pd
+import pytest
+
+from resources.pii import DEVELOPMENT_TOKEN_KEY
+from riskcore.pii import PII_PATTERNS, pii_pattern_hits, token, tokenise
 
 
 def test_tokens_are_stable_keyed_and_never_the_clear_value():
@@ -28,3 +32,48 @@ def test_fast_column_tokens_equal_the_reference_hmac():
         out = tokenise_column(values, key, "ssn")
         assert out[1] is pd.NA
         assert [out[i] for i in (0, 2, 3)] == [token(values[i], key, "ssn") for i in (0, 2, 3)]
+
+
+SPELLINGS = {
+    "ssn": ["900-12-3456", "900 12 3456", "SSN 900123456", "ask for 900-12-3456 please"],
+    "phone": ["+1 212 555 0199", "(212) 555-0199", "call 2125550199", "212.555.0199", "+12125550199", "1-800-555-0199"],
+    "email": [
+        "jane.doe@example.com",
+        "jane dot doe at example dot com",
+        "Jane DOT Doe AT Example DOT com",
+        "jane[at]example[dot]com",
+        "jane (at) example.com",
+        "jane @ example.com",
+        "jane{at}example{dot}org",
+    ],
+}
+NOT_PII = [
+    "12500",  # a loan amount
+    "2023",  # a year
+    "loan of 12500 in 2023",
+    "12,500",
+    "APP-202303-000001",
+    "2023-03-01",
+    "2023-03-01 00:00:00",
+    "policy@1.0.0",
+    "loan_applications@1.2.0+abc123def456",
+    "Engineer at Salas Inc.",
+    "works at home",
+    "c5f4a1b2-1234-5678-9012-123456789012",  # a run id
+    "tok_0123456789abcdef0123456789abcdef",
+]
+
+
+@pytest.mark.parametrize("kind, text", [(k, t) for k, texts in SPELLINGS.items() for t in texts])
+def test_pii_is_found_however_it_is_spelled(kind, text):
+    """Arrow's RE2 (ingestion, PII checks) and Python's re (alert redaction) agree."""
+    hits = pii_pattern_hits(pd.Series([text]))
+    assert hits[kind][0], text
+    assert re.search(PII_PATTERNS[kind], text), text
+
+
+@pytest.mark.parametrize("text", NOT_PII)
+def test_amounts_years_dates_and_ids_are_not_pii(text):
+    hits = pii_pattern_hits(pd.Series([text]))
+    assert not any(mask[0] for mask in hits.values()), text
+    assert not any(re.search(p, text) for p in PII_PATTERNS.values()), text
