@@ -61,7 +61,7 @@ class Governance(dg.ConfigurableResource):
             record("promotion", label, approver, {**payload, "bootstrap": bootstrap})
             # What this version replaced: its realised performance is later compared with it on the same rows.
             registry.tag_version(version, {"approved_by": approver, "approval_reason": reason, "promoted_over": current.version if current else ""})
-            _add_to_card(registry, version, f"- approved by {approver} and promoted to champion: {reason}" + (" (bootstrap)" if bootstrap else ""))
+            _add_to_card(registry, version, f"approved by {approver} and promoted to champion: {reason}" + (" (bootstrap)" if bootstrap else ""))
         return registry.by_alias(CHAMPION)
 
     def reject(self, registry: ModelRegistry, version: str, approver: str, reason: str) -> None:
@@ -100,16 +100,19 @@ class Governance(dg.ConfigurableResource):
             registry.set_alias(CHAMPION, to_version)
             registry.set_alias(PREVIOUS_CHAMPION, current.version)
             record("rollback", f"{registry.model_name}/{to_version}", actor, {"reason": reason, "from": current.label, "dagster_run_id": run_id})
-            _add_to_card(registry, current.version, f"- rolled back by {actor} (champion returned to version {to_version}): {reason}")
+            _add_to_card(registry, current.version, f"rolled back by {actor} (champion returned to version {to_version}): {reason}")
         return registry.by_alias(CHAMPION)
 
 
-def _add_to_card(registry: ModelRegistry, version: str, line: str) -> None:
-    """Append a governance event to the version's model card, when it has one."""
+def _add_to_card(registry: ModelRegistry, version: str, event: str) -> None:
+    """Append a governance event to the version's model card, when it has one; what a person typed
+    (names, reasons) is escaped, never Markdown or HTML of its own."""
+    from riskcore.model_card import markdown_text
+
     run_id = registry.client().get_model_version(registry.model_name, version).run_id
     card = registry.read_text(run_id, "model_card.md")
     if card is not None:
-        registry.log_text(run_id, card.rstrip("\n") + "\n" + line + "\n", "model_card.md")
+        registry.log_text(run_id, card.rstrip("\n") + "\n- " + markdown_text(event) + "\n", "model_card.md")
 
 
 class RegistryUnavailable(RuntimeError):

@@ -18,7 +18,15 @@ def _table(frame: pd.DataFrame) -> str:
 def _cell(value) -> str:
     if isinstance(value, float):
         return f"{value:.4f}"
-    return str(value)
+    return markdown_text(str(value))
+
+
+def markdown_text(text: str) -> str:
+    """Text from data or from a person, made inert in Markdown: no HTML (a renderer would run a
+    script), no table breaks, no line breaks that start a new block."""
+    import html
+
+    return html.escape(" ".join(text.split()), quote=False).replace("|", "\\|")
 
 
 def render_model_card(

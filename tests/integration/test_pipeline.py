@@ -284,10 +284,18 @@ def test_promotion_and_rollback_jobs_route_the_next_scoring(pipeline, tmp_path):
     assert not refused.success and registry.by_alias(CHAMPION) == before
 
     approved = defs.resolve_job_def(job_name(PORTFOLIO, "promotion_job")).execute_in_process(
-        {"ops": {"approve_and_promote": {"config": {"version": candidate.version, "approver": "head.of.credit.risk@example.com", "reason": "gates pass"}}}},
+        {
+            "ops": {
+                "approve_and_promote": {
+                    "config": {"version": candidate.version, "approver": "head.of.credit.risk@example.com", "reason": "gates pass <script>alert(1)</script>"}
+                }
+            }
+        },
         instance=pipeline.instance,
     )
     assert approved.success and registry.by_alias(CHAMPION).version == candidate.version
+    card = registry.read_text(candidate.run_id, "model_card.md")  # what a person typed is escaped, never live markup
+    assert "gates pass &lt;script&gt;alert(1)&lt;/script&gt;" in card and "<script>" not in card
     _run(defs, "monthly_scoring_job", pipeline.instance, month, assets=["risk_scores"])
     assert set(pipeline.store.read("risk_scores", month)["model_version"]) == {candidate.version}
 
