@@ -65,8 +65,6 @@ def local_resources() -> dict:
     """Embedded default: landing files, Parquet and a SQLite MLflow registry under data/."""
     # Development default key, labelled as such in every ingestion's metadata.
     os.environ.setdefault(PII_KEY_VAR, DEVELOPMENT_TOKEN_KEY)
-    # The embedded default is a simulated world whose "now" is the end of its 24 synthetic months.
-    os.environ.setdefault("RISK_AS_OF", LOCAL_AS_OF)
     data = data_dir()
     mlflow = (
         {"tracking_uri": dg.EnvVar("RISK_MLFLOW_URI")}
@@ -86,6 +84,8 @@ def local_resources() -> dict:
             ledger_url=dg.EnvVar("RISK_LEDGER_URL") if os.environ.get("RISK_LEDGER_URL") else f"sqlite:///{data}/governance/ledger.db",
             # Development: the first version becomes champion without approval (recorded as such).
             auto_approve="bootstrap",
+            # The embedded default is a simulated world whose "now" is the end of its 24 synthetic months.
+            variables={"RISK_AS_OF": LOCAL_AS_OF},
         ),
         "tokeniser": PiiTokeniser(key=dg.EnvVar(PII_KEY_VAR)),
         "validator": ContractValidator(data_docs_dir=f"{data}/gx_data_docs"),

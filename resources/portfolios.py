@@ -65,6 +65,8 @@ class Portfolios(dg.ConfigurableResource):
     ledger_url: str
     auto_approve: str | None = None  # development only: overrides the promotion policy's setting
     storage_options: dict[str, str] = {}
+    # values for ${VAR} in portfolio files when the environment does not set VAR (the local world's RISK_AS_OF)
+    variables: dict[str, str] = {}
     # Portfolio files (and the contracts and policies they name) read once per resource
     # instance, that is once per run, not once per asset and check; keyed by the file list,
     # since a copy with other files shares this dict.
@@ -73,7 +75,7 @@ class Portfolios(dg.ConfigurableResource):
     def specs(self) -> list[Portfolio]:
         key = tuple(self.files)
         if key not in self._specs:
-            self._specs[key] = load_portfolios(self.files)
+            self._specs[key] = load_portfolios(self.files, self.variables)
         return self._specs[key]
 
     def named(self, name: str) -> PortfolioResources:

@@ -182,8 +182,8 @@ class Ledger:
     def append(self, kind: str, subject: str, actor: str, payload: dict, attempts: int = 5) -> Entry:
         for _ in range(attempts):
             try:
-                with self.engine.begin() as connection:
-                    return self._append(connection, kind, subject, actor, payload)
+                with self.exclusive() as record:  # a row lock on the last entry alone let racing PostgreSQL writers take the same seq
+                    return record(kind, subject, actor, payload)
             except sa.exc.IntegrityError:
                 continue  # another writer took this seq: read the new head and chain onto it
         raise LedgerError(f"could not append a {kind} entry after {attempts} attempts")
@@ -191,8 +191,8 @@ class Ledger:
     @contextlib.contextmanager
     def exclusive(self):
         """A transaction holding the ledger's write lock: decisions made inside it (read the
-        champion, move aliases, record) are serialised across processes. Yields an appender;
-        if the block raises, nothing it appended is kept."""
+        champion, move aliases, record) are serialised across processes, and so are appends.
+        Yields an appender; if the block raises, nothing it appended is kept."""
         with self.engine.begin() as connection:
             if connection.dialect.name == "postgresql":
                 connection.exec_driver_sql("LOCK TABLE governance_ledger IN SHARE ROW EXCLUSIVE MODE")
@@ -203,12 +203,11 @@ class Ledger:
         if kind not in KINDS:
             raise LedgerError(f"unknown ledger entry kind {kind!r}; kinds are {KINDS}")
         body = _payload_json(payload)
-        last = connection.execute(
-            sa.select(entries.c.seq, entries.c.entry_hash, entries.c.scheme).order_by(entries.c.seq.desc()).limit(1).with_for_update()
-        ).first()
+        last = connection.execute(sa.select(entries.c.seq, entries.c.entry_hash, entries.c.scheme).order_by(entries.c.seq.desc()).limit(1)).first()
         if last and last.scheme not in (PLAIN, self.scheme):
             # Entries are permanent now: one this ledger's verification would reject must not be written.
-            raise LedgerError(f"the ledger's head (entry {last.seq}) is hashed with {last.scheme}; appending with {self.scheme} would break its authentication")
+            how = f"with {self.scheme}" if self._key else "without a key"
+            raise LedgerError(f"the ledger's head (entry {last.seq}) is hashed with {last.scheme}: appending {how} would break its authentication")
         seq, prev = (last.seq + 1, last.entry_hash) if last else (1, GENESIS)
         recorded_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
         digest = entry_hash(seq, recorded_at, kind, subject, actor, body, prev, self._key)
@@ -268,7 +267,7 @@ class Ledger:
                     False,
                     len(rows),
                     prev,
-                    f"truncated: the ledger has {len(rows)} entries but {count} were published (head {head[:12]}): entries {len(rows) + 1}..{count} were deleted",
+                    f"the ledger has {len(rows)} entries but {count} were published (head {head[:12]}): entries {len(rows) + 1}..{count} were deleted",
                 )
             if count and rows[count - 1].entry_hash != head:
                 row = rows[count - 1]
@@ -276,8 +275,7 @@ class Ledger:
                     False,
                     len(rows),
                     prev,
-                    f"rewritten: entry {count} ({row.kind} {row.subject}) has hash {row.entry_hash[:12]}, not the published head {head[:12]}:"
-                    f" entries 1..{count} were replaced",
+                    f"entry {count} ({row.kind} {row.subject}) has hash {row.entry_hash[:12]}, not the published head {head[:12]}: the history up to it was rewritten",
                 )
         # Each keyed hash covers the one before, so a keyed head authenticates the plain entries under it.
         authenticated = self._key is not None and (not rows or rows[-1].scheme == self.scheme)
@@ -291,7 +289,8 @@ class Ledger:
             if keyed_from is not None:
                 return f"hashed with plain sha256 after keyed entries began at entry {keyed_from}: written without the ledger key"
             if row.seq > self.legacy_entries:
-                return f"hashed with plain sha256, but only entries 1..{self.legacy_entries} predate the ledger key: written without it"
+                before = f"only entries 1..{self.legacy_entries} predate the ledger key" if self.legacy_entries else "the ledger is keyed from its first entry"
+                return f"hashed with plain sha256, but {before}: written without the key"
             return ""
         if self._key is None:
             return f"hashed with {row.scheme}: verifying it needs that key"

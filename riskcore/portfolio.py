@@ -79,12 +79,13 @@ class Portfolio:
         return load_contract(self.contracts[kind], source=self.contract("applications"))
 
 
-def _expand(value, file: str, key: str):
-    """${VAR} / ${VAR:-default} from the environment; an unset variable without default is an error."""
+def _expand(value, file: str, key: str, defaults: dict[str, str]):
+    """${VAR} / ${VAR:-default} from the environment, else from the deployment's `defaults`, else the
+    file's own default; an unset variable without any default is an error."""
     if isinstance(value, dict):
-        return {k: _expand(v, file, f"{key}.{k}" if key else str(k)) for k, v in value.items()}
+        return {k: _expand(v, file, f"{key}.{k}" if key else str(k), defaults) for k, v in value.items()}
     if isinstance(value, list):
-        return [_expand(v, file, f"{key}[{i}]") for i, v in enumerate(value)]
+        return [_expand(v, file, f"{key}[{i}]", defaults) for i, v in enumerate(value)]
     if not isinstance(value, str):
         return value
 
@@ -92,6 +93,8 @@ def _expand(value, file: str, key: str):
         name, default = match.group(1), match.group(2)
         if name in os.environ:
             return os.environ[name]
+        if name in defaults:
+            return defaults[name]
         if default is None:
             raise PortfolioError(file, key, f"environment variable {name} is not set and has no default (write ${{{name}:-default}})")
         return default
@@ -102,7 +105,7 @@ def _expand(value, file: str, key: str):
     return expanded
 
 
-def load_portfolio(path: str | Path) -> Portfolio:
+def load_portfolio(path: str | Path, defaults: dict[str, str] | None = None) -> Portfolio:
     """Read and check a portfolio file and every file it names (contracts, policies)."""
     path = Path(path).resolve()
     file = str(path)
@@ -114,7 +117,7 @@ def load_portfolio(path: str | Path) -> Portfolio:
         raise PortfolioError(file, "(file)", f"not valid YAML: {error}") from None
     if not isinstance(raw, dict):
         raise PortfolioError(file, "(file)", "expected a mapping of portfolio keys")
-    doc = _expand(raw, file, "")
+    doc = _expand(raw, file, "", defaults or {})
     unknown = sorted(set(doc) - KNOWN_KEYS)
     if unknown:
         raise PortfolioError(file, unknown[0], f"unknown key; expected one of {', '.join(sorted(KNOWN_KEYS))}")
@@ -233,9 +236,9 @@ def _naming(path: str, error: Exception) -> str:
     return text if Path(path).name in text else f"{path}: {text}"
 
 
-def load_portfolios(paths: list[str | Path]) -> list[Portfolio]:
+def load_portfolios(paths: list[str | Path], defaults: dict[str, str] | None = None) -> list[Portfolio]:
     """Every portfolio of a deployment; names must differ (they key assets, models and the ledger)."""
-    portfolios = [load_portfolio(p) for p in paths]
+    portfolios = [load_portfolio(p, defaults) for p in paths]
     seen: dict[str, str] = {}
     for p in portfolios:
         if p.name in seen:

@@ -20,7 +20,7 @@ GERMAN_MONTHS = months_between("2023-01", "2024-08")
 @pytest.fixture(scope="module")
 def side_by_side(tmp_path_factory, mlflow_uri):
     root = tmp_path_factory.mktemp("two_portfolios")
-    with pytest.MonkeyPatch.context() as env:
+    with pytest.MonkeyPatch.context() as env, dg.instance_for_test() as instance:
         # the retail file's calendar comes from the environment: a one-month window as of 2023-05
         env.setenv("RISK_AS_OF", "2023-05")
         env.setenv("RISK_PERFORMANCE_WINDOW_MONTHS", "1")
@@ -28,9 +28,8 @@ def side_by_side(tmp_path_factory, mlflow_uri):
         resources = deployment(root, [str(PORTFOLIOS_DIR / "retail_pd.yaml"), str(PORTFOLIOS_DIR / "german_credit.yaml")], mlflow_uri)
         defs = build_definitions(resources)
         retail, german = (resources["portfolios"].named(n) for n in ("retail_pd", "german_credit"))
-    deliver_synthetic(retail.landing.path, RETAIL_MONTHS, "2023-05", 1, SyntheticSettings(seed=8, rows_per_month=2500))
-    deliver_german_credit(german.landing.path, str(root / "archives"))
-    with dg.instance_for_test() as instance:
+        deliver_synthetic(retail.landing.path, RETAIL_MONTHS, "2023-05", 1, SyntheticSettings(seed=8, rows_per_month=2500))
+        deliver_german_credit(german.landing.path, str(root / "archives"))
 
         def run(portfolio, job, month=None, **kwargs):
             return defs.resolve_job_def(job_name(portfolio, job)).execute_in_process(
