@@ -15,11 +15,18 @@ from resources.portfolios import Portfolios
 ENVIRONMENTS = ("local", "production")
 PII_KEY_VAR = "RISK_PII_TOKEN_KEY"
 WEBHOOK_VAR = "RISK_ALERT_WEBHOOK_URL"
+LEDGER_KEY_VAR = "RISK_LEDGER_KEY"
 
 
 def _alerts() -> AlertWebhook:
     """Optional everywhere: without a webhook, failures are still logged by the sensor."""
     return AlertWebhook(url=dg.EnvVar(WEBHOOK_VAR) if os.environ.get(WEBHOOK_VAR) else None, ui_url=os.environ.get("RISK_UI_URL"))
+
+
+def _ledger_key() -> dict:
+    """The ledger's HMAC key when the deployment gives one (RISK_LEDGER_KEY); without it entries are
+    chained with plain SHA-256 and the ledger check says they are not authenticated."""
+    return {"ledger_key": dg.EnvVar(LEDGER_KEY_VAR)} if os.environ.get(LEDGER_KEY_VAR) else {}
 
 
 def current_environment() -> str:
@@ -82,6 +89,7 @@ def local_resources() -> dict:
             datasets_root=f"{data}/datasets",
             **mlflow,
             ledger_url=dg.EnvVar("RISK_LEDGER_URL") if os.environ.get("RISK_LEDGER_URL") else f"sqlite:///{data}/governance/ledger.db",
+            **_ledger_key(),
             # Development: the first version becomes champion without approval (recorded as such).
             auto_approve="bootstrap",
             # The embedded default is a simulated world whose "now" is the end of its 24 synthetic months.
@@ -102,6 +110,7 @@ def production_resources() -> dict:
             datasets_root=dg.EnvVar("RISK_DATASETS_URL"),
             tracking_uri=dg.EnvVar("MLFLOW_TRACKING_URI"),
             ledger_url=dg.EnvVar("RISK_LEDGER_URL"),
+            **_ledger_key(),
         ),
         "tokeniser": PiiTokeniser(key=dg.EnvVar(PII_KEY_VAR)),
         "validator": ContractValidator(),

@@ -16,11 +16,14 @@ class Governance(dg.ConfigurableResource):
     ledger_url: str
     promotion_policy: str = str(DEFAULT_PROMOTION_POLICY.name)
     auto_approve: str | None = None  # overrides the policy file's setting (development only)
+    # HMAC key of the ledger's entries (RISK_LEDGER_KEY, an EnvVar): a key the database does not hold,
+    # so whoever holds the database credentials cannot rewrite the trail unseen. None: plain SHA-256.
+    ledger_key: str | None = None
 
     def ledger(self):
         from riskcore.ledger import Ledger  # SQLAlchemy: at run time, not when the code location loads
 
-        return Ledger.from_url(absolute_sqlite_url(self.ledger_url))
+        return Ledger.from_url(absolute_sqlite_url(self.ledger_url), key=self.ledger_key)
 
     def policy(self) -> PromotionPolicy:
         candidate = Path(self.promotion_policy)

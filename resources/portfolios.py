@@ -63,6 +63,7 @@ class Portfolios(dg.ConfigurableResource):
     tracking_uri: str
     artifact_location: str | None = None  # for new MLflow experiments; None lets the server decide
     ledger_url: str
+    ledger_key: str | None = None
     auto_approve: str | None = None  # development only: overrides the promotion policy's setting
     storage_options: dict[str, str] = {}
     # values for ${VAR} in portfolio files when the environment does not set VAR (the local world's RISK_AS_OF)
@@ -110,7 +111,9 @@ class Portfolios(dg.ConfigurableResource):
             calendar=calendar,
             store=DatasetStore(base_path=_join(self.datasets_root, spec.datasets), storage_options=self.storage_options),
             registry=ModelRegistry(tracking_uri=self.tracking_uri, artifact_location=artifacts, experiment_name=spec.name, model_name=spec.model_name),
-            governance=Governance(ledger_url=self.ledger_url, promotion_policy=spec.policies["promotion"], auto_approve=self.auto_approve),
+            governance=Governance(
+                ledger_url=self.ledger_url, ledger_key=self.ledger_key, promotion_policy=spec.policies["promotion"], auto_approve=self.auto_approve
+            ),
         )
 
 

@@ -32,6 +32,7 @@ def deployment(
     key: str = "integration-test-key",
     docs: bool = True,
     auto_approve: str | None = "bootstrap",
+    ledger_key: str | None = "integration-test-ledger-hmac-key",
 ) -> dict:
     uri, artifacts = mlflow_uri or (f"sqlite:///{root}/mlflow.db", str(root / "mlflow-artifacts"))
     return {
@@ -42,6 +43,7 @@ def deployment(
             tracking_uri=uri,
             artifact_location=artifacts,
             ledger_url=f"sqlite:///{root}/ledger.db",
+            ledger_key=ledger_key,  # entries authenticated, as a deployment with RISK_LEDGER_KEY has them
             auto_approve=auto_approve,
         ),
         "tokeniser": PiiTokeniser(key=key),

@@ -156,7 +156,7 @@ def test_gates_are_recorded_on_the_version_and_in_the_ledger(pipeline):
     assert [e.kind for e in ledger.entries(subject=champion.label)] == ["candidate_registered", "gate_results", "approval", "promotion"]
     gate_entry = ledger.entries(kind="gate_results", subject=champion.label)[0]
     assert {name: g["passed"] for name, g in gate_entry.payload["gates"].items()} == verdicts
-    assert ledger.verify().ok
+    assert ledger.verify().ok and ledger.verify().authenticated  # HMAC-chained with the deployment's ledger key
 
 
 def test_a_new_candidate_is_judged_against_the_champion_and_does_not_replace_it(pipeline):
