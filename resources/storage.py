@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import hashlib
 import io
 import os
@@ -43,6 +45,10 @@ def atomic_write_bytes(target: UPath, data: bytes) -> None:
     if target.protocol in ("", "file", "local"):
         path = target.path
         os.makedirs(os.path.dirname(path), exist_ok=True)
+        # A writer killed between write and rename leaves its temp file; the next write of the target removes it.
+        for leftover in glob.glob(f"{glob.escape(path)}.tmp-*"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(leftover)
         temp = f"{path}.tmp-{uuid.uuid4().hex}"
         try:
             with open(temp, "wb") as handle:
