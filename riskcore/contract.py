@@ -8,6 +8,7 @@ fails at load with the file, the key path and what was expected: never half-way 
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import math
 from dataclasses import dataclass
@@ -363,8 +364,17 @@ def _inherited(doc: dict, source: Contract | None, reader: _Reader) -> list[Fiel
 
 
 def load_contract(path: str | Path, source: Contract | None = None) -> Contract:
-    """Parse and validate a contract file; a `ContractError` names the file, key path and expectation."""
-    path = Path(path)
+    """Parse and validate a contract file; a `ContractError` names the file, key path and expectation.
+
+    Parsed once per file version: the code location reads every portfolio's contracts at load, and
+    every asset reads its own; a file changed on disk (other size or modification time) is read again."""
+    path = Path(path).resolve()
+    stat = path.stat()
+    return _load_contract(path, stat.st_mtime_ns, stat.st_size, source)
+
+
+@functools.lru_cache(maxsize=256)
+def _load_contract(path: Path, _mtime_ns: int, _size: int, source: Contract | None) -> Contract:
     raw_bytes = path.read_bytes()
     reader = _Reader(path.name)
     try:
