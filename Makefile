@@ -9,7 +9,7 @@ DATA_DIR := data
 export DAGSTER_HOME := $(CURDIR)/dagster_home
 export RISK_DATA_DIR := $(DATA_DIR)
 
-.PHONY: install system-deps run german-credit portfolio train approve reject rollback ledger verify-ledger backfill up down image test dev mlflow-ui check bench lock clean
+.PHONY: install system-deps run german-credit portfolio train approve reject rollback signing-key ledger verify-ledger backfill up down image test dev mlflow-ui check bench lock clean
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -58,6 +58,8 @@ system-deps:
 		{ $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; }
 	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null || \
 		{ $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+	@command -v ssh-keygen >/dev/null || \
+		{ $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssh-client; }
 
 ## Install, then run the test suite (tests choose their own sources and temp folders).
 test: install system-deps
@@ -79,14 +81,22 @@ train: install
 	$(BIN)/python -m pipelines.run --portfolio $(PORTFOLIO) --only training
 
 ## Approve and promote a challenger / reject it / roll the champion back (recorded in the ledger).
+## Each is signed with the maker's own ed25519 key: KEY=path (default: the development key that
+## `make signing-key IDENTITY=<approver>` made under data/keys/), or SIGNATURE=file SIGNED_AT=time
+## from `ssh-keygen -Y sign -n risk-governance` over what `python -m pipelines.governance request` prints.
+SIGNING = $(if $(KEY),--key "$(KEY)") $(if $(SIGNATURE),--signature "$(SIGNATURE)" --signed-at "$(SIGNED_AT)")
 approve: install
-	$(BIN)/python -m pipelines.governance approve --portfolio $(PORTFOLIO) --version "$(VERSION)" --approver "$(APPROVER)" --reason "$(REASON)"
+	$(BIN)/python -m pipelines.governance approve --portfolio $(PORTFOLIO) --version "$(VERSION)" --approver "$(APPROVER)" --reason "$(REASON)" $(SIGNING)
 
 reject: install
-	$(BIN)/python -m pipelines.governance reject --portfolio $(PORTFOLIO) --version "$(VERSION)" --approver "$(APPROVER)" --reason "$(REASON)"
+	$(BIN)/python -m pipelines.governance reject --portfolio $(PORTFOLIO) --version "$(VERSION)" --approver "$(APPROVER)" --reason "$(REASON)" $(SIGNING)
 
 rollback: install
-	$(BIN)/python -m pipelines.governance rollback --portfolio $(PORTFOLIO) --approver "$(APPROVER)" --reason "$(REASON)" $(if $(VERSION),--version "$(VERSION)")
+	$(BIN)/python -m pipelines.governance rollback --portfolio $(PORTFOLIO) --approver "$(APPROVER)" --reason "$(REASON)" $(if $(VERSION),--version "$(VERSION)") $(SIGNING)
+
+## A development signing key for IDENTITY (local environment only), listed in data/keys/allowed_signers.
+signing-key: install
+	$(BIN)/python -m pipelines.governance signing-key --identity "$(IDENTITY)"
 
 ## The governance ledger: list its entries / verify its hash chain.
 ledger: install
@@ -94,6 +104,12 @@ ledger: install
 
 verify-ledger: install
 	$(BIN)/python -m pipelines.governance verify --portfolio $(PORTFOLIO)
+
+## PII token key rotation: a new key once on stdout (for the secret store, written nowhere); on stderr the
+## key ids and every portfolio's stored tokens by key id. ARGS="--report" reports only; ARGS="--portfolio retail_pd".
+.PHONY: rotate-pii-key
+rotate-pii-key: install
+	$(BIN)/python -m pipelines.rotate_pii_key $(ARGS)
 
 check: install
 	$(BIN)/dg check defs

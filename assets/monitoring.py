@@ -91,13 +91,16 @@ def in_sample_metadata(month: str, training_window: str | None) -> dict:
 
 def _evidently_html(profile, current, sample_rows: int, seed: int) -> str:
     """Evidently compares raw rows, so the reference side is rebuilt from the profile's quantiles
-    (numeric) and shares (categorical): a faithful stand-in of the training window, no data reload."""
+    (numeric) and shares (categorical): a faithful stand-in of the training window, no data reload.
+    Evidently embeds its data unescaped in a `<script>` element (a category holding `</script>`
+    would end it): the page is returned with that data re-escaped (`riskcore.escaping.evidently_html`)."""
     import numpy as np
     import pandas as pd
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
     from riskcore.drift import MISSING
+    from riskcore.escaping import evidently_html
 
     rng = np.random.default_rng(seed)
     n = min(sample_rows, len(current))
@@ -117,7 +120,7 @@ def _evidently_html(profile, current, sample_rows: int, seed: int) -> str:
     snapshot = Report([DataDriftPreset()]).run(
         Dataset.from_pandas(sample[columns], data_definition=definition), Dataset.from_pandas(pd.DataFrame(reference)[columns], data_definition=definition)
     )
-    return snapshot.get_html_str(as_iframe=False)
+    return evidently_html(snapshot.get_html_str(as_iframe=False))
 
 
 @dg.asset(

@@ -134,7 +134,7 @@ def champion_model(context: dg.AssetExecutionContext, portfolios: Portfolios) ->
     if challenger is not None and (champion is None or challenger.version != champion.version):
         if auto_approval(policy, champion is not None):
             try:
-                champion = governance.promote(registry, challenger.version, approver=None, reason="auto-approval by policy", run_id=context.run_id)
+                champion = governance.promote(registry, challenger.version, None, run_id=context.run_id)
                 outcome = f"promoted {challenger.label} ({policy.auto_approve} auto-approval)"
             except PromotionRefused as refused:
                 outcome = f"not promoted: {refused}"

@@ -88,29 +88,34 @@ def risk_model(context: dg.AssetExecutionContext, portfolios: Portfolios) -> dg.
     )
     from riskcore.drift import build_profile, monitored_columns, monitored_frame
 
-    # The reference for drift monitoring, computed once from the training window and kept with the version.
-    train = frame[frame[SAMPLE_COLUMN] == "train"]
-    matrix = model_matrix(train, specs)
-    reference = monitored_frame(matrix, model.predict_pd(matrix), portfolio.decision_policy(), sensitive_attributes(portfolio, train))
-    columns = monitored_columns(
-        [s.name for s in specs if s.kind == "numeric"], [s.name for s in specs if s.kind == "categorical"], list(portfolio.spec.sensitive_attributes)
-    )
-    profile = build_profile(reference, *columns)
-    registry.log_text(registered.run_id, profile.to_json(), "reference_profile.json")
-    governance.ledger().append(
-        "candidate_registered",
-        registered.label,
-        "pipeline",
-        {
-            "mlflow_run_id": registered.run_id,
-            "training_set_sha256": digest,
-            "feature_set_version": fs_version,
-            "contract_version": contract.label,
-            "code_version": code_version(),
-            "dagster_run_id": context.run_id,
-            "oot_auc": metrics["oot_auc"],
-        },
-    )
+    # The reference for drift monitoring, computed once from the training window and kept with the version
+    # (a version registered before, by a run killed before it got here, gets it now).
+    if registry.read_text(registered.run_id, "reference_profile.json") is None:
+        train = frame[frame[SAMPLE_COLUMN] == "train"]
+        matrix = model_matrix(train, specs)
+        reference = monitored_frame(matrix, model.predict_pd(matrix), portfolio.decision_policy(), sensitive_attributes(portfolio, train))
+        columns = monitored_columns(
+            [s.name for s in specs if s.kind == "numeric"], [s.name for s in specs if s.kind == "categorical"], list(portfolio.spec.sensitive_attributes)
+        )
+        profile = build_profile(reference, *columns)
+        registry.log_text(registered.run_id, profile.to_json(), "reference_profile.json")
+    ledger = governance.ledger()
+    # Registration is idempotent (the same training set and code give the same version): so is its entry.
+    if not ledger.entries(kind="candidate_registered", subject=registered.label):
+        ledger.append(
+            "candidate_registered",
+            registered.label,
+            "pipeline",
+            {
+                "mlflow_run_id": registered.run_id,
+                "training_set_sha256": digest,
+                "feature_set_version": fs_version,
+                "contract_version": contract.label,
+                "code_version": code_version(),
+                "dagster_run_id": context.run_id,
+                "oot_auc": metrics["oot_auc"],
+            },
+        )
     return dg.MaterializeResult(
         metadata={
             "model_name": registered.name,

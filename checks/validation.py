@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 from typing import TYPE_CHECKING
@@ -11,11 +12,15 @@ import dagster as dg
 
 from checks.suites import ContractReport, build_suite, dataset_rule_columns, summarise
 from riskcore.contract import Contract
+from riskcore.escaping import html_text
 
 if TYPE_CHECKING:
     import pandas as pd
 
 DOCS_SITE = "contracts"
+# Where a validation result holds values of the data (GX 1.x, result formats up to COMPLETE).
+UNEXPECTED_VALUE_KEYS = ("partial_unexpected_list", "partial_unexpected_counts", "unexpected_list", "partial_unexpected_index_list", "unexpected_index_list")
+WITHHELD = "[withheld: {role} column]"
 
 
 def _context(docs_dir: str | None):
@@ -46,8 +51,8 @@ class ContractValidator(dg.ConfigurableResource):
         import great_expectations as gx
         import numpy as np
         import pandas as pd
-        from great_expectations.checkpoint import UpdateDataDocsAction
         from great_expectations.core.run_identifier import RunIdentifier
+        from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
 
         if not row_rules:
             # GX hashes and copies the whole frame on every run: pass the values the dataset rules
@@ -72,16 +77,61 @@ class ContractValidator(dg.ConfigurableResource):
         batch_definition = context.data_sources.add_pandas("pipeline").add_dataframe_asset(name).add_batch_definition_whole_dataframe(batch)
         suite = context.suites.add(build_suite(contract, columns, row_rules))
         definition = context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch_definition, suite=suite))
-        actions = [UpdateDataDocsAction(name="docs", site_names=[DOCS_SITE])] if docs_dir else []
+        # No docs action: the docs are built below from a copy of the result whose data values are escaped.
         checkpoint = context.checkpoints.add(
-            gx.Checkpoint(
-                name=name, validation_definitions=[definition], actions=actions, result_format={"result_format": "BASIC", "partial_unexpected_count": 20}
-            )
+            gx.Checkpoint(name=name, validation_definitions=[definition], actions=[], result_format={"result_format": "BASIC", "partial_unexpected_count": 20})
         )
         result = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=RunIdentifier(run_name=batch))
         ((identifier, validation),) = result.run_results.items()
         docs = None
         if docs_dir:
+            context.validation_results_store.set(identifier, docs_result(validation, contract))
+            context.build_data_docs(site_names=[DOCS_SITE], resource_identifiers=[identifier, ExpectationSuiteIdentifier(name=suite.name)])
             urls = context.get_docs_sites_urls(resource_identifier=identifier, site_names=[DOCS_SITE])
             docs = unquote(urls[0]["site_url"].removeprefix("file://")) if urls else None
         return summarise(validation, contract, docs)
+
+
+def docs_result(validation, contract: Contract):
+    """The copy of a validation result that Data Docs are built from: no raw value of the data.
+
+    GX 1.x escapes the parameters of its sentence templates (column names, value sets, regexes of
+    the contract), but writes the values of a result (unexpected values and their counts, the
+    observed columns of the schema rule, exception messages) into table cells and lists as raw
+    HTML: an id `<script>alert(1)</script>` or a column named `<img src=x onerror=...>` became
+    live markup in the page a failed check links to. Escaping those values here (`html_text`) is
+    the one place that covers every renderer of the page without patching GX's templates; the page
+    shows each value as it was. Values of PII and free-text columns are not shown at all (their
+    counts are): the same rule as the check's metadata (`summarise`). The result the pipeline
+    reads (`summarise`) keeps the values as they were."""
+    withheld = {c: "pii" for c in contract.columns("pii")} | {f.name: "free text" for f in contract.fields if f.free_text}
+    shown = copy.deepcopy(validation)
+    for outcome in shown.results:
+        column = (outcome.expectation_config.kwargs or {}).get("column")
+        values = dict(outcome.result or {})
+        if column in withheld:
+            placeholder = WITHHELD.format(role=withheld[column])
+            for key in UNEXPECTED_VALUE_KEYS:
+                if not values.get(key):
+                    continue
+                if key.endswith("_counts"):  # GX renders these as a value/count table
+                    values[key] = [{"value": placeholder, "count": sum(int(c.get("count", 0)) for c in values[key])}]
+                elif "index" in key:  # row positions, or (COMPLETE) rows with their values
+                    del values[key]
+                else:
+                    values[key] = [placeholder]
+        outcome.result = _escaped(values)
+        if outcome.exception_info:
+            outcome.exception_info = _escaped(outcome.exception_info)
+    return shown
+
+
+def _escaped(value):
+    """Every string inside `value` escaped for HTML; dict keys (GX's own names) and numbers kept."""
+    if isinstance(value, str):
+        return html_text(value)
+    if isinstance(value, dict):
+        return {k: _escaped(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_escaped(v) for v in value]
+    return value

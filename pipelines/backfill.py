@@ -139,7 +139,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if backfill["status"] in ("COMPLETED", "COMPLETED_SUCCESS") and not failed else 1
         return 0
     from pipelines.definitions import defs
+    from pipelines.local_runs import fail_interrupted_runs
 
+    fail_interrupted_runs(dg.DagsterInstance.get())
     results = run_local(defs, dg.DagsterInstance.get(), args.portfolio, months, args.per_partition, tags)
     failed = [r.run_id for r in results if not r.success]
     checks = [e for r in results for e in r.get_asset_check_evaluations()]

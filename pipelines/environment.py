@@ -9,13 +9,13 @@ import dagster as dg
 
 from checks.validation import ContractValidator
 from resources.alerts import AlertWebhook
-from resources.pii import DEVELOPMENT_TOKEN_KEY, PiiTokeniser
+from resources.pii import DEVELOPMENT_TOKEN_KEY, PII_KEY_VAR, PII_PREVIOUS_KEYS_VAR, PiiTokeniser
 from resources.portfolios import Portfolios
 
 ENVIRONMENTS = ("local", "production")
-PII_KEY_VAR = "RISK_PII_TOKEN_KEY"
 WEBHOOK_VAR = "RISK_ALERT_WEBHOOK_URL"
 LEDGER_KEY_VAR = "RISK_LEDGER_KEY"
+SERVICE_KEY_VAR = "RISK_SERVICE_SIGNING_KEY"
 
 
 def _alerts() -> AlertWebhook:
@@ -27,6 +27,22 @@ def _ledger_key() -> dict:
     """The ledger's HMAC key when the deployment gives one (RISK_LEDGER_KEY); without it entries are
     chained with plain SHA-256 and the ledger check says they are not authenticated."""
     return {"ledger_key": dg.EnvVar(LEDGER_KEY_VAR)} if os.environ.get(LEDGER_KEY_VAR) else {}
+
+
+def _service_key() -> dict:
+    """The private key the sensors' service identity signs with (RISK_SERVICE_SIGNING_KEY); without
+    it, a rollback the sensor asks for is refused (and alerts) rather than made unsigned."""
+    return {"service_signing_key": dg.EnvVar(SERVICE_KEY_VAR)} if os.environ.get(SERVICE_KEY_VAR) else {}
+
+
+def development_signers(data: str) -> dict[str, str]:
+    """Locally, signers are development keys made by `make signing-key` under data/keys/; the sensor's
+    key is read from there unless the environment gives one."""
+    keys = Path(data, "keys").resolve()
+    sensor_key = keys / "performance_rollback_sensor"
+    if sensor_key.is_file():
+        os.environ.setdefault(SERVICE_KEY_VAR, sensor_key.read_text())
+    return {"RISK_ALLOWED_SIGNERS": str(keys / "allowed_signers")}
 
 
 def current_environment() -> str:
@@ -73,6 +89,7 @@ def local_resources() -> dict:
     # Development default key, labelled as such in every ingestion's metadata.
     os.environ.setdefault(PII_KEY_VAR, DEVELOPMENT_TOKEN_KEY)
     data = data_dir()
+    signers = development_signers(data)  # before _service_key(): it may set the development sensor key
     mlflow = (
         {"tracking_uri": dg.EnvVar("RISK_MLFLOW_URI")}
         if os.environ.get("RISK_MLFLOW_URI")
@@ -90,12 +107,15 @@ def local_resources() -> dict:
             **mlflow,
             ledger_url=dg.EnvVar("RISK_LEDGER_URL") if os.environ.get("RISK_LEDGER_URL") else f"sqlite:///{data}/governance/ledger.db",
             **_ledger_key(),
+            **_service_key(),
             # Development: the first version becomes champion without approval (recorded as such).
             auto_approve="bootstrap",
             # The embedded default is a simulated world whose "now" is the end of its 24 synthetic months.
-            variables={"RISK_AS_OF": LOCAL_AS_OF},
+            variables={"RISK_AS_OF": LOCAL_AS_OF, **signers},
         ),
-        "tokeniser": PiiTokeniser(key=dg.EnvVar(PII_KEY_VAR)),
+        "tokeniser": PiiTokeniser(
+            key=dg.EnvVar(PII_KEY_VAR), previous_keys=dg.EnvVar(PII_PREVIOUS_KEYS_VAR) if os.environ.get(PII_PREVIOUS_KEYS_VAR) else None
+        ),
         "validator": ContractValidator(data_docs_dir=f"{data}/gx_data_docs"),
         "alerts": _alerts(),
     }
@@ -111,8 +131,14 @@ def production_resources() -> dict:
             tracking_uri=dg.EnvVar("MLFLOW_TRACKING_URI"),
             ledger_url=dg.EnvVar("RISK_LEDGER_URL"),
             **_ledger_key(),
+            **_service_key(),
         ),
-        "tokeniser": PiiTokeniser(key=dg.EnvVar(PII_KEY_VAR)),
+        # Refuses, when a run sets it up (before anything is written), the development key and keys under 32 bytes.
+        "tokeniser": PiiTokeniser(
+            key=dg.EnvVar(PII_KEY_VAR),
+            previous_keys=dg.EnvVar(PII_PREVIOUS_KEYS_VAR) if os.environ.get(PII_PREVIOUS_KEYS_VAR) else None,
+            production=True,
+        ),
         "validator": ContractValidator(),
         "alerts": _alerts(),
     }

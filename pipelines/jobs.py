@@ -34,15 +34,27 @@ def job_name(portfolio: str, job: str) -> str:
     return f"{portfolio}_{job}"
 
 
-class ApprovalConfig(dg.Config):
+class SignedConfig(dg.Config):
+    """A signed governance request (riskcore.signatures.SignedRequest): what was signed, and the
+    signature its maker's key made (`python -m pipelines.governance` fills these in)."""
+
+    reason: str
+    signed_at: str
+    signature: str
+
+    def request(self, action: str, model: str, identity: str, version: str | None, from_version: str | None = None):
+        from riskcore.signatures import SignedRequest
+
+        return SignedRequest(action, model, version, identity, self.reason, self.signed_at, from_version, self.signature)
+
+
+class ApprovalConfig(SignedConfig):
     version: str
     approver: str
-    reason: str
 
 
-class RollbackConfig(dg.Config):
+class RollbackConfig(SignedConfig):
     actor: str
-    reason: str
     to_version: str | None = None  # default: previous_champion
     from_version: str | None = None  # only if this version is still champion (sensors set it)
 
@@ -51,11 +63,12 @@ class RollbackConfig(dg.Config):
 def approve_and_promote(context: dg.OpExecutionContext, config: ApprovalConfig, portfolios: Portfolios) -> None:
     portfolio = portfolios.named(context.run_tags[PORTFOLIO_TAG])
     governance = portfolio.governance
-    champion = governance.promote(portfolio.registry, config.version, config.approver, config.reason, run_id=context.run_id)
+    request = config.request("approve", portfolio.registry.model_name, config.approver, config.version)
+    champion = governance.promote(portfolio.registry, config.version, request, run_id=context.run_id)
     context.log_event(
         dg.AssetMaterialization(
             [portfolio.name, CHAMPION_MODEL],
-            metadata=champion_metadata(champion, f"approved by {config.approver}: {config.reason}", governance.policy().label),
+            metadata=champion_metadata(champion, f"approved by {config.approver} (signed): {config.reason}", governance.policy().label),
         )
     )
     context.log.info(f"{champion.label} is champion, approved by {config.approver}")
@@ -65,11 +78,12 @@ def approve_and_promote(context: dg.OpExecutionContext, config: ApprovalConfig, 
 def roll_back_champion(context: dg.OpExecutionContext, config: RollbackConfig, portfolios: Portfolios) -> None:
     portfolio = portfolios.named(context.run_tags[PORTFOLIO_TAG])
     governance = portfolio.governance
-    champion = governance.rollback(portfolio.registry, config.actor, config.reason, config.to_version, run_id=context.run_id, from_version=config.from_version)
+    request = config.request("rollback", portfolio.registry.model_name, config.actor, config.to_version, config.from_version)
+    champion = governance.rollback(portfolio.registry, request, run_id=context.run_id)
     context.log_event(
         dg.AssetMaterialization(
             [portfolio.name, CHAMPION_MODEL],
-            metadata=champion_metadata(champion, f"rolled back by {config.actor}: {config.reason}", governance.policy().label),
+            metadata=champion_metadata(champion, f"rolled back by {config.actor} (signed): {config.reason}", governance.policy().label),
         )
     )
     context.log.info(f"{champion.label} is champion again ({config.reason})")
@@ -125,11 +139,11 @@ def portfolio_jobs(portfolio: str, partitions: dg.PartitionsDefinition) -> dict:
     jobs["promotion_job"] = dg.GraphDefinition(f"{portfolio}_promotion", node_defs=[approve_and_promote]).to_job(
         name=job_name(portfolio, "promotion_job"),
         tags=tags,
-        description="Approve a challenger (the approver must be listed in the promotion policy) and promote it if its gates passed.",
+        description="Approve a challenger (a request signed by an approver the promotion policy lists) and promote it if its gates passed.",
     )
     jobs["rollback_job"] = dg.GraphDefinition(f"{portfolio}_rollback", node_defs=[roll_back_champion]).to_job(
         name=job_name(portfolio, "rollback_job"),
         tags=tags,
-        description="Point champion back to previous_champion, or to a named version that passed its gates.",
+        description="Point champion back to previous_champion, or to a named version that passed its gates (a signed request from the rollback list or a service allowed to).",
     )
     return jobs

@@ -12,6 +12,7 @@ import dagster as dg
 
 from pipelines.backfill import QUIET, run_local
 from pipelines.jobs import job_name
+from pipelines.local_runs import fail_interrupted_runs, process_tags
 from riskcore.datasets import CHAMPION_MODEL, DRIFT, OUTCOMES, PERFORMANCE, SCORES, TRAINING_SET
 from riskcore.months import month_label, months_between
 
@@ -34,6 +35,7 @@ def _materialise(
 
     portfolio = resources.name
     timings = {}
+    tags = {**TAGS, **process_tags()}  # a run this process leaves STARTED when killed is marked failed by the next CLI
 
     def per_month(job: str, which: list[str], label: str, assets: list[str] | None = None) -> None:
         """One run per month, as a UI backfill of the job would make them."""
@@ -43,7 +45,7 @@ def _materialise(
                 QUIET,
                 partition_key=f"{month}-01",
                 instance=instance,
-                tags=TAGS,
+                tags=tags,
                 asset_selection=[dg.AssetKey([portfolio, a]) for a in assets] if assets else None,
             )
             print(f"  {label} {month}", end="\n" if month == which[-1] else "\r", flush=True)
@@ -53,7 +55,7 @@ def _materialise(
         per_month("monthly_ingestion_job", months, "ingestion + features")
     if "training" in stages:
         started = time.perf_counter()
-        trained = defs.resolve_job_def(job_name(portfolio, "model_training_job")).execute_in_process(QUIET, instance=instance, tags=TAGS, raise_on_error=False)
+        trained = defs.resolve_job_def(job_name(portfolio, "model_training_job")).execute_in_process(QUIET, instance=instance, tags=tags, raise_on_error=False)
         timings["training + registration"] = time.perf_counter() - started
         failed = {e.step_key for e in trained.all_events if e.event_type_value == "STEP_FAILURE"}
         if any(not step.endswith(CHAMPION_MODEL) for step in failed):  # champion_model alone fails while a candidate awaits approval
@@ -74,7 +76,7 @@ def _materialise(
         per_month("performance_job", matured, "realised performance")
     if "reporting" in stages:
         started = time.perf_counter()
-        (result,) = run_local(defs, instance, portfolio, months, per_partition=False, tags=TAGS)
+        (result,) = run_local(defs, instance, portfolio, months, per_partition=False, tags=tags)
         evaluations = result.get_asset_check_evaluations()
         problems = evaluations[0].metadata["problems"].value if evaluations else {"all": {"status": f"the report run {result.run_id} failed before its check"}}
         for month, problem in sorted(problems.items()):
@@ -175,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
 
         prepare([args.prepare, "--portfolio", args.portfolio, "--start", months[0], "--end", months[-1]])
     instance = dg.DagsterInstance.get()
+    fail_interrupted_runs(instance)
     print(f"materialising {args.portfolio}, {len(months)} months ({months[0]}..{months[-1]}) into {instance.root_directory}", flush=True)
     portfolio = configured_portfolio(args.portfolio)
     matured = [m for m in months if portfolio.calendar.matured(m)]

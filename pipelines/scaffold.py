@@ -75,6 +75,8 @@ def scaffold(name: str, sample: Path, folder: Path) -> tuple[Path, Path]:
         "calendar": {"performance_window_months": 12, "out_of_time_months": 3, "evaluation_month": "last_complete"},
         "locations": {"landing": name, "datasets": name},
         "sensitive_attributes": [],
+        # who may sign approvals and rollbacks: the shipped (empty) list until the book's own keys are listed
+        "allowed_signers": "${RISK_ALLOWED_SIGNERS:-" + relative("allowed_signers") + "}",
     }
     contract_file.write_text(
         f"# Contract skeleton made by `make portfolio` from {sample.name}: replace every role: {PLACEHOLDER_ROLE}.\n"

@@ -2,6 +2,7 @@ import dagster as dg
 
 from pipelines.environment import automation_status
 from resources.alerts import AlertWebhook
+from resources.portfolios import Portfolios
 from riskcore.datasets import CHAMPION_MODEL, DRIFT, FEATURES, PERFORMANCE
 
 
@@ -55,6 +56,10 @@ def drift_retraining_sensor(portfolio: str, monitoring_policy: str, training_job
     return sensor
 
 
+# The rollback sensor's identity: the promotion policy's `services` section says what it may do.
+SERVICE_IDENTITY = "performance_rollback_sensor"
+
+
 def performance_rollback_sensor(portfolio: str, monitoring_policy: str, rollback_job) -> dg.SensorDefinition:
     @dg.sensor(
         name=f"{portfolio}_performance_rollback_sensor",
@@ -62,15 +67,19 @@ def performance_rollback_sensor(portfolio: str, monitoring_policy: str, rollback
         minimum_interval_seconds=3600,
         default_status=dg.DefaultSensorStatus[automation_status()],
     )
-    def sensor(context: dg.SensorEvaluationContext):
+    def sensor(context: dg.SensorEvaluationContext, portfolios: Portfolios):
         """Roll the champion back when its realised performance, on matured months it scored, trails
         the version it replaced on the same rows by more than the tolerance, or falls below the floor.
 
         Reads only Dagster's records (champion_model, model_performance): no registry call, no data.
         One rollback per champion version (run key); the rollback job refuses if the champion changed
-        since, and records the rollback in the ledger."""
+        since, and records the rollback in the ledger. The request is signed with the service
+        identity's own key (RISK_SERVICE_SIGNING_KEY); without one the run is refused and alerts."""
+        import datetime as dt
+
         from riskcore.monitoring_policy import load_monitoring_policy
         from riskcore.performance import rollback_decision
+        from riskcore.signatures import SignedRequest
 
         settled = context.instance.fetch_materializations(dg.AssetKey([portfolio, CHAMPION_MODEL]), limit=1).records
         if not settled:
@@ -86,9 +95,12 @@ def performance_rollback_sensor(portfolio: str, monitoring_policy: str, rollback
         roll_back, why = rollback_decision(months, policy)
         if not roll_back:
             return dg.SkipReason(f"{name}/{version}: {why}")
+        now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        request = portfolios.named(portfolio).governance.sign_as_service(SignedRequest("rollback", name, None, SERVICE_IDENTITY, why, now, version))
+        config = {"actor": SERVICE_IDENTITY, "reason": why, "from_version": version, "signed_at": now, "signature": request.signature}
         return dg.RunRequest(
             run_key=f"performance-rollback-{name}-{version}",
-            run_config={"ops": {"roll_back_champion": {"config": {"actor": "performance_rollback_sensor", "reason": why, "from_version": version}}}},
+            run_config={"ops": {"roll_back_champion": {"config": config}}},
             tags={"trigger": "performance_rollback_sensor", "champion": f"{name}/{version}", "decision": why, "monitoring_policy": policy.label},
         )
 

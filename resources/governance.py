@@ -7,7 +7,8 @@ import dagster as dg
 
 from resources.registry import CHAMPION, PREVIOUS_CHAMPION, ModelRegistry, RegisteredModel
 from resources.storage import absolute_sqlite_url
-from riskcore.promotion import DEFAULT_PROMOTION_POLICY, PromotionPolicy, PromotionRefused, auto_approval, check_approver, check_gates, load_promotion_policy
+from riskcore.promotion import DEFAULT_PROMOTION_POLICY, PromotionPolicy, PromotionRefused, auto_approval, check_authority, check_gates, load_promotion_policy
+from riskcore.signatures import SignedRequest
 
 
 class Governance(dg.ConfigurableResource):
@@ -19,6 +20,11 @@ class Governance(dg.ConfigurableResource):
     # HMAC key of the ledger's entries (RISK_LEDGER_KEY, an EnvVar): a key the database does not hold,
     # so whoever holds the database credentials cannot rewrite the trail unseen. None: plain SHA-256.
     ledger_key: str | None = None
+    # Who may sign: the portfolio's allowed-signers file (public keys), and the portfolio file that names it.
+    allowed_signers: str | None = None
+    portfolio_file: str = "(no portfolio file)"
+    # The private key of the deployment's service identity (sensors), RISK_SERVICE_SIGNING_KEY: an EnvVar.
+    service_signing_key: str | None = None
 
     def ledger(self):
         from riskcore.ledger import Ledger  # SQLAlchemy: at run time, not when the code location loads
@@ -30,27 +36,79 @@ class Governance(dg.ConfigurableResource):
         path = candidate if candidate.is_file() else DEFAULT_PROMOTION_POLICY.parent / self.promotion_policy
         return load_promotion_policy(path, auto_approve=self.auto_approve)
 
-    def promote(self, registry: ModelRegistry, version: str, approver: str | None, reason: str, run_id: str | None = None) -> RegisteredModel:
-        """Make `version` champion, the old one previous_champion. Needs passed gates and a listed
-        approver (or an auto-approval the policy grants); serialised through the ledger's lock,
-        so two racing promotions happen one after the other and both are recorded in order."""
+    def sign_as_service(self, request: SignedRequest) -> SignedRequest:
+        """A service identity's request (a sensor's), signed with the deployment's service key; unsigned
+        when there is none, so the run it launches is refused and alerts."""
+        from riskcore.signatures import sign
+
+        return (
+            request
+            if self.service_signing_key is None
+            else SignedRequest(**{**request.__dict__, "signature": sign(request.message(), self.service_signing_key)})
+        )
+
+    def authorise(self, policy: PromotionPolicy, request: SignedRequest, action: str, model: str, version: str | None) -> dict:
+        """Refuse unless `request` is for exactly this action, signed by a key the allowed-signers
+        file lists for its identity, recent, never used before, and the policy lets that identity
+        act. Returns what the ledger keeps so anyone can re-verify the signature later."""
+        import datetime as dt
+
+        from riskcore.portfolio import portfolio_signers
+        from riskcore.signatures import SignatureRefused, verify
+
+        if (request.action, request.model) != (action, model) or (version is not None and request.version != version):
+            raise PromotionRefused(f"the signed request is for {request.action} of {request.model}/{request.version}, not {action} of {model}/{version}")
+        check_authority(policy, request.identity, action)
+        try:
+            signers = portfolio_signers(self.portfolio_file, self.allowed_signers)
+            if not request.signature:
+                raise SignatureRefused(f"{request.identity!r} sent no signature: sign the request with its own key (ssh-keygen -Y sign, or --key)")
+            verify(request.message(), request.signature, signers, request.identity)
+        except (SignatureRefused, ValueError) as error:
+            raise PromotionRefused(f"{action} of {model}/{version} refused: {error}") from None
+        try:
+            signed_at = dt.datetime.fromisoformat(request.signed_at.replace("Z", "+00:00"))
+            age = dt.datetime.now(dt.timezone.utc) - signed_at
+        except (ValueError, TypeError):
+            raise PromotionRefused(f"signed_at {request.signed_at!r} is not an ISO 8601 UTC time") from None
+        if age > dt.timedelta(hours=policy.signature_max_age_hours) or age < -dt.timedelta(minutes=5):
+            raise PromotionRefused(
+                f"the request was signed at {request.signed_at}: older than {policy.signature_max_age_hours} h or in the future; sign it again"
+            )
+        if any(e.payload.get("signature_sha256") == request.signature_digest for e in self.ledger().entries()):
+            raise PromotionRefused("this signed request was already used: a signature authorises one action; sign a new request")
+        return {
+            "signed_by": request.identity,
+            "signed_request": request.message().decode(),
+            "signature": request.signature,
+            "signature_sha256": request.signature_digest,
+        }
+
+    def promote(self, registry: ModelRegistry, version: str, request: SignedRequest | None, run_id: str | None = None) -> RegisteredModel:
+        """Make `version` champion, the old one previous_champion. Needs passed gates and a request
+        signed by an approver (or an auto-approval the policy grants: `request` None); serialised
+        through the ledger's lock, so two racing promotions happen one after the other and both
+        are recorded in order."""
         policy = self.policy()
         label = f"{registry.model_name}/{version}"
+        # Checked before the ledger's write lock is taken (the check reads the ledger).
+        proof = {} if request is None else self.authorise(policy, request, "approve", registry.model_name, version)
         with self.ledger().exclusive() as record, _registry_calls(label):
             current = registry.by_alias(CHAMPION)
             if current is not None and current.version == version:
                 raise PromotionRefused(f"{label} is already champion")
-            bootstrap = approver is None and policy.auto_approve == "bootstrap" and current is None
-            if approver is None:
-                approver = auto_approval(policy, current is not None)
+            bootstrap = request is None and policy.auto_approve == "bootstrap" and current is None
+            if request is None:
+                approver, reason = auto_approval(policy, current is not None), "auto-approval by policy"
                 if approver is None:
                     raise PromotionRefused(f"{label} needs an approver: policy {policy.label} does not auto-approve it")
             else:
-                check_approver(policy, approver)
+                approver, reason = request.identity, request.reason
             tags = registry.version_tags(version)
             if not bootstrap:
                 check_gates(label, tags)
             payload = {
+                **proof,
                 "reason": reason,
                 "policy": policy.label,
                 "gates_passed": tags.get("gates_passed", "not evaluated"),
@@ -67,20 +125,22 @@ class Governance(dg.ConfigurableResource):
             _add_to_card(registry, version, f"approved by {approver} and promoted to champion: {reason}" + (" (bootstrap)" if bootstrap else ""))
         return registry.by_alias(CHAMPION)
 
-    def reject(self, registry: ModelRegistry, version: str, approver: str, reason: str) -> None:
+    def reject(self, registry: ModelRegistry, request: SignedRequest) -> None:
         policy = self.policy()
-        check_approver(policy, approver)
-        label = f"{registry.model_name}/{version}"
+        label = f"{registry.model_name}/{request.version}"
+        proof = self.authorise(policy, request, "reject", registry.model_name, request.version)
         with self.ledger().exclusive() as record, _registry_calls(label):
-            registry.tag_version(version, {"rejected_by": approver, "rejection_reason": reason})
-            record("rejection", label, approver, {"reason": reason, "policy": policy.label})
+            registry.tag_version(request.version, {"rejected_by": request.identity, "rejection_reason": request.reason})
+            record("rejection", label, request.identity, {**proof, "reason": request.reason, "policy": policy.label})
 
-    def rollback(
-        self, registry: ModelRegistry, actor: str, reason: str, to_version: str | None = None, run_id: str | None = None, from_version: str | None = None
-    ) -> RegisteredModel:
-        """Point champion back to previous_champion (or a named version that passed its gates).
-        With `from_version`, only if that version is still champion: a request made on stale
-        information (a sensor's, say) changes nothing."""
+    def rollback(self, registry: ModelRegistry, request: SignedRequest, run_id: str | None = None) -> RegisteredModel:
+        """Point champion back to previous_champion (or the named version, which must have passed its
+        gates), as a member of the policy's rollback list or a service allowed to roll back asked,
+        signed. With `from_version`, only if that version is still champion: a request made on
+        stale information (a sensor's, say) changes nothing."""
+        policy = self.policy()
+        actor, reason, to_version, from_version = request.identity, request.reason, request.version, request.from_version
+        proof = self.authorise(policy, request, "rollback", registry.model_name, None)
         rolled_back_from = {e.payload.get("from") for e in self.ledger().entries(kind="rollback")}
         with self.ledger().exclusive() as record, _registry_calls(f"{registry.model_name} champion"):
             current = registry.by_alias(CHAMPION)
@@ -102,7 +162,7 @@ class Governance(dg.ConfigurableResource):
                 raise PromotionRefused(f"{current.label} is already champion")
             registry.set_alias(CHAMPION, to_version)
             registry.set_alias(PREVIOUS_CHAMPION, current.version)
-            record("rollback", f"{registry.model_name}/{to_version}", actor, {"reason": reason, "from": current.label, "dagster_run_id": run_id})
+            record("rollback", f"{registry.model_name}/{to_version}", actor, {**proof, "reason": reason, "from": current.label, "dagster_run_id": run_id})
             _add_to_card(registry, current.version, f"rolled back by {actor} (champion returned to version {to_version}): {reason}")
         return registry.by_alias(CHAMPION)
 

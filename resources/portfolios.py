@@ -64,6 +64,7 @@ class Portfolios(dg.ConfigurableResource):
     artifact_location: str | None = None  # for new MLflow experiments; None lets the server decide
     ledger_url: str
     ledger_key: str | None = None
+    service_signing_key: str | None = None  # RISK_SERVICE_SIGNING_KEY (an EnvVar): the sensors' service identity signs with it
     auto_approve: str | None = None  # development only: overrides the promotion policy's setting
     storage_options: dict[str, str] = {}
     # values for ${VAR} in portfolio files when the environment does not set VAR (the local world's RISK_AS_OF)
@@ -112,7 +113,13 @@ class Portfolios(dg.ConfigurableResource):
             store=DatasetStore(base_path=_join(self.datasets_root, spec.datasets), storage_options=self.storage_options),
             registry=ModelRegistry(tracking_uri=self.tracking_uri, artifact_location=artifacts, experiment_name=spec.name, model_name=spec.model_name),
             governance=Governance(
-                ledger_url=self.ledger_url, ledger_key=self.ledger_key, promotion_policy=spec.policies["promotion"], auto_approve=self.auto_approve
+                ledger_url=self.ledger_url,
+                ledger_key=self.ledger_key,
+                promotion_policy=spec.policies["promotion"],
+                auto_approve=self.auto_approve,
+                allowed_signers=spec.allowed_signers,
+                portfolio_file=spec.file,
+                service_signing_key=self.service_signing_key,
             ),
         )
 

@@ -16,6 +16,9 @@ from resources.storage import absolute_sqlite_url
 from riskcore.datasets import TRAINING_SET
 
 CHAMPION, CHALLENGER, PREVIOUS_CHAMPION = "champion", "challenger", "previous_champion"
+# A candidate trained from the same training set (its SHA-256), features, contract and code is the same
+# candidate: registering it again returns the version that exists (a rerun after a killed run).
+IDENTITY_TAGS = ("training_set_sha256", "code_version", "feature_set_version", "contract_version")
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,16 @@ class ModelRegistry(dg.ConfigurableResource):
     def register(
         self, model, sample, *, params: dict, metrics: dict, tags: dict, dataset, dataset_digest: str, dataset_source: str, run_name: str, target: str
     ) -> RegisteredModel:
-        """Log a trained model with its lineage, register it, and point `challenger` at it."""
+        """Log a trained model with its lineage, register it, and point `challenger` at it.
+
+        Idempotent: if a version with the same identity tags (IDENTITY_TAGS) exists, that version is
+        the candidate: nothing is logged, its missing tags are filled in, and `challenger` points at it."""
+        existing = self.find_version(tags)
+        if existing is not None:
+            have = self.version_tags(existing.version)
+            self.tag_version(existing.version, {k: v for k, v in tags.items() if k not in have})  # its own lineage (run ids) stays
+            self.set_alias(CHALLENGER, existing.version)
+            return existing
         import mlflow
         import mlflow.sklearn
         from mlflow.models import infer_signature
@@ -106,6 +118,27 @@ class ModelRegistry(dg.ConfigurableResource):
         client.set_registered_model_alias(self.model_name, CHALLENGER, version)
         return RegisteredModel(self.model_name, version, run.info.run_id)
 
+    def find_version(self, tags: dict) -> RegisteredModel | None:
+        """The registered version whose identity tags equal those in `tags` (None without a training-set digest
+        and code version to compare). Read from the version's tags, or from its run's where a process killed
+        between registration and tagging left the version without them."""
+        identity = {k: str(tags[k]) for k in IDENTITY_TAGS if k in tags}
+        if not {"training_set_sha256", "code_version"} <= set(identity):
+            return None
+        from mlflow.exceptions import MlflowException
+
+        client = self.client()
+        for mv in sorted(client.search_model_versions(f"name = '{self.model_name}'"), key=lambda v: int(v.version)):
+            if mv.status != "READY":
+                continue
+            try:
+                recorded = mv.tags if set(identity) <= set(mv.tags) else client.get_run(mv.run_id).data.tags
+            except MlflowException:  # its run was deleted
+                continue
+            if all(recorded.get(k) == v for k, v in identity.items()):
+                return RegisteredModel(self.model_name, str(mv.version), mv.run_id)
+        return None
+
     def by_alias(self, alias: str) -> RegisteredModel | None:
         from mlflow.exceptions import MlflowException
 
@@ -132,7 +165,10 @@ class ModelRegistry(dg.ConfigurableResource):
         return f"{client.get_run(run_id).info.artifact_uri}/{name}"
 
     def read_text(self, run_id: str, name: str) -> str | None:
+        import os
         import tempfile
+
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # as in load()
 
         from mlflow.exceptions import MlflowException
 

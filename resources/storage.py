@@ -7,6 +7,8 @@ import glob
 import hashlib
 import io
 import os
+import re
+import time
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -15,6 +17,7 @@ import dagster as dg
 from upath import UPath
 
 from riskcore.months import month_label
+from riskcore.processes import ProcessId
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -45,11 +48,8 @@ def atomic_write_bytes(target: UPath, data: bytes) -> None:
     if target.protocol in ("", "file", "local"):
         path = target.path
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        # A writer killed between write and rename leaves its temp file; the next write of the target removes it.
-        for leftover in glob.glob(f"{glob.escape(path)}.tmp-*"):
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(leftover)
-        temp = f"{path}.tmp-{uuid.uuid4().hex}"
+        remove_leftovers(os.path.dirname(path))
+        temp = temp_path(path)
         try:
             with open(temp, "wb") as handle:
                 handle.write(data)
@@ -62,6 +62,39 @@ def atomic_write_bytes(target: UPath, data: bytes) -> None:
     else:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
+
+
+# `<target>.tmp-<host>-<pid>-<process start>-<nonce>`: the writer is named, so a leftover can be told from a write in progress.
+_TEMP = re.compile(r"\.tmp-(?P<writer>.+)-[0-9a-f]{8}$")
+_LEGACY_TEMP = re.compile(r"\.tmp-[0-9a-f]{32}$")  # written before writers were named
+UNKNOWN_WRITER_GRACE_SECONDS = 3600  # no single write takes an hour
+
+
+def temp_path(path: str) -> str:
+    """Where a write of `path` goes before its rename: beside it, named after this process."""
+    return f"{path}.tmp-{ProcessId.current()}-{uuid.uuid4().hex[:8]}"
+
+
+def remove_leftovers(folder: str) -> list[str]:
+    """Remove the temp files that killed writers left in `folder` (every write into a folder calls it first).
+
+    A temp file of a process that is gone is removed, whichever file it was for; one of a live writer
+    (another run writing the same partition) is left alone. A writer on another host, or an unnamed
+    one, cannot be asked: its temp file goes once it is an hour old."""
+    removed = []
+    for leftover in glob.glob(os.path.join(glob.escape(folder), "*.tmp-*")):
+        name = os.path.basename(leftover)
+        named = _TEMP.search(name)
+        writer = ProcessId.parse(named["writer"]) if named else None
+        alive = writer.alive() if writer else None
+        if alive is None and (writer or _LEGACY_TEMP.search(name)):
+            with contextlib.suppress(FileNotFoundError):
+                alive = time.time() - os.path.getmtime(leftover) < UNKNOWN_WRITER_GRACE_SECONDS
+        if alive is False:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(leftover)
+                removed.append(leftover)
+    return removed
 
 
 def parquet_bytes(frame: pd.DataFrame) -> bytes:

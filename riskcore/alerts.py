@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from riskcore.escaping import slack_link, slack_text
 from riskcore.pii import PII_PATTERNS
 
 SECRET_NAME = re.compile(r"(KEY|PASSWORD|SECRET|TOKEN|CREDENTIAL)", re.IGNORECASE)
@@ -28,8 +29,8 @@ def failure_alert(job: str, run_id: str, error: str, run_url: str | None, enviro
     error = redact(error.strip(), environment)
     if len(error) > MAX_ERROR_CHARS:
         error = error[:MAX_ERROR_CHARS] + " ..."
-    # Slack's control characters: an error text must not become a link or an @channel.
-    error = error.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    where = f"<{run_url}|run {run_id[:8]}>" if run_url else f"run {run_id}"
-    text = f":red_circle: {job} failed ({where}): {error}"
+    # Slack's control characters: no text (error, job, run id) becomes a link, a mention or an
+    # @channel; the only link is the run's, and only to an http(s) URL.
+    where = slack_link(run_url, f"run {run_id[:8]}") if run_url else slack_text(f"run {run_id}")
+    text = f":red_circle: {slack_text(job)} failed ({where}): {slack_text(error)}"
     return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}

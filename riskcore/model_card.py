@@ -2,31 +2,31 @@
 
 from __future__ import annotations
 
+import numbers
+
 import pandas as pd
 
+from riskcore.escaping import markdown_code, markdown_text
 from riskcore.features import FeatureSpec
 from riskcore.gates import Gate
 
+__all__ = ["markdown_text", "render_model_card"]  # markdown_text: also what governance events appended to a card go through
+
 
 def _table(frame: pd.DataFrame) -> str:
-    header = "| " + " | ".join(frame.columns) + " |"
+    header = "| " + " | ".join(markdown_text(c) for c in frame.columns) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
     rows = ["| " + " | ".join(_cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
     return "\n".join([header, rule, *rows])
 
 
 def _cell(value) -> str:
+    """Numbers as figures; everything else (names, notes, groups: from data or from a person) escaped."""
     if isinstance(value, float):
         return f"{value:.4f}"
-    return markdown_text(str(value))
-
-
-def markdown_text(text: str) -> str:
-    """Text from data or from a person, made inert in Markdown: no HTML (a renderer would run a
-    script), no table breaks, no line breaks that start a new block."""
-    import html
-
-    return html.escape(" ".join(text.split()), quote=False).replace("|", "\\|")
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return str(int(value))
+    return markdown_text(value)
 
 
 def render_model_card(
@@ -65,12 +65,22 @@ def render_model_card(
         [(g.name, "n/a" if g.value is None else round(float(g.value), 4), g.threshold, "pass" if g.passed else "FAIL", g.note) for g in gates],
         columns=["gate", "value", "threshold", "verdict", "note"],
     )
-    fairness = "\n".join(f"- `{attribute}`: approval rate by group {rates}" for attribute, rates in approval_rates.items()) or "- no sensitive attribute"
-    history = "\n".join(f"- {kind} by {actor} ({when})" for kind, actor, when in ledger) or "- none yet"
-    verdict = "all gates passed" if all(g.passed for g in gates) else "FAILED: " + ", ".join(g.name for g in gates if not g.passed)
-    return f"""# Model card: {model}
+    # Every value below came from data (group values, names) or from a person (actors, notes,
+    # labels): escaped for Markdown, never links, HTML or blocks of their own.
+    fairness = (
+        "\n".join(
+            f"- {markdown_code(attribute)}: approval rate by group " + ", ".join(f"{markdown_text(g)} {_cell(r)}" for g, r in rates.items())
+            for attribute, rates in approval_rates.items()
+        )
+        or "- no sensitive attribute"
+    )
+    history = "\n".join(f"- {markdown_text(kind)} by {markdown_text(actor)} ({markdown_text(when)})" for kind, actor, when in ledger) or "- none yet"
+    failed = ", ".join(markdown_text(g.name) for g in gates if not g.passed)
+    verdict = "all gates passed" if all(g.passed for g in gates) else "FAILED: " + failed
+    compared = markdown_text(compared_with) if compared_with else "no champion (first version)"
+    return f"""# Model card: {markdown_text(model)}
 
-MLflow run `{run_id}`. Gates: **{verdict}** under `{policy}`, compared with {compared_with or "no champion (first version)"}.
+MLflow run {markdown_code(run_id)}. Gates: **{verdict}** under {markdown_code(policy)}, compared with {compared}.
 
 ## Purpose and limits
 Probability of default (PD) of a consumer loan application within the performance window, used
@@ -81,9 +91,9 @@ training window, or any use without the human review the decision policy routes 
 ## Data and lineage
 | item | value |
 |---|---|
-| training window | {windows.get("train")} |
-| out-of-time window | {windows.get("out_of_time")} |
-{chr(10).join(f"| {k} | `{v}` |" for k, v in lineage.items())}
+| training window | {markdown_text(windows.get("train"))} |
+| out-of-time window | {markdown_text(windows.get("out_of_time"))} |
+{chr(10).join(f"| {markdown_text(k)} | {markdown_code(v)} |" for k, v in lineage.items())}
 
 ## Features
 An additive scorecard (splines on rank-transformed numerics, one-hot categories, logistic

@@ -1,17 +1,29 @@
 """Keyed-hash tokens for PII: stable (joins and de-duplication still work), not reversible
-without the key, and never equal to the clear value."""
+without the key, and never equal to the clear value.
+
+A token names the key it was made under: `tok_<key id>_<digest>`, the key id being the first 8
+hex of HMAC-SHA256(key, "key-id") (public, says nothing of the key), the digest the first 32 hex
+of HMAC-SHA256(key, column + 0x1F + value). Tokens from before key ids (`tok_<digest>`) carry the
+same digest, so they still match (`same_token`)."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 
 import numpy as np
 import pandas as pd
 
-# Development only: makes the embedded default run with no set-up. Any real deployment sets
-# RISK_PII_TOKEN_KEY; the pipeline records in its metadata when this default was used.
 TOKEN_PREFIX = "tok_"
+KEY_ID_HEX = 8
+DIGEST_HEX = 32
+MIN_KEY_BYTES = 32  # what production requires of the token key (256 bits, the HMAC-SHA256 output size)
+LEGACY_KEY_ID = "none"  # tokens made before tokens carried a key id
+NOT_A_TOKEN = "not a token"
+# One word (letters, digits, "_"): no PII pattern matches inside a token (tested).
+TOKEN_PATTERN = rf"^tok_(?:([0-9a-f]{{{KEY_ID_HEX}}})_)?([0-9a-f]{{{DIGEST_HEX}}})$"
+_TOKEN = re.compile(TOKEN_PATTERN)
 
 # "@" and "." as people spell them to dodge filters: "jane dot doe at example dot com",
 # "jane[at]example[dot]com", "jane (at) example.com", "jane @ example.com".
@@ -41,10 +53,62 @@ def pii_pattern_hits(values: pd.Series) -> dict[str, pd.Series]:
     return {kind: text.str.contains(pattern, regex=True).fillna(False).astype(bool) for kind, pattern in PII_PATTERNS.items()}
 
 
+def key_id(key: str) -> str:
+    """The key's public id: which key made a token, without revealing anything of the key."""
+    if not key:
+        raise ValueError("PII token key is empty")
+    return hmac.new(key.encode(), b"key-id", hashlib.sha256).hexdigest()[:KEY_ID_HEX]
+
+
+def _prefix(key: str) -> str:
+    return f"{TOKEN_PREFIX}{key_id(key)}_"
+
+
 def token(value: str, key: str, column: str) -> str:
     """HMAC-SHA256 over column and value: the same SSN gives one token, names never collide with SSNs."""
     digest = hmac.new(key.encode(), f"{column}\x1f{value}".encode(), hashlib.sha256).hexdigest()
-    return TOKEN_PREFIX + digest[:32]
+    return _prefix(key) + digest[:DIGEST_HEX]
+
+
+def token_key_id(value: str) -> str | None:
+    """The key id a token carries; LEGACY_KEY_ID for a token from before key ids; None for no token."""
+    found = _TOKEN.fullmatch(value) if isinstance(value, str) else None
+    if found is None:
+        return None
+    return found.group(1) or LEGACY_KEY_ID
+
+
+def same_token(stored: str, made: str) -> bool:
+    """Whether a stored token is `made` (a token with key id), or its form from before key ids."""
+    stored_match, made_match = _TOKEN.fullmatch(stored or ""), _TOKEN.fullmatch(made or "")
+    if stored_match is None or made_match is None or made_match.group(1) is None:
+        return False
+    return stored_match.group(2) == made_match.group(2) and stored_match.group(1) in (None, made_match.group(1))
+
+
+def tokens_under_keys(value: str, keys: list[str], column: str) -> dict[str, str]:
+    """The value's token under each key, by key id (in the keys' order): what matches it in data
+    written under any of them."""
+    return {key_id(key): token(value, key, column) for key in keys}
+
+
+def count_key_ids(values) -> dict[str, int]:
+    """How many of a column's tokens (a pandas Series or an Arrow array) were made under each key
+    id (LEGACY_KEY_ID: before key ids; NOT_A_TOKEN: a value that is no token). Missing values are
+    not counted. Arrow compute (RE2) throughout: millions of tokens a second."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(values, pd.Series):
+        values = pa.array(values.astype(object), type=pa.string(), from_pandas=True)
+    text = pc.drop_null(pc.cast(values, pa.string()))
+    with_id = pc.match_substring_regex(text, rf"^tok_[0-9a-f]{{{KEY_ID_HEX}}}_[0-9a-f]{{{DIGEST_HEX}}}$")
+    legacy = int(pc.sum(pc.match_substring_regex(text, rf"^tok_[0-9a-f]{{{DIGEST_HEX}}}$")).as_py() or 0)
+    start = len(TOKEN_PREFIX)
+    ids = pc.value_counts(pc.utf8_slice_codeunits(pc.filter(text, with_id), start, start + KEY_ID_HEX))
+    counts = {kid.as_py(): n.as_py() for kid, n in zip(ids.field("values"), ids.field("counts"))}
+    counts |= {LEGACY_KEY_ID: legacy, NOT_A_TOKEN: len(text) - sum(counts.values()) - legacy}
+    return {k: n for k, n in counts.items() if n}
 
 
 def _keyed_hashes(key: str, column: str) -> tuple:
@@ -64,6 +128,7 @@ def tokenise_column(values: pd.Series, key: str, column: str) -> pd.Series:
     if not key:
         raise ValueError("PII token key is empty")
     inner, outer = _keyed_hashes(key, column)
+    prefix = _prefix(key)
     codes, uniques = pd.factorize(values, use_na_sentinel=True)  # repeated values (dates of birth) hash once
     tokens = []
     for value in uniques.tolist():
@@ -71,7 +136,7 @@ def tokenise_column(values: pd.Series, key: str, column: str) -> pd.Series:
         i.update(str(value).encode())
         o = outer.copy()
         o.update(i.digest())
-        tokens.append(TOKEN_PREFIX + o.hexdigest()[:32])
+        tokens.append(prefix + o.hexdigest()[:DIGEST_HEX])
     lookup = np.array(tokens + [None], dtype=object)  # code -1 (missing) picks the trailing None
     return pd.Series(lookup[codes], index=values.index, dtype="string")
 

@@ -16,6 +16,7 @@ calendar:
   evaluation_month: last_complete   # or a pinned month, YYYY-MM (a simulated world, a back-test)
 locations: {landing: retail_pd, datasets: retail_pd}   # relative to the environment's roots, or URLs
 sensitive_attributes: [applicant_sex]                  # may be empty: the fairness policy says what then
+allowed_signers: allowed_signers    # public keys of the identities the promotion policy names (git's format)
 ```
 
 `${VAR}` and `${VAR:-default}` in any value are read from the environment at load.
@@ -39,7 +40,7 @@ POLICY_KINDS = ("decision", "promotion", "monitoring")
 LAST_COMPLETE = "last_complete"
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-KNOWN_KEYS = {"name", "owner", "description", "contracts", "policies", "calendar", "locations", "sensitive_attributes"}
+KNOWN_KEYS = {"name", "owner", "description", "contracts", "policies", "calendar", "locations", "sensitive_attributes", "allowed_signers"}
 
 
 class PortfolioError(ContractError):
@@ -65,6 +66,7 @@ class Portfolio:
     datasets: str
     sensitive_attributes: tuple[str, ...] = ()
     description: str = ""
+    allowed_signers: str | None = None  # None: no one can sign an approval, rejection or rollback
 
     @property
     def model_name(self) -> str:
@@ -77,6 +79,18 @@ class Portfolio:
         if kind == "applications":
             return load_contract(self.contracts[kind])
         return load_contract(self.contracts[kind], source=self.contract("applications"))
+
+
+def portfolio_signers(portfolio_file: str, allowed_signers: str | None):
+    """A portfolio's allowed-signers file, read now (keys change without a reload of the definitions)."""
+    from riskcore.signatures import load_allowed_signers
+
+    if allowed_signers is None:
+        raise PortfolioError(portfolio_file, "allowed_signers", "not set: approvals, rejections and rollbacks cannot be verified, so none is accepted")
+    try:
+        return load_allowed_signers(allowed_signers)
+    except ValueError as error:
+        raise PortfolioError(portfolio_file, "allowed_signers", str(error)) from None
 
 
 def _expand(value, file: str, key: str, defaults: dict[str, str]):
@@ -147,6 +161,9 @@ def load_portfolio(path: str | Path, defaults: dict[str, str] | None = None) -> 
     sensitive = doc.get("sensitive_attributes", [])
     if not isinstance(sensitive, list) or not all(isinstance(s, str) for s in sensitive):
         raise PortfolioError(file, "sensitive_attributes", f"expected a list of column names (may be empty), got {sensitive!r}")
+    signers = doc.get("allowed_signers")
+    if signers is not None and (not isinstance(signers, str) or not signers):
+        raise PortfolioError(file, "allowed_signers", f"expected the path of an allowed-signers file, got {signers!r}")
     portfolio = Portfolio(
         name=name,
         owner=owner,
@@ -158,6 +175,7 @@ def load_portfolio(path: str | Path, defaults: dict[str, str] | None = None) -> 
         datasets=locations.get("datasets", name),
         sensitive_attributes=tuple(sensitive),
         description=str(doc.get("description", "")),
+        allowed_signers=str((path.parent / signers).resolve()) if signers else None,
     )
     _check_files(portfolio)
     return portfolio
@@ -228,6 +246,8 @@ def _check_files(portfolio: Portfolio) -> None:
                 f"sensitive_attributes[{i}]",
                 f"{column!r} is not a column with role sensitive in the applications contract (those are: {', '.join(declared) or 'none'})",
             )
+    if portfolio.allowed_signers is not None and Path(portfolio.allowed_signers).exists():
+        portfolio_signers(portfolio.file, portfolio.allowed_signers)  # a malformed key list fails at load, naming its line
 
 
 def _naming(path: str, error: Exception) -> str:

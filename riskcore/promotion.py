@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from riskcore.yamlfile import load_yaml
@@ -10,6 +10,7 @@ from riskcore.yamlfile import load_yaml
 AUTO_APPROVER = "auto-approval"
 DEFAULT_PROMOTION_POLICY = Path(__file__).parent / "policies" / "promotion.yaml"
 AUTO_APPROVE = ("never", "bootstrap", "always")
+ACTIONS = ("approve", "reject", "rollback")
 NO_SENSITIVE_ATTRIBUTE = ("pass", "refuse")
 
 
@@ -30,6 +31,17 @@ class PromotionPolicy:
     when_no_sensitive_attribute: str
     approvers: tuple[str, ...]
     auto_approve: str
+    rollback: tuple[str, ...] = ()
+    services: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    signature_max_age_hours: float = 24.0
+
+    def may(self, identity: str, action: str) -> bool:
+        """Approvers approve and reject; the rollback list rolls back; a service only what it lists."""
+        people = {"approve": self.approvers, "reject": self.approvers, "rollback": self.rollback}[action]
+        return identity in people or action in self.services.get(identity, ())
+
+    def allowed(self, action: str) -> list[str]:
+        return [i for i in dict.fromkeys([*self.approvers, *self.rollback, *self.services]) if self.may(i, action)]
 
     @property
     def label(self) -> str:
@@ -89,16 +101,29 @@ def load_promotion_policy(path: str | Path = DEFAULT_PROMOTION_POLICY, auto_appr
         when_no_sensitive_attribute=get("fairness.when_no_sensitive_attribute", NO_SENSITIVE_ATTRIBUTE),
         approvers=get("approval.approvers", list),
         auto_approve=auto_approve or file_auto_approve,
+        rollback=get("approval.rollback", list),
+        services=_services(doc.get("approval", {}).get("services") or {}, path),
+        signature_max_age_hours=get("approval.signature_max_age_hours", float, 0.01, 24 * 30),
     )
+
+
+def _services(section, path) -> dict[str, tuple[str, ...]]:
+    """Service identities (sensors) and the actions each may take: nothing beyond what is listed."""
+    if not isinstance(section, dict):
+        raise ValueError(f"{path}: approval.services: expected a mapping of identity to actions, got {section!r}")
+    for identity, actions in section.items():
+        if not isinstance(actions, list) or not actions or any(a not in ACTIONS for a in actions):
+            raise ValueError(f"{path}: approval.services.{identity}: expected a non-empty list of actions among {ACTIONS}, got {actions!r}")
+    return {identity: tuple(actions) for identity, actions in section.items()}
 
 
 class PromotionRefused(PermissionError):
     """A promotion, approval or rollback that the policy does not allow; nothing was changed."""
 
 
-def check_approver(policy: PromotionPolicy, approver: str) -> None:
-    if approver not in policy.approvers:
-        raise PromotionRefused(f"{approver!r} may not approve under {policy.label}; approvers: {', '.join(policy.approvers)}")
+def check_authority(policy: PromotionPolicy, identity: str, action: str) -> None:
+    if not policy.may(identity, action):
+        raise PromotionRefused(f"{identity!r} may not {action} under {policy.label}; who may: {', '.join(policy.allowed(action)) or 'no one'}")
 
 
 def check_gates(version_label: str, tags: dict[str, str]) -> None:

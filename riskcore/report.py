@@ -9,13 +9,13 @@ the published report names what changed.
 from __future__ import annotations
 
 import hashlib
-import html
 import json
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from riskcore.escaping import html_text
 from riskcore.gates import adverse_impact_ratio
 from riskcore.metrics import calibration_by_decile
 from riskcore.performance import realised_performance
@@ -156,8 +156,10 @@ def changed_sections(published: dict[str, str], rebuilt: dict[str, str]) -> list
 
 
 def render_html(doc: dict) -> str:
-    """A page a reviewer reads; every figure is the JSON's, nothing is computed here."""
-    e = html.escape
+    """A page a reviewer reads; every figure is the JSON's, nothing is computed here. Every value
+    (ids, categories, group values, column names, names and reasons people typed) goes through
+    `html_text`: text, never markup; the page has no links or scripts of its own."""
+    e = html_text
     month = doc["report"]["month"]
 
     def table(rows: list[dict]) -> str:
@@ -191,7 +193,7 @@ def render_html(doc: dict) -> str:
         else f"<p>not available: {e(b['note'])}</p>",
         "<h2>Stability and drift</h2>",
         (
-            f"<p>Against the training reference of {e(str(s['reference']))}; score PSI {_fmt(s['score_psi'])}; drifted: {e(', '.join(s['drifted_columns']) or 'none')}.</p>"
+            f"<p>Against the training reference of {e(str(s['reference']))}; score PSI {e(_fmt(s['score_psi']))}; drifted: {e(', '.join(s['drifted_columns']) or 'none')}.</p>"
             + table([{"column": c, **x} for c, x in s["psi"].items()])
         )
         if s["available"]

@@ -9,6 +9,7 @@ from checks.validation import ContractValidator
 from pipelines.environment import PORTFOLIOS_DIR
 from resources.pii import PiiTokeniser
 from resources.portfolios import Portfolios
+from tests.signing import SERVICE, key_of, write_allowed_signers
 
 
 def write_portfolio(folder: Path, name: str, base: str = "retail_pd.yaml", calendar: dict | None = None, **changes) -> str:
@@ -16,7 +17,7 @@ def write_portfolio(folder: Path, name: str, base: str = "retail_pd.yaml", calen
     doc = yaml.safe_load((PORTFOLIOS_DIR / base).read_text())
     for section in ("contracts", "policies"):
         doc[section] = {k: str((PORTFOLIOS_DIR / v).resolve()) for k, v in doc[section].items()}
-    doc.update(name=name, locations={"landing": name, "datasets": name}, **changes)
+    doc.update(name=name, locations={"landing": name, "datasets": name}, allowed_signers=write_allowed_signers(folder / "allowed_signers"), **changes)
     if calendar is not None:
         doc["calendar"] = calendar
     folder.mkdir(parents=True, exist_ok=True)
@@ -45,6 +46,7 @@ def deployment(
             ledger_url=f"sqlite:///{root}/ledger.db",
             ledger_key=ledger_key,  # entries authenticated, as a deployment with RISK_LEDGER_KEY has them
             auto_approve=auto_approve,
+            service_signing_key=key_of(SERVICE)[0],  # the rollback sensor's own key (RISK_SERVICE_SIGNING_KEY)
         ),
         "tokeniser": PiiTokeniser(key=key),
         "validator": ContractValidator(data_docs_dir=str(root / "gx_data_docs") if docs else None),

@@ -114,25 +114,86 @@ def test_the_image_the_deployments_run_is_built_from_this_repository_with_the_pi
         assert re.search(r"repository: risk-scoring\b", text) and f'tag: "{image.split(":")[1]}"' in text, values
 
 
-def test_compose_and_the_chart_give_the_production_environment_every_variable_it_reads():
+def _production_variables() -> set[str]:
     import dagster as dg
 
     from pipelines.environment import production_resources
 
-    needed = {
+    return {
         value.env_var_name
         for resource in production_resources().values()
         for value in (getattr(resource, field) for field in type(resource).model_fields)
         if isinstance(value, dg.EnvVar)
     }
+
+
+# What only the pipeline (the code server and its run workers) holds, beside what the production resources read.
+PIPELINE_SECRETS = {"RISK_PII_TOKEN_KEY", "RISK_LEDGER_URL", "RISK_LEDGER_KEY", "RISK_SERVICE_SIGNING_KEY", "MLFLOW_TRACKING_PASSWORD"}
+INSTANCE_VARIABLES = {"DAGSTER_HOME", "DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_USER", "DAGSTER_PG_PASSWORD", "DAGSTER_PG_DB"}
+
+
+def test_compose_and_the_chart_give_the_production_environment_every_variable_it_reads():
+    needed = _production_variables()
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
-    for name in ("code-server", "daemon", "webserver"):
-        environment = compose["services"][name]["environment"]
-        assert environment["RISK_ENV"] == "production" and needed <= set(environment), (name, needed - set(environment))
+    pipeline = compose["services"]["code-server"]["environment"]
+    assert pipeline["RISK_ENV"] == "production" and needed <= set(pipeline), needed - set(pipeline)
+    assert PIPELINE_SECRETS | {"RISK_ALLOWED_SIGNERS", "MLFLOW_TRACKING_USERNAME"} | INSTANCE_VARIABLES <= set(pipeline)
     assert {"RISK_LANDING_URL", "RISK_DATASETS_URL", "RISK_PII_TOKEN_KEY", "MLFLOW_TRACKING_URI"} <= needed
     # the chart: inline values, and secrets only from the Kubernetes Secret (its keys listed in the file's header)
     text = (DEPLOY / "helm" / "dagster-values.yaml").read_text()
     (deployment,) = yaml.safe_load(text)["dagster-user-deployments"]["deployments"]
     inline = {e["name"] for e in deployment["env"]}
-    secret_keys = set(re.findall(r"RISK_[A-Z_]+", text.split("risk-scoring-secrets (", 1)[1].split(")", 1)[0]))
-    assert needed <= inline | secret_keys and {"RISK_PII_TOKEN_KEY", "RISK_LEDGER_URL"} <= secret_keys - inline, needed - inline - secret_keys
+    secret_keys = set(re.findall(r"[A-Z][A-Z_]+[A-Z]", text.split("risk-scoring-secrets (", 1)[1].split(")", 1)[0]))
+    assert needed <= inline | secret_keys and PIPELINE_SECRETS <= secret_keys - inline, (needed - inline - secret_keys, PIPELINE_SECRETS - secret_keys)
+    assert {"RISK_ALLOWED_SIGNERS", "MLFLOW_TRACKING_USERNAME"} <= inline
+
+
+def test_each_container_gets_only_the_secrets_it_needs():
+    """The same table as `make up` (tests/integration/test_topology_production.py reads it from the
+    running processes): the daemon and the webserver load no user code and hold only the instance's
+    storage; MLflow holds its own database and admin; PostgreSQL only its superuser's."""
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    services = compose["services"]
+
+    def secrets_of(name: str) -> set[str]:
+        values = " ".join(str(v) for v in services[name].get("environment", {}).values())
+        return set(re.findall(r"\$\{([A-Z_]+)", values))
+
+    assert secrets_of("postgres") == {"POSTGRES_PASSWORD"}
+    assert secrets_of("mlflow") == {"RISK_PG_MLFLOW_PASSWORD", "RISK_MLFLOW_ADMIN_PASSWORD", "RISK_MLFLOW_SECRET_KEY"}
+    assert secrets_of("code-server") == {
+        *("RISK_PG_DAGSTER_PASSWORD", "RISK_PG_PIPELINE_PASSWORD", "RISK_MLFLOW_PIPELINE_PASSWORD"),
+        *("RISK_PII_TOKEN_KEY", "RISK_LEDGER_KEY", "RISK_SERVICE_SIGNING_KEY"),
+    }
+    for name in ("daemon", "webserver"):
+        assert set(services[name]["environment"]) == INSTANCE_VARIABLES | {"RISK_ENV"} and secrets_of(name) == {"RISK_PG_DAGSTER_PASSWORD"}, name
+    assert secrets_of("db-setup") == {"POSTGRES_PASSWORD", "RISK_PG_DAGSTER_PASSWORD", "RISK_PG_MLFLOW_PASSWORD", "RISK_PG_PIPELINE_PASSWORD"}
+    assert secrets_of("mlflow-users") == {"RISK_MLFLOW_ADMIN_PASSWORD", "RISK_MLFLOW_PIPELINE_PASSWORD"}
+    # the set-up runs before what needs it, with the topology's own provisioning
+    assert services["db-setup"]["command"] == ["python", "-m", "pipelines.topology", "provision-databases"]
+    assert services["mlflow-users"]["command"][:4] == ["python", "-m", "pipelines.topology", "provision-mlflow-users"]
+    for name in ("mlflow", "code-server", "daemon", "webserver"):
+        assert services[name]["depends_on"]["db-setup"] == {"condition": "service_completed_successfully"}, name
+    assert services["code-server"]["depends_on"]["mlflow-users"] == {"condition": "service_completed_successfully"}
+    # the chart: the webserver and the daemon get no Secret of the pipeline's
+    values = yaml.safe_load((DEPLOY / "helm" / "dagster-values.yaml").read_text())
+    for component in ("dagsterWebserver", "dagsterDaemon"):
+        assert not values[component].get("envSecrets") and not values[component].get("env"), component
+
+
+def test_mlflow_runs_its_own_authentication_everywhere():
+    import configparser
+
+    config = configparser.ConfigParser(interpolation=None)
+    config.read(DEPLOY / "mlflow-basic-auth.ini")
+    auth = config["mlflow"]
+    assert auth["default_permission"] == "NO_PERMISSIONS" and auth["authorization_function"] == "mlflow.server.auth:authenticate_request_basic_auth"
+    assert "admin_password" not in auth and "@" in auth["database_uri"] and ":" not in auth["database_uri"].split("://", 1)[1].split("@")[0]
+    assert auth["database_uri"].endswith("/mlflow_auth")  # its own database
+    mlflow = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]["mlflow"]
+    assert mlflow["command"][:4] == ["mlflow", "server", "--app-name", "basic-auth"]
+    assert f"./mlflow-basic-auth.ini:{mlflow['environment']['MLFLOW_AUTH_CONFIG_PATH']}:ro" in mlflow["volumes"]
+    values = yaml.safe_load((DEPLOY / "helm" / "mlflow-values.yaml").read_text())["auth"]
+    assert values["enabled"] and values["appName"] == "basic-auth" and values["defaultPermission"] == "NO_PERMISSIONS"
+    assert values["existingAdminSecret"]["name"] and not values.get("adminPassword")  # the admin's password never inline
+    assert values["postgres"]["database"] == "mlflow_auth" and values["postgres"]["existingSecret"]["name"] and not values["postgres"].get("password")

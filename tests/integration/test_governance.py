@@ -1,6 +1,7 @@
 """Approvals, promotion, rollback and the ledger against a real MLflow registry (SQLite file and,
 for reachability, a real `mlflow server` on loopback)."""
 
+import dataclasses
 import multiprocessing
 import os
 import socket
@@ -16,8 +17,26 @@ from resources.governance import Governance, RegistryUnavailable
 from resources.registry import CHAMPION, PREVIOUS_CHAMPION, ModelRegistry
 from riskcore.model import PDScorecard
 from riskcore.promotion import PromotionRefused
+from tests.signing import SERVICE, signed, write_allowed_signers
 
 APPROVER = "model.risk.officer@example.com"
+MODEL = "retail_pd"
+
+
+def _approve(version: str, reason: str, approver: str = APPROVER, **kwargs):
+    return signed("approve", MODEL, version, approver, reason, **kwargs)
+
+
+def _rollback(reason: str, to_version: str | None = None, actor: str = APPROVER, **kwargs):
+    return signed("rollback", MODEL, to_version, actor, reason, **kwargs)
+
+
+def _governance(folder, **kwargs) -> Governance:
+    """The shipped promotion policy, with keys of its identities in an allowed-signers file."""
+    signers = folder / "allowed_signers"
+    if not signers.exists():
+        write_allowed_signers(signers)
+    return Governance(ledger_url=f"sqlite:///{folder}/ledger.db", allowed_signers=str(signers), portfolio_file=str(folder / "portfolio.yaml"), **kwargs)
 
 
 def _model():
@@ -40,9 +59,9 @@ def _register(registry: ModelRegistry, gates_passed: bool, failed_gate: str = "a
 @pytest.fixture
 def world(tmp_path):
     registry = ModelRegistry(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", artifact_location=str(tmp_path / "artifacts"))
-    governance = Governance(ledger_url=f"sqlite:///{tmp_path}/ledger.db", auto_approve="bootstrap")
+    governance = _governance(tmp_path, auto_approve="bootstrap")
     versions = [_register(registry, True), _register(registry, True), _register(registry, False)]
-    governance.promote(registry, versions[0], approver=None, reason="bootstrap")
+    governance.promote(registry, versions[0], None)
     return registry, governance, versions, tmp_path
 
 
@@ -57,8 +76,8 @@ def test_bootstrap_is_recorded_as_auto_approval(world):
 def test_an_unlisted_approver_is_refused_and_nothing_changes(world):
     registry, governance, (v1, v2, _), _ = world
     before = governance.ledger().verify().entries
-    with pytest.raises(PromotionRefused, match=r"'mallory@example.com' may not approve under pd-model-promotion@2.0.0; approvers: "):
-        governance.promote(registry, v2, "mallory@example.com", "looks fine")
+    with pytest.raises(PromotionRefused, match=r"'mallory@example.com' may not approve under pd-model-promotion@2.1.0; who may: "):
+        governance.promote(registry, v2, _approve(v2, "looks fine", "mallory@example.com"))
     assert registry.by_alias(CHAMPION).version == v1
     assert governance.ledger().verify().entries == before
 
@@ -66,26 +85,26 @@ def test_an_unlisted_approver_is_refused_and_nothing_changes(world):
 def test_a_challenger_that_failed_a_gate_is_never_promoted_whatever_the_approval(world):
     registry, governance, (v1, _, v3), _ = world
     with pytest.raises(PromotionRefused, match=rf"retail_pd/{v3} cannot be promoted: failed gates: adverse_impact_ratio"):
-        governance.promote(registry, v3, APPROVER, "urgent")
+        governance.promote(registry, v3, _approve(v3, "urgent"))
     assert registry.by_alias(CHAMPION).version == v1
     auto = Governance(ledger_url=governance.ledger_url, auto_approve="always")
     with pytest.raises(PromotionRefused, match="failed gates"):
-        auto.promote(registry, v3, None, "auto")
+        auto.promote(registry, v3, None)
 
 
 def test_production_policy_needs_an_approver(world):
     registry, governance, (_, v2, _), _ = world
     production = Governance(ledger_url=governance.ledger_url)  # the policy file: auto_approve never
     with pytest.raises(PromotionRefused, match="needs an approver"):
-        production.promote(registry, v2, None, "no one asked")
+        production.promote(registry, v2, None)
 
 
 def test_approve_promote_then_roll_back(world):
     registry, governance, (v1, v2, _), _ = world
-    governance.promote(registry, v2, APPROVER, "better on every gate")
+    governance.promote(registry, v2, _approve(v2, "better on every gate"))
     assert (registry.by_alias(CHAMPION).version, registry.by_alias(PREVIOUS_CHAMPION).version) == (v2, v1)
     assert registry.version_tags(v2)["approved_by"] == APPROVER
-    governance.rollback(registry, APPROVER, "realised AUC below the floor")
+    governance.rollback(registry, _rollback("realised AUC below the floor"))
     assert (registry.by_alias(CHAMPION).version, registry.by_alias(PREVIOUS_CHAMPION).version) == (v1, v2)
     kinds = [(e.kind, e.subject.split("/")[1], e.actor) for e in governance.ledger().entries()]
     assert kinds[-3:] == [("approval", v2, APPROVER), ("promotion", v2, APPROVER), ("rollback", v1, APPROVER)]
@@ -93,24 +112,24 @@ def test_approve_promote_then_roll_back(world):
     assert governance.ledger().verify().ok
     # no ping-pong: previous_champion is now the version just rolled back from
     with pytest.raises(PromotionRefused, match="was itself rolled back"):
-        governance.rollback(registry, APPROVER, "the restored one is weak too")
+        governance.rollback(registry, _rollback("the restored one is weak too"))
     assert registry.by_alias(CHAMPION).version == v1
 
 
 def test_rollback_to_a_named_version_needs_passed_gates(world):
     registry, governance, (v1, v2, v3), _ = world
     with pytest.raises(PromotionRefused, match="failed gates"):
-        governance.rollback(registry, APPROVER, "try v3", to_version=v3)
+        governance.rollback(registry, _rollback("try v3", v3))
     with pytest.raises(PromotionRefused, match="no previous_champion"):
-        governance.rollback(registry, APPROVER, "nothing before the first")
-    governance.rollback(registry, APPROVER, "pin v2", to_version=v2)
+        governance.rollback(registry, _rollback("nothing before the first"))
+    governance.rollback(registry, _rollback("pin v2", v2))
     assert registry.by_alias(CHAMPION).version == v2
 
 
-def _promote(ledger_url: str, tracking_uri: str, artifacts: str, version: str, start: float) -> None:
+def _promote(folder, tracking_uri: str, artifacts: str, version: str, start: float) -> None:
     time.sleep(max(0.0, start - time.time()))
     registry = ModelRegistry(tracking_uri=tracking_uri, artifact_location=artifacts)
-    Governance(ledger_url=ledger_url).promote(registry, version, APPROVER, f"race {version}")
+    _governance(folder).promote(registry, version, _approve(version, f"race {version}"))
 
 
 def test_two_racing_promotions_leave_one_champion_and_a_consistent_ledger(world):
@@ -118,7 +137,7 @@ def test_two_racing_promotions_leave_one_champion_and_a_consistent_ledger(world)
     v4 = _register(registry, True)
     start = time.time() + 3
     racers = [
-        multiprocessing.get_context("spawn").Process(target=_promote, args=(governance.ledger_url, registry.tracking_uri, registry.artifact_location, v, start))
+        multiprocessing.get_context("spawn").Process(target=_promote, args=(tmp_path, registry.tracking_uri, registry.artifact_location, v, start))
         for v in (v2, v4)
     ]
     for p in racers:
@@ -182,21 +201,85 @@ def test_registry_unreachable_fails_closed_and_records_nothing(tmp_path, monkeyp
     server = _start_server(tmp_path, port)
     try:
         registry = ModelRegistry(tracking_uri=f"http://127.0.0.1:{port}")
-        governance = Governance(ledger_url=f"sqlite:///{tmp_path}/ledger.db", auto_approve="bootstrap")
+        governance = _governance(tmp_path, auto_approve="bootstrap")
         v1, v2 = _register(registry, True), _register(registry, True)
-        governance.promote(registry, v1, None, "bootstrap")
+        governance.promote(registry, v1, None)
         entries = governance.ledger().verify().entries
     finally:
         server.terminate()
         server.wait(30)
     with pytest.raises(RegistryUnavailable, match="registry unreachable while changing retail_pd/.*: nothing changed"):
-        governance.promote(registry, v2, APPROVER, "while the registry is down")
+        governance.promote(registry, v2, _approve(v2, "while the registry is down"))
     assert governance.ledger().verify().entries == entries  # no approval, no promotion recorded
     server = _start_server(tmp_path, port)
     try:
         assert registry.by_alias(CHAMPION).version == v1  # unchanged
-        governance.promote(registry, v2, APPROVER, "registry is back")
+        governance.promote(registry, v2, _approve(v2, "registry is back"))
         assert registry.by_alias(CHAMPION).version == v2
     finally:
         server.terminate()
         server.wait(30)
+
+
+def _unchanged(registry, governance, champion: str, entries: int) -> None:
+    assert registry.by_alias(CHAMPION).version == champion
+    assert governance.ledger().verify().entries == entries
+
+
+def test_a_listed_name_with_another_key_is_refused(world):
+    """Typing an approver's name is not enough: the signature must be made by that approver's key."""
+    registry, governance, (v1, v2, _), _ = world
+    before = governance.ledger().verify().entries
+    forged = _approve(v2, "looks fine", key_identity="mallory@example.com")  # signed with mallory's own key
+    with pytest.raises(PromotionRefused, match=rf"'{APPROVER}' has no key in .*allowed_signers that made this signature"):
+        governance.promote(registry, v2, forged)
+    _unchanged(registry, governance, v1, before)
+
+
+def test_a_signed_request_cannot_be_altered_reused_or_kept_for_later(world):
+    registry, governance, (v1, v2, _), _ = world
+    before = governance.ledger().verify().entries
+    genuine = _approve(v2, "better on every gate")
+    altered = dataclasses.replace(genuine, reason="better on every gate, and urgent")
+    with pytest.raises(PromotionRefused, match="does not match the request"):
+        governance.promote(registry, v2, altered)
+    other_version = dataclasses.replace(genuine, version=v1)
+    with pytest.raises(PromotionRefused, match=rf"signed request is for approve of retail_pd/{v1}, not approve of retail_pd/{v2}"):
+        governance.promote(registry, v2, other_version)
+    stale = signed("approve", MODEL, v2, APPROVER, "from last week", signed_at="2026-01-01T00:00:00Z")
+    with pytest.raises(PromotionRefused, match="older than 24.0 h"):
+        governance.promote(registry, v2, stale)
+    _unchanged(registry, governance, v1, before)
+    governance.promote(registry, v2, genuine)
+    governance.rollback(registry, _rollback("back to v1"))
+    with pytest.raises(PromotionRefused, match="already used"):
+        governance.promote(registry, v2, genuine)  # replayed: the same signature approves nothing twice
+    assert registry.by_alias(CHAMPION).version == v1
+    # the ledger keeps what was signed: anyone can re-verify it with ssh-keygen and the allowed-signers file
+    approval = governance.ledger().entries(kind="approval")[-1]
+    assert approval.payload["signed_by"] == APPROVER and approval.payload["signed_request"] == genuine.message().decode()
+
+
+def test_rollback_has_its_own_authority_and_a_service_only_its_permissions(world, tmp_path):
+    registry, governance, (v1, v2, _), _ = world
+    governance.promote(registry, v2, _approve(v2, "better"))
+    before = governance.ledger().verify().entries
+    with pytest.raises(PromotionRefused, match="'ops.engineer@example.com' may not rollback"):
+        governance.rollback(registry, _rollback("I think so", actor="ops.engineer@example.com"))
+    # the sensor's identity may roll back, never approve; typing its name without its key fails
+    with pytest.raises(PromotionRefused, match=f"'{SERVICE}' may not approve"):
+        governance.promote(registry, v1, _approve(v1, "automated", SERVICE))
+    with pytest.raises(PromotionRefused, match="that made this signature"):
+        governance.rollback(registry, _rollback("floor broken", actor=SERVICE, key_identity=APPROVER))
+    _unchanged(registry, governance, v2, before)
+    governance.rollback(registry, _rollback("floor broken", actor=SERVICE, from_version=v2))
+    assert registry.by_alias(CHAMPION).version == v1
+    assert governance.ledger().entries(kind="rollback")[-1].actor == SERVICE
+
+
+def test_no_allowed_signers_file_means_no_human_action(world):
+    registry, governance, (v1, v2, _), tmp_path = world
+    unsigned = Governance(ledger_url=governance.ledger_url, portfolio_file=str(tmp_path / "portfolio.yaml"))
+    with pytest.raises(PromotionRefused, match=r"portfolio.yaml: allowed_signers: not set"):
+        unsigned.promote(registry, v2, _approve(v2, "no key list"))
+    assert registry.by_alias(CHAMPION).version == v1

@@ -16,6 +16,7 @@ from resources.storage import parquet_bytes
 from riskcore.months import months_between
 from riskcore.synthetic import applications_frame, generate_month, outcomes_frame
 from tests.integration.portfolio_files import deployment
+from tests.signing import IDENTITIES, approval_config, write_allowed_signers
 
 NAME = "cards_pd"
 MONTHS = months_between("2023-01", "2023-05")
@@ -88,11 +89,12 @@ def cards(tmp_path_factory, mlflow_uri):
     shipped = yaml.safe_load(portfolio_file.read_text())
     promotion = yaml.safe_load((folder / shipped["policies"]["promotion"]).resolve().read_text())
     promotion.update(policy_id="cards-promotion", version="1.0.0")
-    promotion["approval"] = {"approvers": [APPROVER], "auto_approve": "never"}
+    promotion["approval"] = {"approvers": [APPROVER], "rollback": [APPROVER], "signature_max_age_hours": 1, "auto_approve": "never"}
     promotion["gates"]["min_auc"] = 0.6
     (folder / "cards_promotion.yaml").write_text(yaml.safe_dump(promotion, sort_keys=False))
     # the shipped outcomes and scores contracts serve as they are: they take the id column (card_ref) from the applications contract
     shipped["policies"]["promotion"] = "cards_promotion.yaml"
+    shipped["allowed_signers"] = write_allowed_signers(folder / "allowed_signers", (*IDENTITIES, APPROVER))
     shipped.update(owner="cards-risk@example.com", calendar={"performance_window_months": 1, "out_of_time_months": 1, "evaluation_month": "2023-06"})
     portfolio_file.write_text(yaml.safe_dump(shipped, sort_keys=False))
 
@@ -143,17 +145,11 @@ def test_it_trains_waits_for_its_own_approver_then_promotes_and_scores(cards):
     assert tags["gates_policy"] == "cards-promotion@1.0.0" and tags["gates_passed"] == "true", tags
     refused = run(
         "promotion_job",
-        run_config={
-            "ops": {
-                "approve_and_promote": {
-                    "config": {"version": challenger.version, "approver": "model.risk.officer@example.com", "reason": "not a cards approver"}
-                }
-            }
-        },
+        run_config=approval_config(NAME, challenger.version, "model.risk.officer@example.com", "not a cards approver"),
         raise_on_error=False,
     )
     assert not refused.success and registry.by_alias(CHAMPION) is None
-    run("promotion_job", run_config={"ops": {"approve_and_promote": {"config": {"version": challenger.version, "approver": APPROVER, "reason": "gates pass"}}}})
+    run("promotion_job", run_config=approval_config(NAME, challenger.version, APPROVER, "gates pass"))
     assert registry.by_alias(CHAMPION).version == challenger.version
     scored = run("monthly_scoring_job", MONTHS[-1], asset_selection=[dg.AssetKey([NAME, "risk_scores"])])
     assert scored.success and all(e.passed for e in scored.get_asset_check_evaluations())

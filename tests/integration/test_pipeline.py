@@ -12,6 +12,7 @@ from pipelines.prepare import SyntheticSettings, deliver_synthetic
 from resources.registry import CHALLENGER, CHAMPION
 from riskcore.months import months_between
 from tests.integration.portfolio_files import deployment, write_portfolio
+from tests.signing import approval_config, rollback_config
 
 MONTHS = months_between("2023-01", "2023-05")
 SCORED = MONTHS[-3:]
@@ -277,20 +278,14 @@ def test_promotion_and_rollback_jobs_route_the_next_scoring(pipeline, tmp_path):
     assert registry.version_tags(candidate.version)["gates_passed"] == "true"
 
     refused = defs.resolve_job_def(job_name(PORTFOLIO, "promotion_job")).execute_in_process(
-        {"ops": {"approve_and_promote": {"config": {"version": candidate.version, "approver": "mallory@example.com", "reason": "x"}}}},
+        approval_config(PORTFOLIO, candidate.version, "mallory@example.com", "x"),
         instance=pipeline.instance,
         raise_on_error=False,
     )
     assert not refused.success and registry.by_alias(CHAMPION) == before
 
     approved = defs.resolve_job_def(job_name(PORTFOLIO, "promotion_job")).execute_in_process(
-        {
-            "ops": {
-                "approve_and_promote": {
-                    "config": {"version": candidate.version, "approver": "head.of.credit.risk@example.com", "reason": "gates pass <script>alert(1)</script>"}
-                }
-            }
-        },
+        approval_config(PORTFOLIO, candidate.version, "head.of.credit.risk@example.com", "gates pass <script>alert(1)</script>"),
         instance=pipeline.instance,
     )
     assert approved.success and registry.by_alias(CHAMPION).version == candidate.version
@@ -300,7 +295,7 @@ def test_promotion_and_rollback_jobs_route_the_next_scoring(pipeline, tmp_path):
     assert set(pipeline.store.read("risk_scores", month)["model_version"]) == {candidate.version}
 
     rolled = defs.resolve_job_def(job_name(PORTFOLIO, "rollback_job")).execute_in_process(
-        {"ops": {"roll_back_champion": {"config": {"actor": "head.of.credit.risk@example.com", "reason": "test rollback"}}}}, instance=pipeline.instance
+        rollback_config(PORTFOLIO, "head.of.credit.risk@example.com", "test rollback"), instance=pipeline.instance
     )
     assert rolled.success and registry.by_alias(CHAMPION).version == before.version
     _run(defs, "monthly_scoring_job", pipeline.instance, month, assets=["risk_scores"])

@@ -10,6 +10,7 @@ from assets.reporting import REPORT, report_subject, verify_files
 from resources.registry import CHALLENGER, CHAMPION
 from riskcore.months import months_between
 from tests.integration.worlds import APPROVER, TRAINING_MONTHS, World
+from tests.signing import approval_config
 
 MONTHS = months_between("2023-01", "2023-12")
 
@@ -115,7 +116,7 @@ def test_an_older_month_keeps_its_model_after_a_new_champion_and_a_rescore_is_na
     new = reported.registry.by_alias(CHALLENGER)
     reported.run(
         "promotion_job",
-        run_config={"ops": {"approve_and_promote": {"config": {"version": new.version, "approver": APPROVER, "reason": "same data, retrained"}}}},
+        run_config=approval_config(reported.name, new.version, APPROVER, "same data, retrained"),
     )
     assert reported.registry.by_alias(CHAMPION).version == new.version != old.version
     # the old month's report still names the version that scored it

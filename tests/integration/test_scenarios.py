@@ -11,6 +11,7 @@ import pytest
 from resources.registry import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION
 from riskcore.months import add_months, month_label, months_between
 from tests.integration.worlds import APPROVER, TRAINING_MONTHS, World
+from tests.signing import approval_config
 
 
 @pytest.fixture
@@ -118,7 +119,7 @@ def test_a_weak_champion_is_rolled_back_once_its_labels_mature(world):
     weak_world.registry.tag_version(weak.version, {"gates_passed": "true"})
     weak_world.run(
         "promotion_job",
-        run_config={"ops": {"approve_and_promote": {"config": {"version": weak.version, "approver": APPROVER, "reason": "forced for the scenario"}}}},
+        run_config=approval_config(weak_world.name, weak.version, APPROVER, "forced for the scenario"),
     )
     assert weak_world.registry.by_alias(CHAMPION).version == weak.version
 

@@ -60,7 +60,8 @@ NOT_PII = [
     "Engineer at Salas Inc.",
     "works at home",
     "c5f4a1b2-1234-5678-9012-123456789012",  # a run id
-    "tok_0123456789abcdef0123456789abcdef",
+    "tok_0123456789abcdef0123456789abcdef",  # a token from before key ids
+    "tok_90012345_0123456789abcdef0123456789abcdef",  # a token with its key id
 ]
 
 
