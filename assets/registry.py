@@ -77,6 +77,7 @@ def model_evaluation(context: dg.AssetExecutionContext, portfolios: Portfolios) 
             "dagster_run_id": context.run_id,
         },
     )
+    governance.anchor(registry)
     card = _model_card(challenger, registry, ledger, frame, specs, gates, policy, compared, pd_oot, oot[target].to_numpy(), approved, sensitive)
     return dg.MaterializeResult(
         metadata={

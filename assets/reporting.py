@@ -174,6 +174,8 @@ def publish_report(month: str, inputs, portfolio: PortfolioResources, run_id: st
         atomic_write_bytes(json_path, json_bytes)
         atomic_write_bytes(html_path, html_bytes)
         ledger.append("report_published", subject, "pipeline", {"month": month, "digest": digest, "sections": sections, "dagster_run_id": run_id})
+        # The ledger's head after publication, kept outside its database twice: in the registry and beside the report.
+        atomic_write_bytes(store.file(REPORT, month, "ledger_head.txt"), (portfolio.governance.anchor(portfolio.registry) + "\n").encode())
         return {"status": "published", "digest": digest, "html": str(html_path)}
     record = published[-1].payload
     tampered = verify_files(store, month, record)

@@ -4,7 +4,6 @@ import dagster as dg
 
 from resources.partitions import MONTHLY_BY_THE_3RD, monthly_partitions
 from resources.portfolios import Portfolios
-from resources.registry import CHAMPION
 from riskcore.datasets import APPLICATIONS, CHAMPION_MODEL, FEATURES, SCORES
 from riskcore.lineage import code_version
 from riskcore.months import month_label
@@ -27,9 +26,7 @@ def risk_scores(context: dg.AssetExecutionContext, portfolios: Portfolios) -> dg
     month = month_label(context.partition_key)
     contract = landing.applications()
     id_column = contract.only("id")
-    champion = registry.by_alias(CHAMPION)
-    if champion is None:
-        raise ValueError(f"no `{CHAMPION}` alias on {registry.model_name}: materialise champion_model before scoring")
+    champion = portfolio.governance.governed_champion(registry)  # refuses an alias moved outside the ledger
     model = registry.load(champion.version)
     features = store.read(FEATURES, month)
     origin = store.read(APPLICATIONS, month, columns=[id_column, "source_file_sha256", "contract_version"])

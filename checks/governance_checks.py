@@ -1,15 +1,46 @@
-"""The governance ledger is intact: no entry edited, deleted or reordered."""
+"""The governance trail holds: the ledger intact up to the head anchored outside it, and scores
+made only by the version the ledger says is champion."""
 
 import dagster as dg
 
+from resources.partitions import monthly_partitions
 from resources.portfolios import Portfolios
-from riskcore.datasets import CHAMPION_MODEL
+from riskcore.datasets import CHAMPION_MODEL, SCORES
+from riskcore.months import month_label
 
 
-@dg.asset_check(asset=CHAMPION_MODEL, description="The governance ledger's hash chain verifies from its first entry to its head.")
+@dg.asset_check(
+    asset=CHAMPION_MODEL,
+    description="The governance ledger's chain verifies from its first entry to its head, and still holds the head anchored in the registry.",
+)
 def check_ledger_intact(context: dg.AssetCheckExecutionContext, portfolios: Portfolios) -> dg.AssetCheckResult:
-    result = portfolios.of(context).governance.ledger().verify()
+    portfolio = portfolios.of(context)
+    result, anchored = portfolio.governance.verify(portfolio.registry)
     return dg.AssetCheckResult(
         passed=result.ok,
-        metadata={"entries": result.entries, "head": result.head, "problem": result.problem or "none", "authenticated": result.authenticated},
+        metadata={
+            "entries": result.entries,
+            "head": result.head,
+            "anchored_head": anchored or "none yet",
+            "problem": result.problem or "none",
+            "authenticated": result.authenticated,
+        },
     )
+
+
+@dg.asset_check(
+    asset=SCORES,
+    blocking=True,
+    partitions_def=monthly_partitions,
+    description="Every score was made by the version the ledger's last promotion or rollback made champion (and the registry agrees).",
+)
+def check_scores_by_governed_champion(context: dg.AssetCheckExecutionContext, portfolios: Portfolios) -> dg.AssetCheckResult:
+    from resources.governance import ChampionNotGoverned
+
+    portfolio = portfolios.of(context)
+    versions = sorted(set(portfolio.store.read(SCORES, month_label(context.partition_key), columns=["model_version"])["model_version"]))
+    try:
+        champion = portfolio.governance.governed_champion(portfolio.registry).version
+    except ChampionNotGoverned as refused:
+        return dg.AssetCheckResult(passed=False, metadata={"scored_by": versions, "problem": str(refused)})
+    return dg.AssetCheckResult(passed=versions == [champion], metadata={"scored_by": versions, "governed_champion": champion})

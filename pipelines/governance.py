@@ -21,8 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", help="model version (approve, reject; rollback: a named target)")
     parser.add_argument("--approver", help="identity of the approver (must be listed in the promotion policy)")
     parser.add_argument("--reason", help="why: recorded in the ledger and on the model version")
-    parser.add_argument("--expected-entries", type=int, help="entries published earlier (detects a deleted tail)")
-    parser.add_argument("--expected-head", help="hash of that last published entry")
+    parser.add_argument("--expected-entries", type=int, help="verify: entries of a head kept elsewhere (a report's ledger_head.txt: count:hash)")
+    parser.add_argument("--expected-head", help="verify: the hash of that head")
     parser.add_argument("--portfolio", default="retail_pd", help="the portfolio whose model is approved, rejected or rolled back")
     parser.add_argument("--key", help="the signer's OpenSSH ed25519 private key (unencrypted); default: the local development key of --approver")
     parser.add_argument("--signature", help="a file with the signature ssh-keygen -Y sign made of the printed request")
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"{action} needs {', '.join(missing)}")
         request = _request(args, action, registry.model_name)
         if args.command == "request":
-            sys.stdout.write(request.message().decode() + "\n")
+            sys.stdout.write(request.message().decode())  # exactly the signed bytes: no newline
             print(
                 f"sign it: ssh-keygen -Y sign -f <your key> -n risk-governance <this file>; then --signature <file>.sig --signed-at {request.signed_at}",
                 file=sys.stderr,
@@ -75,13 +75,38 @@ def main(argv: list[str] | None = None) -> int:
         for entry in ledger.entries():
             print(f"{entry.seq:5d} {entry.recorded_at} {entry.kind:22} {entry.subject:32} {entry.actor:36} {json.dumps(entry.payload)[:120]}")
         return 0
-    expected = (args.expected_entries, args.expected_head) if args.expected_entries else None
-    result = ledger.verify(expected_head=expected)
-    if result.ok:
-        print(f"ledger intact: {result.entries} entries, head {result.head}")
-        return 0
-    print(f"LEDGER BROKEN: {result.problem}", file=sys.stderr)
-    return 1
+    # The head anchored in the registry at the last governance event, and one the caller kept (a report's ledger_head.txt).
+    result, anchored = governance.verify(registry)
+    if result.ok and args.expected_entries:
+        result = ledger.verify(expected_head=(args.expected_entries, args.expected_head))
+    if not result.ok:
+        print(f"LEDGER BROKEN: {result.problem}", file=sys.stderr)
+        return 1
+    keyed = "entries authenticated with the ledger key" if result.authenticated else "NOT authenticated: no ledger key (RISK_LEDGER_KEY)"
+    print(f"ledger intact: {result.entries} entries, head {result.head}; holds the head anchored in the registry ({anchored or 'none yet'}); {keyed}")
+    print(_signature_summary(ledger.entries(), portfolio))
+    return 0
+
+
+def _signature_summary(entries, portfolio) -> str:
+    """Re-verify every signed request the ledger kept against the portfolio's allowed-signers file now."""
+    from riskcore.portfolio import PortfolioError, portfolio_signers
+    from riskcore.signatures import SignatureRefused, verify
+
+    signed = [e for e in entries if "signature" in e.payload and e.subject.startswith(f"{portfolio.name}/")]
+    try:
+        signers = portfolio_signers(portfolio.spec.file, portfolio.spec.allowed_signers)
+    except PortfolioError as error:
+        return f"signatures: {len(signed)} signed entries, not re-verified ({error})"
+    unverified = []
+    for entry in signed:
+        try:
+            verify(entry.payload["signed_request"].encode(), entry.payload["signature"], signers, entry.payload["signed_by"])
+        except SignatureRefused:
+            unverified.append(entry.seq)
+    if not unverified:
+        return f"signatures: {len(signed)} signed requests of {portfolio.name} verify against {signers.source}"
+    return f"signatures: {len(signed) - len(unverified)} verify; entries {unverified} do not verify against {signers.source} (a key removed since, or a forged entry)"
 
 
 def _request(args, action: str, model: str):

@@ -10,6 +10,9 @@ from resources.storage import absolute_sqlite_url
 from riskcore.promotion import DEFAULT_PROMOTION_POLICY, PromotionPolicy, PromotionRefused, auto_approval, check_authority, check_gates, load_promotion_policy
 from riskcore.signatures import SignedRequest
 
+# The registered-model tag that keeps the ledger's head (`count:hash`) outside the ledger's database.
+LEDGER_HEAD_TAG = "ledger_head"
+
 
 class Governance(dg.ConfigurableResource):
     """Local: a SQLite ledger file. Production: PostgreSQL (`RISK_LEDGER_URL`, an EnvVar)."""
@@ -123,6 +126,7 @@ class Governance(dg.ConfigurableResource):
             # What this version replaced: its realised performance is later compared with it on the same rows.
             registry.tag_version(version, {"approved_by": approver, "approval_reason": reason, "promoted_over": current.version if current else ""})
             _add_to_card(registry, version, f"approved by {approver} and promoted to champion: {reason}" + (" (bootstrap)" if bootstrap else ""))
+        registry.tag_version(version, {LEDGER_HEAD_TAG: self.anchor(registry)})
         return registry.by_alias(CHAMPION)
 
     def reject(self, registry: ModelRegistry, request: SignedRequest) -> None:
@@ -132,6 +136,7 @@ class Governance(dg.ConfigurableResource):
         with self.ledger().exclusive() as record, _registry_calls(label):
             registry.tag_version(request.version, {"rejected_by": request.identity, "rejection_reason": request.reason})
             record("rejection", label, request.identity, {**proof, "reason": request.reason, "policy": policy.label})
+        self.anchor(registry)
 
     def rollback(self, registry: ModelRegistry, request: SignedRequest, run_id: str | None = None) -> RegisteredModel:
         """Point champion back to previous_champion (or the named version, which must have passed its
@@ -164,7 +169,39 @@ class Governance(dg.ConfigurableResource):
             registry.set_alias(PREVIOUS_CHAMPION, current.version)
             record("rollback", f"{registry.model_name}/{to_version}", actor, {**proof, "reason": reason, "from": current.label, "dagster_run_id": run_id})
             _add_to_card(registry, current.version, f"rolled back by {actor} (champion returned to version {to_version}): {reason}")
+        self.anchor(registry)
         return registry.by_alias(CHAMPION)
+
+    def anchor(self, registry: ModelRegistry) -> str:
+        """Keep the ledger's head outside its database, on the registered model in MLflow (another
+        store, other credentials): whoever deletes or rewrites entries up to it is named by
+        `verify`. Called after every governance event; returns the head as `count:hash`."""
+        count, head = self.ledger().head()
+        value = f"{count}:{head}"
+        registry.set_model_tag(LEDGER_HEAD_TAG, value)
+        return value
+
+    def verify(self, registry: ModelRegistry):
+        """The ledger's chain, and that it still holds the head last anchored in the registry."""
+        anchored = registry.model_tag(LEDGER_HEAD_TAG)
+        expected = (int(anchored.split(":")[0]), anchored.split(":")[1]) if anchored else None
+        return self.ledger().verify(expected_head=expected), anchored
+
+    def governed_champion(self, registry: ModelRegistry) -> RegisteredModel:
+        """The registry's champion, only if the ledger's last promotion or rollback of this model put
+        it there: an alias moved behind the ledger's back (with MLflow credentials alone) scores nothing."""
+        champion = registry.by_alias(CHAMPION)
+        if champion is None:
+            raise ChampionNotGoverned(f"no `{CHAMPION}` alias on {registry.model_name}: materialise champion_model before scoring")
+        settled = [e for e in self.ledger().entries() if e.kind in ("promotion", "rollback") and e.subject.startswith(f"{registry.model_name}/")]
+        recorded = settled[-1].subject if settled else None
+        if recorded != champion.label:
+            raise ChampionNotGoverned(
+                f"the registry's `{CHAMPION}` is {champion.label}, but the ledger's last promotion or rollback of {registry.model_name} "
+                f"made {recorded or 'no version'} champion: the alias was moved outside governance; scoring refused "
+                f"(restore the alias or record the change with `make approve` / `make rollback`)"
+            )
+        return champion
 
 
 def _add_to_card(registry: ModelRegistry, version: str, event: str) -> None:
@@ -176,6 +213,10 @@ def _add_to_card(registry: ModelRegistry, version: str, event: str) -> None:
     card = registry.read_text(run_id, "model_card.md")
     if card is not None:
         registry.log_text(run_id, card.rstrip("\n") + "\n- " + markdown_text(event) + "\n", "model_card.md")
+
+
+class ChampionNotGoverned(PermissionError):
+    """The registry's champion is not the version the ledger says governance made champion."""
 
 
 class RegistryUnavailable(RuntimeError):

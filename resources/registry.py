@@ -178,6 +178,28 @@ class ModelRegistry(dg.ConfigurableResource):
             except (MlflowException, OSError):
                 return None
 
+    def set_model_tag(self, key: str, value: str) -> bool:
+        """A tag on the registered model (not a version); False when the model is not registered yet."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client().set_registered_model_tag(self.model_name, key, value)
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return False
+            raise
+        return True
+
+    def model_tag(self, key: str) -> str | None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client().get_registered_model(self.model_name).tags.get(key)
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return None
+            raise
+
     def set_alias(self, alias: str, version: str) -> None:
         self.client().set_registered_model_alias(self.model_name, alias, version)
 

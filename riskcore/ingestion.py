@@ -70,56 +70,87 @@ def read_landing_bytes(name: str, data: bytes) -> LandedFile:
     if not data:
         raise ContractViolation(name, None, "non-empty file", "the file has no bytes")
     if name.endswith(".parquet"):
-        try:
-            import pyarrow.parquet as pq
-
-            frame = pq.read_table(io.BytesIO(data)).to_pandas(types_mapper=_arrow_strings)
-        except Exception as exc:  # pyarrow raises several types for corrupt files
-            raise ContractViolation(name, None, "readable parquet", str(exc)) from exc
-        return LandedFile(name=name, sha256=digest, size_bytes=len(data), frame=frame)
-    if name.endswith(".csv"):
+        frame, header, changes = _read_parquet(name, data)
+    elif name.endswith(".csv"):
         frame, header, changes = _read_csv(name, data)
-        return LandedFile(name=name, sha256=digest, size_bytes=len(data), frame=frame, header=header, changes=changes)
-    raise ContractViolation(name, None, "file format", "expected a .csv or .parquet file")
+    else:
+        raise ContractViolation(name, None, "file format", "expected a .csv or .parquet file")
+    return LandedFile(name=name, sha256=digest, size_bytes=len(data), frame=frame, header=header, changes=changes)
+
+
+def _read_parquet(name: str, data: bytes) -> tuple[pd.DataFrame, tuple[str, ...], dict[str, str]]:
+    """A Parquet file's columns as delivered, read by position: a name given twice is kept twice
+    (conforming says which rule that breaks), and pandas' own metadata is not obeyed (a stored
+    index becomes a column, or, unnamed, is dropped and recorded; rows are numbered as stored).
+    Binary columns are read as UTF-8 text; bytes that are not are an error naming the column."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.ParquetFile(io.BytesIO(data)).read()
+    except Exception as exc:  # pyarrow raises several types for corrupt files
+        raise ContractViolation(name, None, "readable parquet", _parquet_error(data, exc)) from exc
+    stored = (table.schema.pandas_metadata or {}).get("index_columns", []) if table.schema.metadata else []
+    index = {c for c in stored if isinstance(c, str)}  # a range index is stored as a description, not a column
+    header, columns, changes = [], [], {}
+    for position, (label, column) in enumerate(zip(table.column_names, table.columns), 1):
+        if label in index and re.fullmatch(r"__index_level_\d+__", label):
+            changes[f"column_{position}"] = "dropped: an unnamed pandas index, not a column"
+            continue
+        if pa.types.is_binary(column.type) or pa.types.is_large_binary(column.type):
+            try:
+                column = pc.cast(column, pa.large_string() if pa.types.is_large_binary(column.type) else pa.string())
+            except pa.ArrowInvalid as exc:
+                raise ContractViolation(
+                    name, None, "encoding utf-8", f"column {position} ('{_quotable(_header_key(label), position)}') holds bytes that are not UTF-8 text"
+                ) from exc
+        header.append(label)
+        columns.append(column)
+    by_position = pa.Table.from_arrays(columns, names=[str(i) for i in range(len(columns))])
+    frame = by_position.to_pandas(types_mapper=_arrow_strings, ignore_metadata=True)
+    return frame.set_axis(_labels(header), axis=1), tuple(header), changes
+
+
+def _parquet_error(data: bytes, exc: Exception) -> str:
+    """Why a Parquet file cannot be read. pyarrow's message once the schema is readable may list
+    the file's column names (which may be data): then only the kind of error is told."""
+    import pyarrow.parquet as pq
+
+    try:
+        pq.read_schema(io.BytesIO(data))
+    except Exception:
+        return str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+    return f"{type(exc).__name__} while reading its data pages (the message is withheld: it may quote the file's column names)"
 
 
 def _read_csv(name: str, data: bytes) -> tuple[pd.DataFrame, tuple[str, ...], dict[str, str]]:
     """The header line is parsed on its own (its delimiter too: the one that splits it most), so
-    pandas never names columns from data nor mangles a repeated name. Rows are read without a
-    header, so a row with more fields than the first is an error: with a header row, pandas cuts
-    extra fields silently (`index_col=False`) or turns them into an index (its default). A
-    trailing delimiter, an empty last field on every row (with or without one in the header),
-    is dropped and recorded; any other difference between header and rows is an error."""
+    no reader names columns from data nor mangles a repeated name. Rows are read without a
+    header (Arrow's CSV reader, every value text), and every row must have as many fields as the
+    first: a row with more or fewer is an error naming its line (pandas would cut extra fields
+    silently or pad a short row with empty ones, shifting nothing into view). A trailing
+    delimiter, an empty last field on every row (with or without one in the header), is dropped
+    and recorded; any other difference between header and rows is an error. Encoding errors name
+    the line and column of the first byte that is not UTF-8."""
     if b"\x00" in data:
-        raise ContractViolation(name, None, "encoding utf-8", "the file has NUL bytes: UTF-16 or binary, not UTF-8 text")
+        raise ContractViolation(name, None, "encoding utf-8", _nul_detail(data))
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ContractViolation(name, None, "encoding utf-8", f"byte {exc.start} is not UTF-8") from exc
-    changes = {"byte order mark": "removed"} if data.startswith(b"\xef\xbb\xbf") else {}
-    first = re.match(r"[^\r\n]*", text).group()  # a line ends at \n, \r\n or \r, as pandas reads it
+        raise ContractViolation(name, None, "encoding utf-8", f"byte {exc.start} ({_position(data, exc.start)}) is not UTF-8") from exc
+    changes = {"byte order mark": "removed"} if data.startswith(BOM) else {}
+    first = re.match(r"[^\r\n]*", text).group()  # a line ends at \n, \r\n or \r
     if not first.strip():
         raise ContractViolation(name, None, HEADER_ROW, "the first line is empty")
-    delimiter = max(DELIMITERS, key=lambda d: len(next(csv.reader([first], delimiter=d))))
+    delimiter = _delimiter(first)
     if delimiter != ",":
         changes["delimiter"] = repr(delimiter)
     header = next(csv.reader([first], delimiter=delimiter))
     frame = pd.DataFrame({i: pd.Series(dtype=STRING) for i in range(len(header))})
-    if text[len(first) :].strip():
-        try:
-            frame = pd.read_csv(
-                io.StringIO(text),
-                sep=delimiter,
-                header=None,
-                skiprows=1,
-                index_col=False,
-                dtype=STRING,
-                keep_default_na=False,
-                na_filter=False,
-                on_bad_lines="error",
-            )
-        except pd.errors.ParserError as exc:
-            raise ContractViolation(name, None, "well-formed CSV", str(exc).strip()) from exc
+    body = text[len(first) :]
+    if body.strip():
+        frame = _read_rows(name, body, delimiter)
     if len(header) > 1 and not header[-1].strip() and frame.shape[1] == len(header) and (frame.iloc[:, -1] == "").all():
         header, frame = header[:-1], frame.iloc[:, :-1]
         changes[f"column_{len(header) + 1}"] = "dropped: no name, no values (trailing delimiter)"
@@ -129,6 +160,66 @@ def _read_csv(name: str, data: bytes) -> tuple[pd.DataFrame, tuple[str, ...], di
     if frame.shape[1] != len(header):
         raise ContractViolation(name, None, "well-formed CSV", f"the header has {len(header)} fields, the first row {frame.shape[1]}")
     return frame.set_axis(_labels(header), axis=1), tuple(header), changes
+
+
+BOM = b"\xef\xbb\xbf"
+
+
+def _delimiter(line: str) -> str:
+    return max(DELIMITERS, key=lambda d: len(next(csv.reader([line], delimiter=d))))
+
+
+def _read_rows(name: str, body: str, delimiter: str) -> pd.DataFrame:
+    """The rows after the header line, all as text, as wide as the first row; any row of another
+    width is an error naming it by its row number (as `source_row` counts: the first after the header is 1)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    first_row = next(row for row in csv.reader(io.StringIO(body, newline=""), delimiter=delimiter) if row)
+    names = [str(i) for i in range(len(first_row))]
+    ragged: list[tuple[int | None, int]] = []
+
+    def refuse(row) -> str:  # row.text is data: only its line number and width are kept
+        ragged.append((row.number, row.actual_columns))
+        return "skip"
+
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(body.encode()),
+            read_options=pacsv.ReadOptions(column_names=names, use_threads=False),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True, invalid_row_handler=refuse),
+            convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False, null_values=[]),
+        )
+    except pa.ArrowInvalid as exc:  # its message may quote the row: not repeated
+        raise ContractViolation(name, None, "well-formed CSV", f"the CSV reader stopped after row {len(ragged)} ({type(exc).__name__}; message withheld: it may quote data)") from exc
+    if ragged:
+        row, width = ragged[0]
+        more = f"; {len(ragged) - 1} more rows of another width" if len(ragged) > 1 else ""
+        raise ContractViolation(name, None, "well-formed CSV", f"row {row} has {width} fields, the first row {len(names)}{more}")
+    return table.to_pandas(types_mapper=_arrow_strings).set_axis(range(len(names)), axis=1)
+
+
+def _position(data: bytes, offset: int) -> str:
+    """Where a byte of a text file lies, for an error: its line and field, and the header's name
+    for that field when it reads as a column name (never a value)."""
+    lines = re.split(r"\r\n|\r|\n", data[:offset].decode("utf-8", "replace").removeprefix("\ufeff"))
+    header_line = lines[0] if len(lines) > 1 else re.match(r"[^\r\n]*", data.decode("utf-8", "replace")).group()
+    delimiter = _delimiter(header_line)
+    field = len(next(csv.reader([lines[-1]], delimiter=delimiter), [""])) or 1
+    header = next(csv.reader([header_line], delimiter=delimiter), [])
+    column = _quotable(_header_key(header[field - 1]), field) if field <= len(header) else f"column_{field}"
+    return f"line {len(lines)}, column '{column}'"
+
+
+def _nul_detail(data: bytes) -> str:
+    """Why a file with NUL bytes is no UTF-8 text: UTF-16 (with or without byte order mark), or where the NUL is."""
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return "the file is UTF-16 text (its byte order mark says so), not UTF-8"
+    sample = data[:256]
+    if max(sample[0::2].count(0), sample[1::2].count(0)) > len(sample) // 4:
+        return "the file looks like UTF-16 text without a byte order mark (every other byte is NUL), not UTF-8"
+    offset = data.index(b"\x00")
+    return f"byte {offset} ({_position(data, offset)}) is NUL, which is no text"
 
 
 def _labels(header: list[str]) -> list[str]:
@@ -163,6 +254,13 @@ def _contract_names(header: tuple[str, ...], contract: Contract) -> list[str | N
 def _quotable(name: str, position: int) -> str:
     """An undeclared header field as an error may name it: itself if it looks like a column name, else its position."""
     return name if COLUMN_NAME.fullmatch(name) else f"column_{position}"
+
+
+def received_rows(landed: LandedFile, contract: Contract) -> int:
+    """Rows the file delivered, as `ingest` counts them: a CSV header line that names no contract
+    column is data (the file has no header row), so it is a row too."""
+    header_is_data = bool(landed.header) and not any(_contract_names(landed.header, contract))
+    return len(landed.frame) + int(header_is_data)
 
 
 def match_header(landed: LandedFile, contract: Contract) -> LandedFile:

@@ -8,11 +8,15 @@ planted give the clear PII values, as the file spells them, that nothing may kee
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from resources.storage import parquet_bytes
 from riskcore.contract import Contract
@@ -39,10 +43,18 @@ class Case:
     frame: pd.DataFrame | None = field(default=None, repr=False, compare=False)  # what the file was written from
     encoding: str = "utf-8"  # how the file spells its text
     blocks: str | None = None  # the dataset rule (`column:rule`) a pipeline run blocks the month on, when rows conform
+    pipeline: bool = True  # also run through a real pipeline run (the integration corpus); False: a reading detail, unit only
 
 
 def _csv(frame: pd.DataFrame, **options) -> str:
     return frame.to_csv(index=False, date_format="%Y-%m-%d", **options)
+
+
+def parquet_bytes_of(table: pa.Table) -> bytes:
+    """A Parquet file of an Arrow table as it is (repeated or odd column names, pandas metadata and all)."""
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    return buffer.getvalue()
 
 
 def _text(lines: list[str]) -> bytes:
@@ -124,7 +136,30 @@ def cases(base: pd.DataFrame, contract: Contract) -> list[Case]:
     pii_with_newline = _with(base, "address", {0: base["address"][0].replace(", ", "\n", 1)})
     duplicate_payload_id = _with(base, "application_id", {0: SCRIPT, 1: SCRIPT, 2: IMG, 3: IMG})
     name_column = base.assign(**{base["full_name"][0]: base["ssn"]})
+    table = pa.Table.from_pandas(base, preserve_index=False)
+    repeated_parquet = table.append_column("ssn", table.column("ssn"))
+    payload_parquet = table.append_column(SCRIPT, table.column("ssn"))
+    indexed_parquet = pa.Table.from_pandas(base.set_axis(pd.Index(np.arange(rows)[::-1].copy())))  # an index that is no range: stored as a column
+    name_position = list(base.columns).index("full_name")
+    bytes_parquet = table.set_column(name_position, "full_name", pa.array([v.encode("latin-1") for v in latin["full_name"]], pa.binary()))
+    free_text_position = list(base.columns).index("employer_name")
     allowed = [f.name for f in contract.fields if f.type == "string" and f.allowed_values]
+
+    def row_line(fields: list[str]) -> str:
+        out = io.StringIO()
+        csv.writer(out, lineterminator="").writerow(fields)
+        return out.getvalue()
+
+    def field_edit(row: int, edit) -> bytes:
+        """The base file with one row's fields changed by `edit(fields) -> fields` (row 1 is the first after the header)."""
+        return _text(lines[:row] + [row_line(edit(next(csv.reader([lines[row]]))))] + lines[row + 1 :])
+
+    def unbalanced_quote(row: int, position: int) -> bytes:
+        """The base file with a quote opened before one field of a row and never closed."""
+        fields = next(csv.reader([lines[row]]))
+        line = ",".join(filter(None, [row_line(fields[:position]), '"' + fields[position], row_line(fields[position + 1 :])]))
+        return _text(lines[:row] + [line] + lines[row + 1 :])
+
     return [
         case("clean csv", _text(lines), accepted=rows),
         case("clean parquet", parquet_bytes(base), suffix="parquet", accepted=rows),
@@ -141,8 +176,15 @@ def cases(base: pd.DataFrame, contract: Contract) -> list[Case]:
         case("duplicate header, case apart", _csv(base.assign(SSN=base["ssn"])).encode(), violation=("ssn", "unique column names")),
         case("no header row", _text(lines[1:]), violation=(None, "header row present")),  # the first applicant is row 1
         case("no header, payloads first", _text(_csv(with_payloads).splitlines()[1:]), frame=with_payloads, violation=(None, "header row present")),
-        case("applicant name as a column name", _csv(name_column).encode(), frame=name_column, violation=(f"column_{len(base.columns) + 1}", "no undeclared columns")),
-        case("script payload as a column name", header(lambda h: SCRIPT if h == "employer_name" else h), violation=("employer_name", "required column present")),
+        case(
+            "applicant name as a column name",
+            _csv(name_column).encode(),
+            frame=name_column,
+            violation=(f"column_{len(base.columns) + 1}", "no undeclared columns"),
+        ),
+        case(
+            "script payload as a column name", header(lambda h: SCRIPT if h == "employer_name" else h), violation=("employer_name", "required column present")
+        ),
         case("semicolon delimited", _csv(base, sep=";").encode(), accepted=rows, changes={"delimiter": "';'"}),
         case("tab delimited", _csv(base, sep="\t").encode(), accepted=rows, changes={"delimiter": "'\\t'"}),
         case(
@@ -153,6 +195,9 @@ def cases(base: pd.DataFrame, contract: Contract) -> list[Case]:
         ),
         case("trailing comma on the rows only", _text(lines[:1] + [line + "," for line in lines[1:]]), accepted=rows),
         case("an extra field on one row", _text(lines[:5] + [lines[5] + ",an extra field"] + lines[6:]), violation=(None, "well-formed CSV"), received=0),
+        case("a field missing on one row", field_edit(5, lambda f: f[:3] + f[4:]), violation=(None, "well-formed CSV"), received=0),
+        case("unbalanced quote in free text", unbalanced_quote(5, free_text_position), violation=(None, "well-formed CSV"), received=0),
+        case("NUL byte in a value", _text(lines[:5] + [lines[5].replace(",", ",\x00", 1)] + lines[6:]), violation=(None, "encoding utf-8"), received=0),
         case("byte order mark", b"\xef\xbb\xbf" + _text(lines), accepted=rows, changes={"byte order mark": "removed"}),
         case("CRLF line endings", _csv(base, lineterminator="\r\n").encode(), accepted=rows),
         case("CR line endings", _csv(base, lineterminator="\r").encode(), accepted=rows),
@@ -161,6 +206,17 @@ def cases(base: pd.DataFrame, contract: Contract) -> list[Case]:
         case("latin-1", _csv(latin).encode("latin-1"), frame=latin, encoding="latin-1", violation=(None, "encoding utf-8"), received=0),
         case("utf-16 with byte order mark", _csv(base).encode("utf-16"), encoding="utf-16-le", violation=(None, "encoding utf-8"), received=0),
         case("utf-16 without byte order mark", _csv(base).encode("utf-16-le"), encoding="utf-16-le", violation=(None, "encoding utf-8"), received=0),
+        case("parquet with a repeated column", parquet_bytes_of(repeated_parquet), suffix="parquet", violation=("ssn", "unique column names")),
+        case("payload as a parquet column name", parquet_bytes_of(payload_parquet), suffix="parquet", violation=(f"column_{len(base.columns) + 1}", "no undeclared columns")),
+        case(
+            "parquet with a pandas index",
+            parquet_bytes_of(indexed_parquet),
+            suffix="parquet",
+            accepted=rows,
+            changes={f"column_{len(base.columns) + 1}": "dropped: an unnamed pandas index, not a column"},
+            pipeline=False,
+        ),
+        case("parquet text as bytes, not UTF-8", parquet_bytes_of(bytes_parquet), suffix="parquet", frame=latin, encoding="latin-1", violation=(None, "encoding utf-8"), received=0),
         case("truncated parquet", parquet_bytes(base)[:-200], suffix="parquet", violation=(None, "readable parquet"), received=0),
         case("thousands separators", _csv(thousands).encode(), frame=thousands, accepted=rows - 2, reasons={"loan_amount:type number": 2}),
         case("missing markers", _csv(markers).encode(), frame=markers, accepted=rows),
@@ -172,7 +228,12 @@ def cases(base: pd.DataFrame, contract: Contract) -> list[Case]:
             reasons={"annual_income:finite": 3, "num_open_accounts:finite": 1},
         ),
         case("infinity in parquet", parquet_bytes(infinite_parquet), suffix="parquet", accepted=rows - 1, reasons={"credit_utilisation:finite": 1}),
-        case("integer beyond 64 bits", _csv(_with(base, "num_open_accounts", {0: "1e300"})).encode(), accepted=rows - 1, reasons={"num_open_accounts:type integer": 1}),
+        case(
+            "integer beyond 64 bits",
+            _csv(_with(base, "num_open_accounts", {0: "1e300"})).encode(),
+            accepted=rows - 1,
+            reasons={"num_open_accounts:type integer": 1},
+        ),
         case(
             "pii in free text",
             _csv(with_free_text).encode(),
@@ -189,7 +250,11 @@ def cases(base: pd.DataFrame, contract: Contract) -> list[Case]:
             reasons={"employer_name:no ssn in free text": 2, "employer_name:no phone in free text": 2, "employer_name:no email in free text": 1},
             planted=ISSUE_FREE_TEXT_PII + ISSUE_PII_CORES,
         ),
-        case("amounts and years in free text", _csv(_with(base, "employer_name", {0: "12500", 1: "Est. 2023", 2: "loan of 12500 in 2023"})).encode(), accepted=rows),
+        case(
+            "amounts and years in free text",
+            _csv(_with(base, "employer_name", {0: "12500", 1: "Est. 2023", 2: "loan of 12500 in 2023"})).encode(),
+            accepted=rows,
+        ),
         case(
             "script payloads in every text field",
             _csv(with_payloads).encode(),

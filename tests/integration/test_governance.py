@@ -283,3 +283,35 @@ def test_no_allowed_signers_file_means_no_human_action(world):
     with pytest.raises(PromotionRefused, match=r"portfolio.yaml: allowed_signers: not set"):
         unsigned.promote(registry, v2, _approve(v2, "no key list"))
     assert registry.by_alias(CHAMPION).version == v1
+
+
+def test_the_head_anchored_in_the_registry_names_a_deleted_or_rewritten_tail(world):
+    """An owner of the ledger's database drops the triggers and deletes the last entry, then rewrites
+    one: the chain alone still verifies (a shorter chain), the head anchored in MLflow does not."""
+    import sqlite3
+
+    registry, governance, (v1, v2, _), tmp_path = world
+    governance.promote(registry, v2, _approve(v2, "better"))
+    assert governance.verify(registry)[0].ok
+    anchored = registry.model_tag("ledger_head")
+    assert anchored == "{}:{}".format(*governance.ledger().head())
+    assert registry.version_tags(v2)["ledger_head"] == anchored  # and on the version it promoted
+    with sqlite3.connect(tmp_path / "ledger.db") as db:
+        db.execute("DROP TRIGGER governance_ledger_no_delete")
+        db.execute("DELETE FROM governance_ledger WHERE seq = (SELECT MAX(seq) FROM governance_ledger)")
+    unkeyed = Governance(ledger_url=governance.ledger_url)
+    assert unkeyed.ledger().verify().ok  # the chain that is left is valid on its own
+    result, _ = governance.verify(registry)
+    assert not result.ok and "were deleted" in result.problem
+
+
+def test_an_alias_moved_behind_the_ledgers_back_is_not_a_governed_champion(world):
+    from resources.governance import ChampionNotGoverned
+
+    registry, governance, (v1, v2, _), _ = world
+    assert governance.governed_champion(registry).version == v1
+    registry.client().set_registered_model_alias(MODEL, CHAMPION, v2)  # MLflow credentials alone
+    with pytest.raises(
+        ChampionNotGoverned, match=rf"`champion` is retail_pd/{v2}, but the ledger's last promotion or rollback of retail_pd made retail_pd/{v1}"
+    ):
+        governance.governed_champion(registry)

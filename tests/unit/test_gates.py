@@ -147,7 +147,7 @@ def test_groups_too_small_to_judge_fail_the_fairness_gate_with_the_reason():
 
 def test_the_policy_names_its_approvers_and_refuses_unknown_auto_approval(tmp_path):
     policy = load_promotion_policy()
-    assert policy.approvers and policy.auto_approve == "never" and policy.version == "2.0.0"
+    assert policy.approvers and policy.auto_approve == "never" and policy.version == "2.1.0"
     assert load_promotion_policy(auto_approve="bootstrap").auto_approve == "bootstrap"
     with pytest.raises(ValueError, match="auto_approve must be one of"):
         load_promotion_policy(auto_approve="sometimes")

@@ -1,15 +1,58 @@
-from resources.storage import DatasetStore
+import os
+import subprocess
+import sys
+import time
+
+import pandas as pd
+
+from resources.storage import DatasetStore, remove_leftovers, temp_path
+from riskcore.processes import ProcessId
 
 
-def test_a_write_removes_the_temp_files_a_killed_writer_left(tmp_path):
-    """A SIGKILL between write and rename leaves `part-0.parquet.tmp-*`; the next write of the dataset removes it."""
-    import pandas as pd
+def _gone_process() -> ProcessId:
+    """The identity of a real process that has ended."""
+    code = "from riskcore.processes import ProcessId; print(ProcessId.current())"
+    process = ProcessId.parse(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip())
+    assert process is not None and process.alive() is False
+    return process
 
+
+def test_a_write_removes_the_temp_files_killed_writers_left_in_its_folder(tmp_path):
+    """A SIGKILL between write and rename leaves `part-0.parquet.tmp-<writer>-<nonce>`; the next write into the
+    folder removes it, and those of any other file of the folder whose writer is gone (a report's JSON, say)."""
     store = DatasetStore(base_path=str(tmp_path))
     target = store.path("applications", "2023-01")
     target.parent.mkdir(parents=True)
-    leftover = target.parent / "part-0.parquet.tmp-0123abcd"
-    leftover.write_bytes(b"half a file")
+    gone = _gone_process()
+    leftovers = [target.parent / f"part-0.parquet.tmp-{gone}-0123abcd", target.parent / f"report.json.tmp-{gone}-89abcdef"]
+    for leftover in leftovers:
+        leftover.write_bytes(b"half a file")
     store.write("applications", pd.DataFrame({"a": [1, 2]}), "2023-01")
     assert [p.name for p in target.parent.iterdir()] == ["part-0.parquet"]
     assert store.rows("applications", "2023-01") == 2
+
+
+def test_a_live_writers_temp_file_is_left_alone_and_a_reused_pid_is_not_taken_for_its_writer(tmp_path):
+    folder = tmp_path / "month=2023-01"
+    folder.mkdir()
+    live = temp_path(str(folder / "part-0.parquet"))  # this process: a write in progress
+    me = ProcessId.current()
+    reused = folder / f"part-0.parquet.tmp-{ProcessId(me.host, me.pid, me.started + 1)}-0123abcd"  # same pid, another process
+    for path in (live, reused):
+        open(path, "wb").close()
+    assert remove_leftovers(str(folder)) == [str(reused)]
+    assert os.path.exists(live)
+
+
+def test_a_temp_file_whose_writer_cannot_be_asked_goes_once_an_hour_old(tmp_path):
+    """Another host's writer, or an unnamed one (written before writers were named): only age tells."""
+    names = ["a.parquet.tmp-otherhost-12-34-0123abcd", f"b.parquet.tmp-{'0' * 32}"]
+    for name in names:
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "notes.tmp-mine").write_bytes(b"not a temp file of ours")
+    assert remove_leftovers(str(tmp_path)) == []
+    hour_ago = time.time() - 3700
+    for name in names:
+        os.utime(tmp_path / name, (hour_ago, hour_ago))
+    assert sorted(os.path.basename(p) for p in remove_leftovers(str(tmp_path))) == sorted(names)
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.tmp-mine"]
