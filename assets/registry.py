@@ -26,16 +26,23 @@ def model_evaluation(context: dg.AssetExecutionContext, portfolios: Portfolios) 
     challenger, champion = registry.by_alias(CHALLENGER), registry.by_alias(CHAMPION)
     if challenger is None:
         raise ValueError(f"no `{CHALLENGER}` version of {registry.model_name} to evaluate: materialise risk_model first")
+    policy = governance.policy()
+    compared = champion if champion and champion.version != challenger.version else None
+    recorded = registry.version_tags(challenger.version)
+    same_comparison = recorded.get("gates_compared_with") == (compared.label if compared else "none") or (champion == challenger)
+    if recorded.get("gates_policy") == policy.label and recorded.get("model_card") and same_comparison:
+        # Registration is idempotent: a rerun (after a killed run, say) on the same training set and code has the same
+        # challenger, already judged under this policy against the same champion (or since promoted). Its gates, ledger
+        # entries and card (with the approvals appended to it since) stand; evaluating again would only repeat them.
+        return dg.MaterializeResult(metadata=_recorded_evaluation(challenger, recorded))
     frame = store.read(TRAINING_SET)
     oot, train = frame[frame[SAMPLE_COLUMN] == "out_of_time"], frame[frame[SAMPLE_COLUMN] == "train"]
     sensitive = sensitive_attributes(portfolio, oot)
     model = registry.load(challenger.version)
     pd_oot, pd_train = model.predict_pd(model_matrix(oot, specs)), model.predict_pd(model_matrix(train, specs))
-    compared = champion if champion and champion.version != challenger.version else None
     champion_pd = registry.load(compared.version).predict_pd(model_matrix(oot, specs)) if compared else None
     decision = portfolio.decision_policy()
     approved = decision.decide(decision.points(pd_oot)) == "approve"
-    policy = governance.policy()
     gates = evaluate_gates(
         policy,
         oot[target].to_numpy(),
@@ -90,6 +97,22 @@ def model_evaluation(context: dg.AssetExecutionContext, portfolios: Portfolios) 
             "gates": summary,
         }
     )
+
+
+def _recorded_evaluation(challenger, tags: dict[str, str]) -> dict:
+    """The metadata of an evaluation recorded before, read back from the version's tags."""
+    gates = {k.removeprefix("gate."): v for k, v in sorted(tags.items()) if k.startswith("gate.")}
+    card = tags["model_card"]
+    return {
+        "model_card": dg.MetadataValue.url(card) if "://" in card else dg.MetadataValue.path(card),
+        "challenger": challenger.label,
+        "compared_with": tags["gates_compared_with"],
+        "gates_passed": tags.get("gates_passed") == "true",
+        "failed_gates": ", ".join(n for n, v in gates.items() if " FAIL " in v) or "none",
+        "policy": tags["gates_policy"],
+        "gates": gates,
+        "evaluation": "as recorded: the same challenger (same training set and code) was judged before under this policy",
+    }
 
 
 def _model_card(challenger, registry, ledger, frame, specs, gates, policy, compared, pd_oot, y, approved, sensitive) -> str:

@@ -191,7 +191,9 @@ def _read_rows(name: str, body: str, delimiter: str) -> pd.DataFrame:
             convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False, null_values=[]),
         )
     except pa.ArrowInvalid as exc:  # its message may quote the row: not repeated
-        raise ContractViolation(name, None, "well-formed CSV", f"the CSV reader stopped after row {len(ragged)} ({type(exc).__name__}; message withheld: it may quote data)") from exc
+        raise ContractViolation(
+            name, None, "well-formed CSV", f"the CSV reader stopped after row {len(ragged)} ({type(exc).__name__}; message withheld: it may quote data)"
+        ) from exc
     if ragged:
         row, width = ragged[0]
         more = f"; {len(ragged) - 1} more rows of another width" if len(ragged) > 1 else ""
@@ -200,15 +202,16 @@ def _read_rows(name: str, body: str, delimiter: str) -> pd.DataFrame:
 
 
 def _position(data: bytes, offset: int) -> str:
-    """Where a byte of a text file lies, for an error: its line and field, and the header's name
-    for that field when it reads as a column name (never a value)."""
+    """Where a byte of a text file lies, for an error: its line and field, by the header's name for
+    that field when every field of the header reads as a column name (a first line that is data,
+    a file without its header row, is never quoted), else by position."""
     lines = re.split(r"\r\n|\r|\n", data[:offset].decode("utf-8", "replace").removeprefix("\ufeff"))
     header_line = lines[0] if len(lines) > 1 else re.match(r"[^\r\n]*", data.decode("utf-8", "replace")).group()
     delimiter = _delimiter(header_line)
     field = len(next(csv.reader([lines[-1]], delimiter=delimiter), [""])) or 1
-    header = next(csv.reader([header_line], delimiter=delimiter), [])
-    column = _quotable(_header_key(header[field - 1]), field) if field <= len(header) else f"column_{field}"
-    return f"line {len(lines)}, column '{column}'"
+    header = [_header_key(h) for h in next(csv.reader([header_line], delimiter=delimiter), [])]
+    named = field <= len(header) and all(COLUMN_NAME.fullmatch(h) for h in header)
+    return f"line {len(lines)}, column '{header[field - 1] if named else f'column_{field}'}'"
 
 
 def _nul_detail(data: bytes) -> str:

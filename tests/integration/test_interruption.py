@@ -127,8 +127,12 @@ def test_a_run_killed_during_ingestion_then_during_scoring_reruns_to_the_uninter
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     (version,) = client.search_model_versions("name = 'retail_pd'")
     assert [r.info.run_id for r in client.search_runs([e.experiment_id for e in client.search_experiments()])] == [version.run_id]
-    with sqlite3.connect(root / "data" / "governance" / "ledger.db") as ledger:
-        assert ledger.execute("select subject from governance_ledger where kind = 'candidate_registered'").fetchall() == [("retail_pd/1",)]
+    # and the same governance trail as the uninterrupted run: one registration, one evaluation, one promotion
+    trails = []
+    for world in (root, reference_root):
+        with sqlite3.connect(world / "data" / "governance" / "ledger.db") as ledger:
+            trails.append(ledger.execute("select kind, subject from governance_ledger order by seq").fetchall())
+    assert trails[0] == trails[1] and trails[0].count(("candidate_registered", "retail_pd/1")) == 1
 
     # the two killed runs are FAILURE, saying why; nothing is left STARTED
     runs = instance.get_runs()

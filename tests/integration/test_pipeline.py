@@ -12,6 +12,7 @@ from pipelines.prepare import SyntheticSettings, deliver_synthetic
 from resources.registry import CHALLENGER, CHAMPION
 from riskcore.months import months_between
 from tests.integration.portfolio_files import deployment, write_portfolio
+from tests.integration.worlds import reorder_training_set
 from tests.signing import approval_config, rollback_config
 
 MONTHS = months_between("2023-01", "2023-05")
@@ -78,9 +79,9 @@ def test_every_run_succeeds_and_every_check_passes(pipeline):
     assert all(r.success for r in pipeline.results)
     evaluations = [e for r in pipeline.results for e in r.get_asset_check_evaluations()]
     # per ingested month: contract, tolerance, reconciliation, features contract, no PII in features;
-    # per scored month: every application scored, scores contract, no PII in scores;
+    # per scored month: every application scored, scores contract, no PII in scores, scored by the governed champion;
     # the training run: the governance ledger is intact
-    assert len(evaluations) == 5 * len(MONTHS) + 3 * len(SCORED) + 1
+    assert len(evaluations) == 5 * len(MONTHS) + 4 * len(SCORED) + 1
     assert all(e.passed for e in evaluations)
 
 
@@ -160,16 +161,27 @@ def test_gates_are_recorded_on_the_version_and_in_the_ledger(pipeline):
     assert ledger.verify().ok and ledger.verify().authenticated  # HMAC-chained with the deployment's ledger key
 
 
+def test_retraining_on_the_same_data_and_code_returns_the_same_version(pipeline):
+    before = pipeline.registry.by_alias(CHAMPION)
+    registered = len(pipeline.governance.ledger().entries(kind="candidate_registered"))
+    versions = len(pipeline.registry.client().search_model_versions(f"name = '{PORTFOLIO}'"))
+    _run(pipeline.defs, "model_training_job", pipeline.instance)
+    assert len(pipeline.registry.client().search_model_versions(f"name = '{PORTFOLIO}'")) == versions
+    assert len(pipeline.governance.ledger().entries(kind="candidate_registered")) == registered
+    assert pipeline.registry.by_alias(CHAMPION) == before
+
+
 def test_a_new_candidate_is_judged_against_the_champion_and_does_not_replace_it(pipeline):
     before = pipeline.registry.by_alias(CHAMPION)
-    result = _run(pipeline.defs, "model_training_job", pipeline.instance)
+    reorder_training_set(pipeline.store, seed=1)
+    result = _run(pipeline.defs, "model_training_job", pipeline.instance, assets=["risk_model", "model_evaluation", "champion_model"])
     assert pipeline.registry.by_alias(CHAMPION) == before
     challenger = pipeline.registry.by_alias(CHALLENGER)
     assert int(challenger.version) == int(before.version) + 1
     evaluation = next(e for e in result.get_asset_materialization_events() if e.asset_key == _key("model_evaluation"))
     metadata = evaluation.event_specific_data.materialization.metadata
     assert metadata["compared_with"].value == before.label
-    assert metadata["gates"].value["auc_vs_champion"]["passed"]  # same data, same code: same AUC
+    assert metadata["gates"].value["auc_vs_champion"]["passed"]  # same rows, same code: the same AUC
     gate_entries = pipeline.governance.ledger().entries(kind="gate_results", subject=challenger.label)
     assert gate_entries[-1].payload["compared_with"] == before.label
 
@@ -263,6 +275,7 @@ def test_promotion_and_rollback_jobs_route_the_next_scoring(pipeline, tmp_path):
     # The weak model of the small test data may miss the calibration gate: in a copy of the policy, no miscalibration is material.
     policy = yaml.safe_load(DEFAULT_PROMOTION_POLICY.read_text())
     policy["gates"]["calibration_tolerance"] = 1e9
+    policy["version"] += "-relaxed-for-test"
     relaxed = tmp_path / "promotion.yaml"
     relaxed.write_text(yaml.safe_dump(policy))
     # The same portfolio (same datasets, model and ledger) under the relaxed policy.
@@ -273,7 +286,8 @@ def test_promotion_and_rollback_jobs_route_the_next_scoring(pipeline, tmp_path):
     defs = build_definitions({**pipeline.resources, "portfolios": portfolios})
     governance = portfolios.named(PORTFOLIO).governance
     registry, month = pipeline.registry, SCORED[0]
-    _run(defs, "model_training_job", pipeline.instance)
+    reorder_training_set(pipeline.store, seed=2)
+    _run(defs, "model_training_job", pipeline.instance, assets=["risk_model", "model_evaluation", "champion_model"])
     before, candidate = registry.by_alias(CHAMPION), registry.by_alias(CHALLENGER)
     assert registry.version_tags(candidate.version)["gates_passed"] == "true"
 

@@ -9,7 +9,7 @@ import pytest
 from assets.reporting import REPORT, report_subject, verify_files
 from resources.registry import CHALLENGER, CHAMPION
 from riskcore.months import months_between
-from tests.integration.worlds import APPROVER, TRAINING_MONTHS, World
+from tests.integration.worlds import APPROVER, TRAINING_MONTHS, World, reorder_training_set
 from tests.signing import approval_config
 
 MONTHS = months_between("2023-01", "2023-12")
@@ -112,11 +112,12 @@ def test_a_tampered_published_report_is_detected(reported):
 
 def test_an_older_month_keeps_its_model_after_a_new_champion_and_a_rescore_is_named(reported):
     old = reported.registry.by_alias(CHAMPION)
+    reorder_training_set(reported.store, seed=1)
     reported.run("model_training_job", assets=["risk_model", "model_evaluation"])
     new = reported.registry.by_alias(CHALLENGER)
     reported.run(
         "promotion_job",
-        run_config=approval_config(reported.name, new.version, APPROVER, "same data, retrained"),
+        run_config=approval_config(reported.name, new.version, APPROVER, "same rows in another order, retrained"),
     )
     assert reported.registry.by_alias(CHAMPION).version == new.version != old.version
     # the old month's report still names the version that scored it

@@ -16,6 +16,13 @@ APPROVER = "model.risk.officer@example.com"
 LAST_MONTH = "2025-12"
 
 
+def reorder_training_set(store, seed: int) -> None:
+    """The same rows in another order: another training-set digest, so the next risk_model registers
+    a new version (retraining on the same digest and code returns the version it made before)."""
+    frame = store.read("training_set")
+    store.write("training_set", frame.sample(frac=1, random_state=seed).reset_index(drop=True))
+
+
 class World:
     """One synthetic world moving forward in time; `as_of` is the month the pipeline runs in.
 

@@ -112,3 +112,27 @@ def test_a_delimited_file_reads_the_same_values_as_a_comma_one():
     comma = ingest(f"{MONTH}.csv", _text(LINES), CONTRACT, MONTH, KEY).checked
     for delimiter in (";", "\t"):
         pd.testing.assert_frame_equal(ingest(f"{MONTH}.csv", _csv(BASE, sep=delimiter).encode(), CONTRACT, MONTH, KEY).checked, comma)
+
+
+@pytest.mark.parametrize(
+    "name, where",
+    [
+        ("latin-1", "(line 2, column 'full_name') is not UTF-8"),  # the first byte that is not: its line, its column by the header's name
+        ("NUL byte in a value", "(line 6, column 'application_date') is NUL"),
+        ("utf-16 with byte order mark", "UTF-16 text (its byte order mark says so)"),
+        ("utf-16 without byte order mark", "UTF-16 text without a byte order mark"),
+        ("an extra field on one row", "row 5 has 25 fields, the first row 24"),
+        ("a field missing on one row", "row 5 has 23 fields, the first row 24"),
+        ("parquet text as bytes, not UTF-8", "column 3 ('full_name') holds bytes that are not UTF-8"),
+    ],
+)
+def test_a_file_level_error_says_where_in_the_file(name, where):
+    case = next(c for c in CASES if c.name == name)
+    violation = ingest(f"{MONTH}.{case.suffix}", case.data, CONTRACT, MONTH, KEY).violation
+    assert where in str(violation), str(violation)
+
+
+def test_a_header_line_that_is_data_is_never_quoted_in_an_encoding_error():
+    data = _text(LINES[1:]).replace(BASE["full_name"][3].encode(), "José".encode("latin-1"))
+    violation = ingest(f"{MONTH}.csv", data, CONTRACT, MONTH, KEY).violation
+    assert "(line 4, column 'column_3') is not UTF-8" in str(violation), str(violation)
