@@ -26,6 +26,7 @@ import json
 import re
 import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -115,7 +116,7 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory) -> World:
+def world(tmp_path_factory) -> Iterator[World]:
     """One portfolio whose 2023-03 labels have not matured as of 2023-04 (no outcome file needed)."""
     root = tmp_path_factory.mktemp("hostile_corpus")
     portfolio = write_portfolio(root / "portfolios", PORTFOLIO, calendar={"evaluation_month": "2023-04"})
@@ -135,7 +136,7 @@ def outcome(run: Run) -> str:
     failed = [f"{n}: {c.metadata.get('failed_rules', c.metadata.get('reasons')).value}" for n, c in run.checks.items() if not c.passed]
     if run.case.violation:
         return f"error {failed[0] if failed else '(no failed check)'} ({counts})"
-    verdict = "accepted" if not run.metadata.get(QUARANTINED, {}).get("rows") else "quarantined"
+    verdict = "quarantined" if run.metadata.get(QUARANTINED, {}).get("rows") else "accepted" if meta.get("rows") else "no rows"
     return f"{verdict} ({counts})" + (f", blocked: {failed}" if failed else "")
 
 
