@@ -212,12 +212,14 @@ class Topology:
         return self._secret("service-signing-key", _new_signing_key).strip() + "\n"
 
     def allowed_signers(self) -> str:
-        """RISK_ALLOWED_SIGNERS if set; else <state>/allowed_signers, which lists the service identity's
-        key (kept current) and whatever else an operator added to it (approvers' keys)."""
+        """RISK_ALLOWED_SIGNERS if set; else <state>/data/keys/allowed_signers (where `make signing-key`
+        lists development approvers' keys for this state's RISK_DATA_DIR), which lists the service
+        identity's key (kept current) and whatever else an operator added to it (approvers' keys)."""
         given = os.environ.get("RISK_ALLOWED_SIGNERS")
         if given:
             return given
-        path = self.state / "allowed_signers"
+        path = self.state / "data" / "keys" / "allowed_signers"
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         line = f'{SERVICE_IDENTITY} namespaces="{SIGNATURE_NAMESPACE}" {public_key_line(self.signing_key())}'
         lines = path.read_text().splitlines() if path.exists() else [f"# git's allowed-signers format; `make up` keeps the {SERVICE_IDENTITY} line current"]
         kept = [existing for existing in lines if not existing.startswith(f"{SERVICE_IDENTITY} ")]

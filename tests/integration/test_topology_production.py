@@ -94,7 +94,7 @@ def test_each_process_holds_only_the_secrets_it_needs(production):
             held = {name for name, value in values.items() if value.encode() in environ}
             assert held == HOLDS[service], (service, process, "holds", held - HOLDS[service], "lacks", HOLDS[service] - held)
     code_server = dict(line.split("=", 1) for line in Path(f"/proc/{pids['code-server']}/environ").read_text().split("\0") if "=" in line)
-    assert code_server["RISK_ALLOWED_SIGNERS"] == str(layout.state / "allowed_signers")
+    assert code_server["RISK_ALLOWED_SIGNERS"] == str(layout.state / "data" / "keys" / "allowed_signers")
     signers = Path(code_server["RISK_ALLOWED_SIGNERS"]).read_text()
     assert f'{topo.SERVICE_IDENTITY} namespaces="{topo.SIGNATURE_NAMESPACE}" {topo.public_key_line(code_server["RISK_SERVICE_SIGNING_KEY"])}' in signers
     assert code_server["RISK_SERVICE_SIGNING_KEY"].startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
