@@ -99,7 +99,7 @@ def regulatory_report(context: dg.AssetExecutionContext, portfolios: Portfolios)
 
 def report_inputs(month: str, portfolio: PortfolioResources):
     """Everything the month's report says, read from what was recorded for that month."""
-    from riskcore.ingestion import count_reasons, read_landing_bytes
+    from riskcore.ingestion import count_reasons, read_landing_bytes, received_rows
     from riskcore.months import add_months, month_index
     from riskcore.report import ReportInputs
 
@@ -133,7 +133,7 @@ def report_inputs(month: str, portfolio: PortfolioResources):
     drift = store.read(DRIFT, month) if store.path(DRIFT, month).exists() else None
     return ReportInputs(
         month=month,
-        input_files=[{"name": landed.name, "sha256": landed.sha256, "rows": len(landed.frame)}],
+        input_files=[{"name": landed.name, "sha256": landed.sha256, "rows": received_rows(landed, contract)}],
         applications=store.read(APPLICATIONS, month, columns=[id_column, "contract_version", "source_file_sha256", *sensitive]).rename(
             columns={id_column: "application_id"}
         ),

@@ -95,7 +95,7 @@ def summarise(portfolio, instance: dg.DagsterInstance, months: list[str]) -> lis
     from pipelines.sensors import latest_metadata_by_month
     from resources.registry import CHALLENGER, CHAMPION
     from riskcore.features import feature_specs
-    from riskcore.ingestion import read_landing_bytes
+    from riskcore.ingestion import read_landing_bytes, received_rows
     from riskcore.metrics import bayes_optimal_auc, roc_auc
 
     store, registry, landing = portfolio.store, portfolio.registry, portfolio.landing
@@ -103,18 +103,19 @@ def summarise(portfolio, instance: dg.DagsterInstance, months: list[str]) -> lis
     if champion is None:
         challenger = registry.by_alias(CHALLENGER)
         return [
-            "no champion yet: the pipeline stops before scoring until a listed approver approves"
+            "no champion yet: the pipeline stops before scoring until a listed approver approves (signed: `make signing-key` locally, KEY= or SIGNATURE=)"
             + (f" `make approve PORTFOLIO={portfolio.name} VERSION={challenger.version} APPROVER=<listed approver> REASON=...`" if challenger else "")
             + f"; then `{resume_command(portfolio.name)}` resumes"
         ]
-    features = [s.name for s in feature_specs(landing.applications())]
+    contract = landing.applications()
+    features = [s.name for s in feature_specs(contract)]
     realised = latest_metadata_by_month(instance, dg.AssetKey([portfolio.name, PERFORMANCE]))
     lines = [
         f"{'month':8} {'received':>9} {'accepted':>9} {'quarant.':>9} {'scored':>9} {'approve':>8} {'refer':>7} {'decline':>8} {'drifted features':>17} {'realised AUC':>13}"
     ]
     for month in months:
         target = landing.applications_file(month)
-        received = len(read_landing_bytes(target.name, target.read_bytes()).frame)
+        received = received_rows(read_landing_bytes(target.name, target.read_bytes()), contract)
         scores = store.read(SCORES, month, columns=["decision"])["decision"].value_counts(normalize=True)
         drift = store.read(DRIFT, month) if store.path(DRIFT, month).exists() else None
         drifted = "-" if drift is None else str(int(drift.loc[drift["column"].isin(features), "drifted"].sum()))
