@@ -61,11 +61,13 @@ system-deps:
 	@command -v ssh-keygen >/dev/null || \
 		{ $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssh-client; }
 
-## Install, then run the test suite (tests choose their own sources and temp folders).
+## Install, then run the test suite (tests choose their own sources and temp folders), one worker
+## per core by default: each test module runs whole on one worker (its module fixtures are built once).
+TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 test: install system-deps
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
-	env -u RISK_DATA_DIR -u RISK_PORTFOLIOS $(BIN)/python -m pytest $(ARGS)
+	env -u RISK_DATA_DIR -u RISK_PORTFOLIOS -u RISK_ALLOWED_SIGNERS -u RISK_SERVICE_SIGNING_KEY $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(ARGS)
 
 ## Dagster UI + daemon on the same instance, bound to loopback.
 dev: install

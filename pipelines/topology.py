@@ -467,11 +467,8 @@ def provision_databases(topology: Topology) -> None:
     """As the server's administrator, idempotently: a login role per service with its password, the
     databases each owned by its service (`governance` by LEDGER_OWNER, which nobody logs in as), no
     database reachable by a role that has no business in it, and the governance ledger's table
-    created by its owner, on which the pipeline's role gets SELECT and INSERT only, plus the one
-    privilege PostgreSQL requires for the lock riskcore.ledger takes before appending (LOCK TABLE
-    ... SHARE ROW EXCLUSIVE needs UPDATE, DELETE or TRUNCATE, or MAINTAIN from PostgreSQL 17):
-    MAINTAIN where the server has it (no change to any row), UPDATE before that (refused on every
-    row by the table's append-only trigger, which only the owner could drop)."""
+    created by its owner, on which the pipeline's role gets SELECT and INSERT only (riskcore.ledger
+    serialises appends with an advisory lock, which needs no table privilege)."""
     from psycopg2 import sql
 
     connection = _connect(topology.admin_url("postgres"))
@@ -527,9 +524,8 @@ def _install_ledger(topology: Topology) -> None:
     try:
         Ledger(engine)
         with engine.begin() as connection:
-            lock = "MAINTAIN" if connection.dialect.server_version_info >= (17,) else "UPDATE"
             connection.exec_driver_sql(f'REVOKE ALL ON governance_ledger FROM PUBLIC, "{PIPELINE_ROLE}"')
-            connection.exec_driver_sql(f'GRANT SELECT, INSERT, {lock} ON governance_ledger TO "{PIPELINE_ROLE}"')
+            connection.exec_driver_sql(f'GRANT SELECT, INSERT ON governance_ledger TO "{PIPELINE_ROLE}"')
     finally:
         engine.dispose()
 
