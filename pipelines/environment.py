@@ -35,14 +35,15 @@ def _service_key() -> dict:
     return {"service_signing_key": dg.EnvVar(SERVICE_KEY_VAR)} if os.environ.get(SERVICE_KEY_VAR) else {}
 
 
-def development_signers(data: str) -> dict[str, str]:
-    """Locally, signers are development keys made by `make signing-key` under data/keys/; the sensor's
-    key is read from there unless the environment gives one."""
-    keys = Path(data, "keys").resolve()
-    sensor_key = keys / "performance_rollback_sensor"
-    if sensor_key.is_file():
-        os.environ.setdefault(SERVICE_KEY_VAR, sensor_key.read_text())
-    return {"RISK_ALLOWED_SIGNERS": str(keys / "allowed_signers")}
+def development_keys(data: str) -> Path:
+    """Locally, signers are development keys made by `make signing-key` under data/keys/."""
+    return Path(data, "keys").resolve()
+
+
+def _development_service_key(data: str) -> dict:
+    """The sensor's development key (`make signing-key IDENTITY=performance_rollback_sensor`), when made."""
+    key = development_keys(data) / "performance_rollback_sensor"
+    return {"service_signing_key": key.read_text()} if key.is_file() else {}
 
 
 def current_environment() -> str:
@@ -86,10 +87,7 @@ def data_dir() -> str:
 
 def local_resources() -> dict:
     """Embedded default: landing files, Parquet and a SQLite MLflow registry under data/."""
-    # Development default key, labelled as such in every ingestion's metadata.
-    os.environ.setdefault(PII_KEY_VAR, DEVELOPMENT_TOKEN_KEY)
     data = data_dir()
-    signers = development_signers(data)  # before _service_key(): it may set the development sensor key
     mlflow = (
         {"tracking_uri": dg.EnvVar("RISK_MLFLOW_URI")}
         if os.environ.get("RISK_MLFLOW_URI")
@@ -107,14 +105,17 @@ def local_resources() -> dict:
             **mlflow,
             ledger_url=dg.EnvVar("RISK_LEDGER_URL") if os.environ.get("RISK_LEDGER_URL") else f"sqlite:///{data}/governance/ledger.db",
             **_ledger_key(),
-            **_service_key(),
+            **(_service_key() or _development_service_key(data)),
             # Development: the first version becomes champion without approval (recorded as such).
             auto_approve="bootstrap",
             # The embedded default is a simulated world whose "now" is the end of its 24 synthetic months.
-            variables={"RISK_AS_OF": LOCAL_AS_OF, **signers},
+            variables={"RISK_AS_OF": LOCAL_AS_OF, "RISK_ALLOWED_SIGNERS": str(development_keys(data) / "allowed_signers")},
         ),
+        # Without RISK_PII_TOKEN_KEY, the development key (no secret), labelled as such in every ingestion's metadata;
+        # given as a value, not put into os.environ, where every later resource of the process would take it for a real key.
         "tokeniser": PiiTokeniser(
-            key=dg.EnvVar(PII_KEY_VAR), previous_keys=dg.EnvVar(PII_PREVIOUS_KEYS_VAR) if os.environ.get(PII_PREVIOUS_KEYS_VAR) else None
+            key=dg.EnvVar(PII_KEY_VAR) if os.environ.get(PII_KEY_VAR) else DEVELOPMENT_TOKEN_KEY,
+            previous_keys=dg.EnvVar(PII_PREVIOUS_KEYS_VAR) if os.environ.get(PII_PREVIOUS_KEYS_VAR) else None,
         ),
         "validator": ContractValidator(data_docs_dir=f"{data}/gx_data_docs"),
         "alerts": _alerts(),

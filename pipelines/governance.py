@@ -136,11 +136,9 @@ def _signed(args, request):
 
 def development_key_path(identity: str):
     """Where `make signing-key` keeps a local development key (never used in production)."""
-    from pathlib import Path
+    from pipelines.environment import data_dir, development_keys
 
-    from pipelines.environment import data_dir
-
-    return Path(data_dir()) / "keys" / identity
+    return development_keys(data_dir()) / identity
 
 
 def _development_key(identity: str) -> int:

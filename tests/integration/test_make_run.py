@@ -58,7 +58,7 @@ def test_make_run_materialises_everything_and_summarises(made):
     assert "champion model: retail_pd version 1" in stdout and "chain intact" in stdout
     assert "regulatory reports (1 run)" in stdout and "differs from the published" not in stdout and "not built" not in stdout
     assert "Downloading artifacts" not in stdout
-    assert set(_report_bytes(root, "2023-05")) == {"report.json", "report.html"}
+    assert set(_report_bytes(root, "2023-05")) == {"report.json", "report.html", "ledger_head.txt"}  # the head anchored at publication
 
 
 def test_a_report_rebuilt_from_ci_on_an_ephemeral_instance_is_byte_identical(made):

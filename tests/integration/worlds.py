@@ -41,6 +41,7 @@ class World:
         calendar = {"performance_window_months": 1, "out_of_time_months": 1, "evaluation_month": month}
         file = write_portfolio(self.root / "portfolios", self.name, calendar=calendar)
         resources = deployment(self.root, [file], self.mlflow_uri, key="scenario-test-key")
+        self.resources = resources
         self.defs = build_definitions(resources)
         self.portfolio = resources["portfolios"].named(self.name)
         self.store, self.registry, self.governance = self.portfolio.store, self.portfolio.registry, self.portfolio.governance
@@ -72,7 +73,7 @@ class World:
 
     def tick(self, sensor):
         """One evaluation, the cursor carried over like the daemon does."""
-        context = dg.build_sensor_context(instance=self.instance, cursor=self.cursors.get(sensor.name))
+        context = dg.build_sensor_context(instance=self.instance, cursor=self.cursors.get(sensor.name), resources=self.resources)
         result = sensor(context)
         self.cursors[sensor.name] = context.cursor
         return result
