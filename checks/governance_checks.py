@@ -32,15 +32,23 @@ def check_ledger_intact(context: dg.AssetCheckExecutionContext, portfolios: Port
     asset=SCORES,
     blocking=True,
     partitions_def=monthly_partitions,
-    description="Every score was made by the version the ledger's last promotion or rollback made champion (and the registry agrees).",
+    description="Every score was made by the version the ledger's last promotion or rollback made champion (and the registry agrees), "
+    "read from a ledger that still holds the head anchored in the registry.",
 )
 def check_scores_by_governed_champion(context: dg.AssetCheckExecutionContext, portfolios: Portfolios) -> dg.AssetCheckResult:
     from resources.governance import ChampionNotGoverned
 
     portfolio = portfolios.of(context)
     versions = sorted(set(portfolio.store.read(SCORES, month_label(context.partition_key), columns=["model_version"])["model_version"]))
+    # Every scoring run compares the ledger with its anchor: a trail cut back or rewritten cannot vouch for a champion.
+    trail, anchored = portfolio.governance.verify(portfolio.registry)
+    if not trail.ok:
+        return dg.AssetCheckResult(passed=False, metadata={"scored_by": versions, "problem": f"ledger: {trail.problem}", "anchored_head": anchored or "none"})
     try:
         champion = portfolio.governance.governed_champion(portfolio.registry).version
     except ChampionNotGoverned as refused:
         return dg.AssetCheckResult(passed=False, metadata={"scored_by": versions, "problem": str(refused)})
-    return dg.AssetCheckResult(passed=versions == [champion], metadata={"scored_by": versions, "governed_champion": champion})
+    return dg.AssetCheckResult(
+        passed=versions == [champion],
+        metadata={"scored_by": versions, "governed_champion": champion, "ledger_entries": trail.entries, "anchored_head": anchored or "none yet"},
+    )
