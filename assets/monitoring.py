@@ -25,8 +25,9 @@ from riskcore.months import month_label
     ],
 )
 def drift_report(context: dg.AssetExecutionContext, portfolios: Portfolios):
-    """Full-data statistics from the reference profile (PSI, normed Wasserstein, Jensen-Shannon),
-    and an Evidently report on a seeded sample for people, saved next to the data."""
+    """Full-data statistics from the reference profile (PSI on the reference's own bins, drifted when
+    material and beyond sampling noise: riskcore.drift), and an Evidently report on a seeded sample
+    for people, saved next to the data."""
     import json
 
     from riskcore.drift import ReferenceProfile, drift_statistics, monitored_frame

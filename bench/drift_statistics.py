@@ -86,6 +86,7 @@ def ours(folder: Path) -> dict:
         "rows": len(current),
         "features": len(stats),
         "drifted": sorted(stats.loc[stats["drifted"], "column"]),
+        "psi": {r.column: round(float(r.psi), 4) for r in stats.itertuples() if r.drifted},
     }
 
 
@@ -137,9 +138,10 @@ def main(argv=None) -> int:
             f"drift statistics, {mine['rows']:,} rows x {mine['features']} monitored columns (economic shock {CURRENT_MONTH} vs training month {REFERENCE_MONTH}), from Parquet"
         )
         print(
-            f"  ours (profile-based PSI + distances): {mine['seconds']:6.2f} s   peak {mine['peak_mb']:6.0f} MB   (reading Parquet {mine['read_seconds']:.2f} s of it)"
+            f"  ours (profile-based PSI vs noise):    {mine['seconds']:6.2f} s   peak {mine['peak_mb']:6.0f} MB   (reading Parquet {mine['read_seconds']:.2f} s of it)"
         )
-        print(f"  drifted: {', '.join(mine['drifted'])}")
+        drifted = ", ".join(f"{c} ({mine['psi'][c]})" for c in mine["drifted"])
+        print(f"  drifted (PSI): {drifted}")
         if args.peer:
             theirs = child("peer")
             print(

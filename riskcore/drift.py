@@ -1,13 +1,28 @@
 """Drift statistics from a reference profile computed once at training time.
 
-The profile keeps, per feature, what every later comparison needs (decile edges and shares with
-a missing bin, a quantile grid, the spread; category shares for categoricals), so monitoring a
-month never reloads the training data. Statistics follow what practitioners read:
+The profile keeps, per column, what every later comparison needs, so monitoring a month never
+reloads the training data: for a numeric column its own bins (edges and reference shares, the
+missing share last), a quantile grid and the spread; for a categorical one the category shares.
 
-- PSI on the reference's decile bins (plus missing), banded by the monitoring policy (shipped: < 0.10 stable, 0.10-0.25 investigate, > 0.25 shift);
-- numeric: Wasserstein-1 distance normed by the reference's standard deviation (Evidently's
-  default for large samples, threshold 0.1), from the quantile functions;
-- categorical: Jensen-Shannon distance of the category shares (Evidently's default, threshold 0.1).
+One statistic for every column: the PSI on the reference's own bins, read against two bars from
+the monitoring policy, so a threshold means the same thing whatever the column's shape.
+
+- Bins (numeric, profile version 2): a value held by at least `POINT_MASS_SHARE` of the rows (5%,
+  half a bin: the zeros of a zero-inflated column, the values of a discrete column), or the lowest
+  or highest value held by at least `MIN_BIN_SHARE` (2%: a sentinel such as 999 or -1), is a bin
+  of its own; the rest is cut at its quantiles into bins of about `1 / TARGET_BINS` of the rows;
+  a bin under `MIN_BIN_SHARE` of the reference is merged with its smaller neighbour; missing is a
+  bin. Bins are ranks of the reference, so any monotone transform of a column (a Pareto tail, a
+  log-normal) gives the same bins and the same PSI: no extreme value can decide it. Categorical:
+  categories under `MIN_BIN_SHARE` are pooled; categories the reference never saw are one bin.
+- Drifted when the PSI is **material** (at least `psi_floor`) and **beyond sampling noise**: PSI x
+  n_eff above the chi-square(bins - 1) quantile at 1 - `false_alarm_rate`, n_eff = n N / (n + N)
+  for a month of n rows against a reference of N (PSI x n is asymptotically chi-square(bins - 1)
+  under no change). A bin empty on one side counts half a row there; a bin empty on both is left out.
+- The PSI bands of the policy (shipped: < 0.10 stable, 0.10-0.25 investigate, > 0.25 shift) are
+  read on the same PSI.
+
+Profiles of version 1 (decile edges) are read as they are: their deciles are their bins.
 """
 
 from __future__ import annotations
@@ -23,14 +38,20 @@ from riskcore.months import month_label
 
 MISSING = "__missing__"
 QUANTILE_GRID = np.linspace(0.0, 1.0, 201)
+PROFILE_VERSION = 2
+TARGET_BINS = 10  # a continuous stretch is cut into bins of about a tenth of the rows
+POINT_MASS_SHARE = 0.05  # a value held by at least this share of the rows (half a bin) gets a bin of its own...
+MIN_BIN_SHARE = 0.02  # ...and so does the lowest or highest value from this share (a sentinel such as 999 or -1, zeros); smaller bins are merged
+DRIFT_COLUMNS = ["column", "kind", "psi", "psi_band", "bins", "psi_noise", "drifted", "new_categories"]
 
 
 @dataclass
 class NumericProfile:
-    edges: list[float]  # inner decile edges of the reference
-    shares: list[float]  # per bin, then the missing share last
+    edges: list[float]  # lower bounds of the bins after the first (value v falls in bin searchsorted(edges, v, "right")); a point mass v is [v, next float)
+    shares: list[float]  # reference share per bin, then the missing share last
     quantiles: list[float]  # the reference's quantile function on QUANTILE_GRID (non-missing)
     std: float
+    point_masses: list[float] = field(default_factory=list)  # values with a bin of their own (version 2)
 
 
 @dataclass
@@ -43,6 +64,7 @@ class ReferenceProfile:
     rows: int
     numeric: dict[str, NumericProfile] = field(default_factory=dict)
     categorical: dict[str, CategoricalProfile] = field(default_factory=dict)
+    version: int = 1  # 1: decile bins; 2: bins with point masses of their own (build_profile writes 2)
 
     def to_json(self) -> str:
         """Deterministic: same reference, same bytes (logged with the model version)."""
@@ -55,23 +77,69 @@ class ReferenceProfile:
             rows=doc["rows"],
             numeric={k: NumericProfile(**v) for k, v in doc["numeric"].items()},
             categorical={k: CategoricalProfile(**v) for k, v in doc["categorical"].items()},
+            version=int(doc.get("version", 1)),
         )
 
 
-def _numeric_profile(values: pd.Series, bins: int = 10) -> NumericProfile:
+def _numeric_profile(values: pd.Series) -> NumericProfile:
     x = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64")
     present = x[~np.isnan(x)]
-    edges = np.unique(np.quantile(present, np.linspace(0, 1, bins + 1))[1:-1]) if len(present) else np.array([])
-    profile = NumericProfile(edges=[float(e) for e in edges], shares=[], quantiles=[], std=float(present.std()) if len(present) else 0.0)
+    masses, edges = _bins(present, len(x))
+    profile = NumericProfile(
+        edges=[float(e) for e in edges],
+        shares=[],
+        quantiles=[float(q) for q in np.quantile(present, QUANTILE_GRID)] if len(present) else [],
+        std=float(present.std()) if len(present) else 0.0,
+        point_masses=[float(v) for v in masses],
+    )
     profile.shares = _numeric_shares(profile, x).tolist()
-    profile.quantiles = [float(q) for q in np.quantile(present, QUANTILE_GRID)] if len(present) else []
     return profile
 
 
+def _bins(present: np.ndarray, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """(point masses that kept a bin of their own, bin edges) of a column's non-missing values out of `rows` rows."""
+    if not len(present):
+        return np.array([]), np.array([])
+    values, counts = np.unique(present, return_counts=True)
+    heavy = counts >= POINT_MASS_SHARE * rows
+    heavy[[0, -1]] |= counts[[0, -1]] >= MIN_BIN_SHARE * rows
+    masses, rest, rest_counts = values[heavy], values[~heavy], counts[~heavy]
+    cuts = []
+    if len(rest):
+        pieces = max(1, int(round(rest_counts.sum() * TARGET_BINS / rows)))
+        cumulative = np.cumsum(rest_counts)
+        for j in range(1, pieces):
+            i = int(np.searchsorted(cumulative, j * cumulative[-1] / pieces, side="left")) + 1
+            if i < len(rest):
+                cuts.append(rest[i])
+    edges = np.unique(np.concatenate([np.asarray(cuts, dtype="float64"), masses, np.nextafter(masses, np.inf)]))
+    counts_per_bin = np.bincount(np.searchsorted(edges, present, side="right"), minlength=len(edges) + 1)
+    edges, counts_per_bin = list(edges), list(counts_per_bin)
+    while True:  # merge the smallest non-empty bin under the minimum share into its smaller non-empty neighbour
+        small = [i for i, c in enumerate(counts_per_bin) if 0 < c < MIN_BIN_SHARE * rows]
+        options = []
+        for i in sorted(small, key=lambda i: counts_per_bin[i]):
+            neighbours = [j for j in (i - 1, i + 1) if 0 <= j < len(counts_per_bin) and counts_per_bin[j] > 0]
+            if neighbours:
+                options = [i, min(neighbours, key=lambda j: counts_per_bin[j])]
+                break
+        if not options:
+            break
+        i, j = sorted(options)
+        counts_per_bin[i : j + 1] = [counts_per_bin[i] + counts_per_bin[j]]
+        del edges[i]  # the edge between bin i and bin i + 1
+    kept = set(edges)
+    return np.array([m for m in masses if m in kept and np.nextafter(m, np.inf) in kept]), np.asarray(edges, dtype="float64")
+
+
 def _numeric_shares(profile: NumericProfile, x: np.ndarray) -> np.ndarray:
+    return _numeric_counts(profile, x) / max(len(x), 1)
+
+
+def _numeric_counts(profile: NumericProfile, x: np.ndarray) -> np.ndarray:
     missing = np.isnan(x)
     counts = np.bincount(np.searchsorted(np.asarray(profile.edges), x[~missing], side="right"), minlength=len(profile.edges) + 1)
-    return np.append(counts, missing.sum()) / max(len(x), 1)
+    return np.append(counts, missing.sum()).astype("float64")
 
 
 def _category_shares(values: pd.Series) -> dict[str, float]:
@@ -118,12 +186,8 @@ def build_profile(frame: pd.DataFrame, numeric: list[str], categorical: list[str
         rows=len(frame),
         numeric={c: _numeric_profile(frame[c]) for c in numeric},
         categorical={c: CategoricalProfile(_category_shares(frame[c])) for c in categorical},
+        version=PROFILE_VERSION,
     )
-
-
-def psi(reference: np.ndarray, current: np.ndarray) -> float:
-    e, a = np.clip(np.asarray(reference, float), 1e-6, None), np.clip(np.asarray(current, float), 1e-6, None)
-    return float(np.sum((a - e) * np.log(a / e)))
 
 
 def psi_band(value: float, policy: MonitoringPolicy) -> str:
@@ -131,42 +195,66 @@ def psi_band(value: float, policy: MonitoringPolicy) -> str:
     return "stable" if value < policy.investigate else "investigate" if value < policy.shift else "shift"
 
 
-def _normed_wasserstein(profile: NumericProfile, x: np.ndarray) -> float:
-    present = x[~np.isnan(x)]
-    if not len(present) or not profile.quantiles:
-        return float("nan")
-    distance = np.trapezoid(np.abs(np.quantile(present, QUANTILE_GRID) - np.asarray(profile.quantiles)), QUANTILE_GRID)
-    return float(distance / profile.std) if profile.std > 0 else float(distance > 0)
+def _psi_counts(reference_counts: np.ndarray, current_counts: np.ndarray) -> tuple[float, int]:
+    """(PSI, bins compared) of a reference of N rows and a month of n rows, as counts per bin.
+    A bin empty on one side counts half a row there; a bin empty on both sides is left out."""
+    ref, cur = np.asarray(reference_counts, float), np.asarray(current_counts, float)
+    keep = (ref > 0) | (cur > 0)
+    big_n, n = ref.sum(), cur.sum()
+    if not keep.any() or big_n <= 0 or n <= 0:
+        return 0.0, int(keep.sum())
+    e, a = np.maximum(ref[keep], 0.5) / big_n, np.maximum(cur[keep], 0.5) / n
+    return float(np.sum((a - e) * np.log(a / e))), int(keep.sum())
 
 
-def _jensen_shannon(reference: dict[str, float], current: dict[str, float]) -> float:
-    categories = sorted(set(reference) | set(current))
-    p = np.array([reference.get(c, 0.0) for c in categories])
-    q = np.array([current.get(c, 0.0) for c in categories])
-    m = (p + q) / 2
+def psi_noise(bins: int, rows: int, reference_rows: int, false_alarm_rate: float) -> float:
+    """The PSI that sampling noise alone stays under with probability 1 - false_alarm_rate, for a
+    month of `rows` against a reference of `reference_rows` compared on `bins` bins."""
+    from scipy.special import chdtri  # the chi-square quantile at 1 - p (scipy.stats costs a second to import)
 
-    def kl(a, b):
-        mask = a > 0
-        return float(np.sum(a[mask] * np.log(a[mask] / b[mask])))
+    if bins < 2 or rows <= 0 or reference_rows <= 0:
+        return float("inf")
+    effective = rows * reference_rows / (rows + reference_rows)
+    return float(chdtri(bins - 1, false_alarm_rate) / effective)
 
-    return float(np.sqrt(max((kl(p, m) + kl(q, m)) / 2, 0.0)))
+
+def _category_counts(reference: dict[str, float], current: dict[str, float], reference_rows: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Counts per categorical bin: each category holding MIN_BIN_SHARE of the reference, the rarer
+    ones pooled (into the smallest category when the pool is still under it), and the categories
+    the reference never saw as one last bin."""
+    kept = sorted((c for c, s in reference.items() if s >= MIN_BIN_SHARE), key=lambda c: (-reference[c], c))
+    rare = [c for c in reference if c not in kept]
+    groups = [[c] for c in kept]
+    if rare:
+        if sum(reference[c] for c in rare) >= MIN_BIN_SHARE or not groups:
+            groups.append(rare)
+        else:
+            groups[-1] = groups[-1] + rare
+    groups.append([c for c in current if c not in reference])
+    ref = np.array([sum(reference.get(c, 0.0) for c in g) for g in groups]) * reference_rows
+    cur = np.array([sum(current.get(c, 0.0) for c in g) for g in groups]) * rows
+    return ref, cur
 
 
 def drift_statistics(profile: ReferenceProfile, current: pd.DataFrame, policy: MonitoringPolicy) -> pd.DataFrame:
-    """One row per profiled column: PSI and its band, the distance Evidently would use, drifted or not,
-    and for categoricals the categories the reference never saw; bands and threshold from the policy."""
-    distance_threshold = policy.distance_threshold
-    rows = []
+    """One row per profiled column: PSI on the reference's own bins and its band, how many bins were
+    compared, the PSI sampling noise reaches at this month's size (`psi_noise`), drifted or not
+    (PSI at least the policy's floor and above the noise), and for categoricals the categories the
+    reference never saw. Thresholds from the policy; the same rule for every column."""
+    rows, reference_rows = len(current), profile.rows
+    out = []
+
+    def row(name, kind, reference_counts, current_counts, new=""):
+        value, bins = _psi_counts(reference_counts, current_counts)
+        noise = psi_noise(bins, rows, reference_rows, policy.false_alarm_rate)
+        drifted = bool(value >= policy.psi_floor and value > noise)
+        out.append((name, kind, value, psi_band(value, policy), bins, noise, drifted, new))
+
     for name, ref in profile.numeric.items():
         x = pd.to_numeric(current[name], errors="coerce").to_numpy(dtype="float64")
-        value = _normed_wasserstein(ref, x)
-        stat = psi(ref.shares, _numeric_shares(ref, x))
-        rows.append((name, "numeric", stat, psi_band(stat, policy), "wasserstein_normed", value, bool(value >= distance_threshold), ""))
+        row(name, "numeric", np.asarray(ref.shares, float) * reference_rows, _numeric_counts(ref, x))
     for name, ref in profile.categorical.items():
         shares = _category_shares(current[name])
-        categories = sorted(set(ref.shares) | set(shares))
-        stat = psi([ref.shares.get(c, 0.0) for c in categories], [shares.get(c, 0.0) for c in categories])
-        value = _jensen_shannon(ref.shares, shares)
         new = ",".join(c for c in sorted(shares) if c not in ref.shares)
-        rows.append((name, "categorical", stat, psi_band(stat, policy), "jensen_shannon", value, bool(value >= distance_threshold), new))
-    return pd.DataFrame(rows, columns=["column", "kind", "psi", "psi_band", "distance_method", "distance", "drifted", "new_categories"])
+        row(name, "categorical", *_category_counts(ref.shares, shares, reference_rows, rows), new)
+    return pd.DataFrame(out, columns=DRIFT_COLUMNS)

@@ -14,7 +14,8 @@ class MonitoringPolicy:
     label: str
     investigate: float
     shift: float
-    distance_threshold: float
+    psi_floor: float  # a column drifted only from this PSI on (material)...
+    false_alarm_rate: float  # ...and when sampling noise reaches its PSI with less than this probability
     sample_rows: int
     drifted_month_min_share: float = 0.1
     persistence: int = 2
@@ -27,12 +28,16 @@ class MonitoringPolicy:
 def load_monitoring_policy(path=None) -> MonitoringPolicy:
     path = Path(path) if path else Path(__file__).parent / "policies" / "monitoring.yaml"
     doc = load_yaml(path.read_text())
-    retraining, performance = doc.get("retraining", {}), doc.get("performance", {})
+    retraining, performance, drift = doc.get("retraining", {}), doc.get("performance", {}), doc["drift"]
+    floor, rate = float(drift["psi_floor"]), float(drift["false_alarm_rate"])
+    if floor < 0 or not 0 < rate < 1:
+        raise ValueError(f"drift: psi_floor must be at least 0 and false_alarm_rate between 0 and 1 (exclusive), not {floor} and {rate}")
     return MonitoringPolicy(
         f"{doc['policy_id']}@{doc['version']}",
         float(doc["psi"]["investigate"]),
         float(doc["psi"]["shift"]),
-        float(doc["distance_threshold"]),
+        floor,
+        rate,
         int(doc["evidently_sample_rows"]),
         float(retraining.get("drifted_month_min_share", 0.1)),
         int(retraining.get("persistence", 2)),

