@@ -48,7 +48,8 @@ def drift_report(context: dg.AssetExecutionContext, portfolios: Portfolios):
     current = monitored_frame(matrix, registry.load(champion.version).predict_pd(matrix), portfolio.decision_policy(), sensitive_attributes(portfolio, rows))
     profile = ReferenceProfile.from_json(profile_text)
     stats = drift_statistics(profile, current, policy)
-    written = store.write(DRIFT, stats.assign(reference_model=champion.label), month)
+    # the bands it was read with travel with it: a later report draws the lines the month was judged by
+    written = store.write(DRIFT, stats.assign(reference_model=champion.label, psi_investigate=policy.investigate, psi_shift=policy.shift), month)
     html = _evidently_html(profile, current, policy.sample_rows, seed=int(month.replace("-", "")))
     report_path = store.file(DRIFT, month, "evidently.html")
     atomic_write_bytes(report_path, html.encode())

@@ -131,6 +131,9 @@ def report_inputs(month: str, portfolio: PortfolioResources):
         note = f"scores of {cohort} against their realised outcomes"
         in_sample = {str(v): in_sample_metadata(cohort, registry.training_window(v))["in_sample"] for v in sorted(backtest["model_version"].unique())}
     drift = store.read(DRIFT, month) if store.path(DRIFT, month).exists() else None
+    # The PSI bands the month's drift was read with (recorded with it since issue 14), else today's monitoring policy.
+    recorded, today = drift is not None and {"psi_investigate", "psi_shift"} <= set(drift.columns), portfolio.monitoring_policy()
+    psi_thresholds = {band: float(drift[f"psi_{band}"].iloc[0]) if recorded else getattr(today, band) for band in ("investigate", "shift")}
     return ReportInputs(
         month=month,
         input_files=[{"name": landed.name, "sha256": landed.sha256, "rows": received_rows(landed, contract)}],
@@ -147,6 +150,7 @@ def report_inputs(month: str, portfolio: PortfolioResources):
         decision_policy=", ".join(sorted(scores["policy_version"].unique())),
         drift=drift,
         drift_reference=str(drift["reference_model"].iloc[0]) if drift is not None and "reference_model" in drift else None,
+        psi_thresholds=psi_thresholds,
         backtest_cohort=cohort,
         backtest=backtest,
         backtest_note=note,

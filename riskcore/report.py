@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from riskcore.charts import expected_vs_observed, horizontal_bars
 from riskcore.escaping import html_text
 from riskcore.gates import adverse_impact_ratio
 from riskcore.metrics import calibration_by_decile
@@ -39,6 +40,7 @@ class ReportInputs:
     decision_policy: str
     drift: pd.DataFrame | None = None  # drift_report of the month
     drift_reference: str | None = None  # the version whose training reference it was measured against
+    psi_thresholds: dict[str, float] = field(default_factory=dict)  # band name -> PSI from which it applies, as the drift was read
     backtest_cohort: str | None = None
     backtest: pd.DataFrame | None = None  # the cohort's scores with their realised outcome (`pd`, `defaulted`)
     backtest_note: str = ""
@@ -135,6 +137,7 @@ def _stability(inputs: ReportInputs) -> dict:
         "reference": inputs.drift_reference,
         "score_psi": _round(drift.loc[drift["column"] == "pd", "psi"].iloc[0]) if (drift["column"] == "pd").any() else None,
         "drifted_columns": drift.loc[drift["drifted"], "column"].tolist(),
+        "psi_thresholds": inputs.psi_thresholds,
         "psi": {r.column: {"psi": _round(r.psi), "band": r.psi_band, "drifted": bool(r.drifted)} for r in drift.itertuples()},
     }
 
@@ -158,7 +161,8 @@ def changed_sections(published: dict[str, str], rebuilt: dict[str, str]) -> list
 def render_html(doc: dict) -> str:
     """A page a reviewer reads; every figure is the JSON's, nothing is computed here. Every value
     (ids, categories, group values, column names, names and reasons people typed) goes through
-    `html_text`: text, never markup; the page has no links or scripts of its own."""
+    `html_text`: text, never markup; the page has no links or scripts of its own. Charts are
+    inline SVG (riskcore.charts) of figures the JSON holds, right after the table they illustrate."""
     e = html_text
     month = doc["report"]["month"]
 
@@ -189,12 +193,27 @@ def render_html(doc: dict) -> str:
         table([{k: b[k] for k in ("rows", "defaults", "default_rate", "mean_pd", "auc", "gini", "ks", "brier")}])
         + table([{"model version": v, "cohort in its training window (in-sample)": x} for v, x in b.get("in_sample", {}).items()])
         + table(b["pd_vs_realised_by_decile"])
+        + expected_vs_observed(
+            "Realised default rate against mean PD, by PD decile",
+            [f"decile {r['decile']}" for r in b["pd_vs_realised_by_decile"]],
+            [r["mean_pd"] for r in b["pd_vs_realised_by_decile"]],
+            [r["default_rate"] for r in b["pd_vs_realised_by_decile"]],
+            "mean PD",
+            "realised default rate",
+        )
         if b["available"]
         else f"<p>not available: {e(b['note'])}</p>",
         "<h2>Stability and drift</h2>",
         (
             f"<p>Against the training reference of {e(str(s['reference']))}; score PSI {e(_fmt(s['score_psi']))}; drifted: {e(', '.join(s['drifted_columns']) or 'none')}.</p>"
             + table([{"column": c, **x} for c, x in s["psi"].items()])
+            + horizontal_bars(
+                "PSI per column against the training reference",
+                list(s["psi"]),
+                [x["psi"] for x in s["psi"].values()],
+                sorted(s.get("psi_thresholds", {}).items()),
+                "PSI",
+            )
         )
         if s["available"]
         else "<p>no drift report for this month</p>",

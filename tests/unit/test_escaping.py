@@ -24,7 +24,7 @@ from checks.validation import ContractValidator
 from riskcore.alerts import failure_alert
 from riskcore.contract import load_contract
 from riskcore.drift import build_profile
-from riskcore.escaping import markdown_text
+from riskcore.escaping import html_text, markdown_text
 from riskcore.features import FeatureSpec
 from riskcore.gates import Gate
 from riskcore.model_card import render_model_card
@@ -195,7 +195,11 @@ def _report_inputs() -> ReportInputs:
 def test_payload_is_inert_and_visible_in_the_regulatory_report():
     page = render_html(build_report(_report_inputs()))
     parsed = _assert_inert(page)
-    assert [t for t, _ in parsed.tags if t in ("a", "img", "svg", "iframe")] == []  # the page has no links or images of its own
+    assert [t for t, _ in parsed.tags if t in ("a", "img", "iframe", "image", "use", "foreignobject")] == []  # the page has no links or images of its own
+    # its one chart (PSI per column; no back-test here) holds the payload column name as text, drawn from the JSON's figures
+    assert [t for t, _ in parsed.tags if t == "svg"] == ["svg"]
+    chart = page[page.index("<svg") : page.index("</svg>")]
+    assert PAYLOADS[6] in unescape(chart) and html_text(PAYLOADS[6]) in chart
 
 
 CARD_SECTIONS = [
