@@ -26,18 +26,21 @@ from riskcore.months import month_label
 )
 def drift_report(context: dg.AssetExecutionContext, portfolios: Portfolios):
     """Full-data statistics from the reference profile (PSI on the reference's own bins, drifted when
-    material and beyond sampling noise: riskcore.drift), and an Evidently report on a seeded sample
-    for people, saved next to the data."""
+    material and beyond sampling noise: riskcore.drift), and an Evidently report for people, a seeded
+    sample of the month against the training rows kept with the champion, saved next to the data."""
+    import io
     import json
 
-    from riskcore.drift import ReferenceProfile, drift_statistics, monitored_frame
+    import pandas as pd
+
+    from riskcore.drift import REFERENCE_PROFILE_ARTIFACT, REFERENCE_SAMPLE_ARTIFACT, ReferenceProfile, drift_statistics, monitored_frame
     from riskcore.features import feature_specs, model_matrix
 
     portfolio = portfolios.of(context)
     landing, store, registry = portfolio.landing, portfolio.store, portfolio.registry
     month = month_label(context.partition_key)
     champion = registry.by_alias(CHAMPION)
-    profile_text = registry.read_text(champion.run_id, "reference_profile.json") if champion else None
+    profile_text = registry.read_text(champion.run_id, REFERENCE_PROFILE_ARTIFACT) if champion else None
     if profile_text is None:
         raise ValueError(f"the champion {champion.label if champion else '(none)'} has no reference profile: train it with this code")
     policy = portfolio.monitoring_policy()
@@ -50,7 +53,9 @@ def drift_report(context: dg.AssetExecutionContext, portfolios: Portfolios):
     stats = drift_statistics(profile, current, policy)
     # the bands it was read with travel with it: a later report draws the lines the month was judged by
     written = store.write(DRIFT, stats.assign(reference_model=champion.label, psi_investigate=policy.investigate, psi_shift=policy.shift), month)
-    html = _evidently_html(profile, current, policy.sample_rows, seed=int(month.replace("-", "")))
+    sample_bytes = registry.read_bytes(champion.run_id, REFERENCE_SAMPLE_ARTIFACT)
+    sample = pd.read_parquet(io.BytesIO(sample_bytes)) if sample_bytes is not None else None
+    html = _evidently_html(profile, current, policy.sample_rows, seed=int(month.replace("-", "")), reference_sample=sample)
     report_path = store.file(DRIFT, month, "evidently.html")
     atomic_write_bytes(report_path, html.encode())
     registry.log_text(champion.run_id, html, f"monitoring/drift_{month}.html")
@@ -68,6 +73,9 @@ def drift_report(context: dg.AssetExecutionContext, portfolios: Portfolios):
             "drifted_features": ", ".join(features_only.index[features_only["drifted"]]) or "none",
             "new_categories": json.dumps({k: v for k, v in by_column["new_categories"].items() if v}),
             "evidently_report": dg.MetadataValue.path(str(report_path)),
+            "evidently_reference": f"{len(sample)} training rows kept with {champion.label}"
+            if sample is not None
+            else f"resampled from the reference profile's quantiles: {champion.label} has no {REFERENCE_SAMPLE_ARTIFACT} (discrete columns smoothed)",
         }
     )
     worst = float(by_column["psi"].max())
@@ -91,22 +99,40 @@ def in_sample_metadata(month: str, training_window: str | None) -> dict:
     return {"training_window": training_window or "not recorded", "in_sample": "unknown" if training_window is None else in_window(month, training_window)}
 
 
-def _evidently_html(profile, current, sample_rows: int, seed: int) -> str:
-    """Evidently compares raw rows, so the reference side is rebuilt from the profile's quantiles
-    (numeric) and shares (categorical): a faithful stand-in of the training window, no data reload.
-    Evidently embeds its data unescaped in a `<script>` element (a category holding `</script>`
-    would end it): the page is returned with that data re-escaped (`riskcore.escaping.evidently_html`)."""
-    import numpy as np
-    import pandas as pd
+def _evidently_html(profile, current, sample_rows: int, seed: int, reference_sample=None) -> str:
+    """Evidently compares raw rows: a seeded sample of the month against the training rows kept with
+    the model version (`_evidently_reference`). Evidently embeds its data unescaped in a `<script>`
+    element (a category holding `</script>` would end it): the page is returned with that data
+    re-escaped (`riskcore.escaping.evidently_html`)."""
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
-    from riskcore.drift import MISSING
     from riskcore.escaping import evidently_html
 
-    rng = np.random.default_rng(seed)
     n = min(sample_rows, len(current))
     sample = current.sample(n=n, random_state=seed).reset_index(drop=True)
+    numeric, categorical = list(profile.numeric), list(profile.categorical)
+    definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
+    columns = numeric + categorical
+    reference = _evidently_reference(profile, reference_sample, n, seed)
+    snapshot = Report([DataDriftPreset()]).run(
+        Dataset.from_pandas(sample[columns], data_definition=definition), Dataset.from_pandas(reference[columns], data_definition=definition)
+    )
+    return evidently_html(snapshot.get_html_str(as_iframe=False))
+
+
+def _evidently_reference(profile, reference_sample, n: int, seed: int):
+    """The training sample kept with the model version: real rows, so a discrete column (a count)
+    keeps its values. A version trained before it was kept gets rows rebuilt from the profile's
+    quantiles (numeric, interpolated: discrete columns come out smoothed) and shares (categorical)."""
+    import numpy as np
+    import pandas as pd
+
+    from riskcore.drift import MISSING
+
+    if reference_sample is not None:
+        return reference_sample
+    rng = np.random.default_rng(seed)
     reference = {}
     for name, p in profile.numeric.items():
         values = np.interp(rng.random(n), np.linspace(0, 1, len(p.quantiles)), p.quantiles) if p.quantiles else np.full(n, np.nan)
@@ -116,13 +142,7 @@ def _evidently_html(profile, current, sample_rows: int, seed: int) -> str:
         categories, shares = zip(*sorted(p.shares.items()))
         drawn = rng.choice(np.array(categories, dtype=object), size=n, p=np.array(shares) / sum(shares))
         reference[name] = np.where(drawn == MISSING, None, drawn)
-    numeric, categorical = list(profile.numeric), list(profile.categorical)
-    definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
-    columns = numeric + categorical
-    snapshot = Report([DataDriftPreset()]).run(
-        Dataset.from_pandas(sample[columns], data_definition=definition), Dataset.from_pandas(pd.DataFrame(reference)[columns], data_definition=definition)
-    )
-    return evidently_html(snapshot.get_html_str(as_iframe=False))
+    return pd.DataFrame(reference)
 
 
 @dg.asset(

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from resources.portfolios import Portfolios
-from resources.storage import DatasetStore
+from resources.storage import DatasetStore, parquet_bytes
 from riskcore.datasets import APPLICATIONS, FEATURES, OUTCOMES, TRAINING_SET
 from riskcore.lineage import code_version
 from riskcore.months import sample_windows
@@ -86,19 +86,7 @@ def risk_model(context: dg.AssetExecutionContext, portfolios: Portfolios) -> dg.
         run_name=f"risk_model {context.run_id[:8]}",
         target=target,
     )
-    from riskcore.drift import build_profile, monitored_columns, monitored_frame
-
-    # The reference for drift monitoring, computed once from the training window and kept with the version
-    # (a version registered before, by a run killed before it got here, gets it now).
-    if registry.read_text(registered.run_id, "reference_profile.json") is None:
-        train = frame[frame[SAMPLE_COLUMN] == "train"]
-        matrix = model_matrix(train, specs)
-        reference = monitored_frame(matrix, model.predict_pd(matrix), portfolio.decision_policy(), sensitive_attributes(portfolio, train))
-        columns = monitored_columns(
-            [s.name for s in specs if s.kind == "numeric"], [s.name for s in specs if s.kind == "categorical"], list(portfolio.spec.sensitive_attributes)
-        )
-        profile = build_profile(reference, *columns)
-        registry.log_text(registered.run_id, profile.to_json(), "reference_profile.json")
+    log_monitoring_reference(portfolio, registered.run_id, frame[frame[SAMPLE_COLUMN] == "train"], model, specs)
     ledger = governance.ledger()
     # Registration is idempotent (the same training set and code give the same version): so is its entry.
     if not ledger.entries(kind="candidate_registered", subject=registered.label):
@@ -126,6 +114,33 @@ def risk_model(context: dg.AssetExecutionContext, portfolios: Portfolios) -> dg.
             "oot_calibration_by_decile": dg.MetadataValue.json(calibration.round(4).to_dict("records")),
         }
     )
+
+
+def log_monitoring_reference(portfolio, run_id: str, train, model, specs) -> None:
+    """The reference for drift monitoring, computed once from the training window and kept with the
+    version: the profile the statistics use, and a seeded sample of real rows Evidently compares
+    (a version registered before, by a run killed before it got here, or by older code, gets what it lacks now)."""
+    from riskcore.drift import REFERENCE_PROFILE_ARTIFACT, REFERENCE_SAMPLE_ARTIFACT, build_profile, monitored_columns, monitored_frame, reference_sample
+    from riskcore.features import model_matrix
+
+    registry, contract = portfolio.registry, portfolio.landing.applications()
+    profile_missing = registry.read_text(run_id, REFERENCE_PROFILE_ARTIFACT) is None
+    sample_missing = registry.read_bytes(run_id, REFERENCE_SAMPLE_ARTIFACT) is None
+    if not (profile_missing or sample_missing):
+        return
+    matrix = model_matrix(train, specs)
+    reference = monitored_frame(matrix, model.predict_pd(matrix), portfolio.decision_policy(), sensitive_attributes(portfolio, train))
+    numeric, categorical = monitored_columns(
+        [s.name for s in specs if s.kind == "numeric"], [s.name for s in specs if s.kind == "categorical"], list(portfolio.spec.sensitive_attributes)
+    )
+    if profile_missing:
+        registry.log_text(run_id, build_profile(reference, numeric, categorical).to_json(), REFERENCE_PROFILE_ARTIFACT)
+    if sample_missing:
+        pii = contract.columns("pii")
+        forbidden = {*contract.columns("id"), *pii, *(f"{c}_token" for c in pii)}
+        rows = portfolio.monitoring_policy().sample_rows
+        sample = reference_sample(reference, train[contract.only("id")], numeric + categorical, rows, forbidden)
+        registry.log_bytes(run_id, parquet_bytes(sample), REFERENCE_SAMPLE_ARTIFACT)
 
 
 def sensitive_attributes(portfolio, frame):

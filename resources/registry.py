@@ -164,7 +164,20 @@ class ModelRegistry(dg.ConfigurableResource):
         client.log_text(run_id, text, name)
         return f"{client.get_run(run_id).info.artifact_uri}/{name}"
 
-    def read_text(self, run_id: str, name: str) -> str | None:
+    def log_bytes(self, run_id: str, data: bytes, name: str) -> str:
+        """A binary artifact of the run (the reference sample, Parquet); returns its artifact URI."""
+        import tempfile
+
+        client = self.client()
+        folder, _, file_name = name.rpartition("/")
+        with tempfile.TemporaryDirectory() as staging:
+            path = Path(staging) / file_name
+            path.write_bytes(data)
+            client.log_artifact(run_id, str(path), folder or None)
+        return f"{client.get_run(run_id).info.artifact_uri}/{name}"
+
+    def read_bytes(self, run_id: str, name: str) -> bytes | None:
+        """An artifact of the run, or None when the run has none of that name."""
         import os
         import tempfile
 
@@ -174,9 +187,13 @@ class ModelRegistry(dg.ConfigurableResource):
 
         with tempfile.TemporaryDirectory() as folder:
             try:
-                return Path(self.client().download_artifacts(run_id, name, folder)).read_text()
+                return Path(self.client().download_artifacts(run_id, name, folder)).read_bytes()
             except (MlflowException, OSError):
                 return None
+
+    def read_text(self, run_id: str, name: str) -> str | None:
+        data = self.read_bytes(run_id, name)
+        return None if data is None else data.decode()
 
     def set_model_tag(self, key: str, value: str) -> bool:
         """A tag on the registered model (not a version); False when the model is not registered yet."""

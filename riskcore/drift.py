@@ -42,6 +42,9 @@ PROFILE_VERSION = 2
 TARGET_BINS = 10  # a continuous stretch is cut into bins of about a tenth of the rows
 POINT_MASS_SHARE = 0.05  # a value held by at least this share of the rows (half a bin) gets a bin of its own...
 MIN_BIN_SHARE = 0.02  # ...and so does the lowest or highest value from this share (a sentinel such as 999 or -1, zeros); smaller bins are merged
+REFERENCE_PROFILE_ARTIFACT = "reference_profile.json"  # kept with the model version (MLflow run artifacts)...
+REFERENCE_SAMPLE_ARTIFACT = "reference_sample.parquet"  # ...and, since issue 14, real training rows for the Evidently report
+REFERENCE_SAMPLE_SEED = 14
 DRIFT_COLUMNS = ["column", "kind", "psi", "psi_band", "bins", "psi_noise", "drifted", "new_categories"]
 
 
@@ -178,6 +181,28 @@ def monitored_columns(numeric_features: list[str], categorical_features: list[st
 def monitored_frame(matrix: pd.DataFrame, pd_: np.ndarray, decision_policy, sensitive: pd.DataFrame) -> pd.DataFrame:
     """The rows drift monitoring compares (see monitored_columns), row-aligned with `matrix`."""
     return matrix.reset_index(drop=True).assign(pd=pd_, decision=decision_policy.decide(decision_policy.points(pd_))).join(sensitive.reset_index(drop=True))
+
+
+def reference_sample(reference: pd.DataFrame, ids: pd.Series, columns: list[str], rows: int, forbidden: set[str]) -> pd.DataFrame:
+    """Real training rows for the Evidently report (issue 14: rows resampled from quantiles smooth a
+    discrete column such as a count): `rows` of them, the monitored `columns` only. The same
+    training rows give the same sample whatever their order (ordered by id, then a fixed seed).
+    Raises rather than keep a `forbidden` column (id, PII, token) or a text value that is a token
+    or looks like PII: the sample is kept with the model version, beside no access control of its own."""
+    from riskcore.pii import TOKEN_PATTERN, find_pii
+
+    kept = sorted(set(columns) & set(forbidden))
+    if kept:
+        raise ValueError(f"the reference sample would keep identifying columns {kept}")
+    order = np.argsort(ids.astype(str).to_numpy(), kind="stable")
+    picked = np.sort(np.random.default_rng(REFERENCE_SAMPLE_SEED).choice(len(order), size=min(rows, len(order)), replace=False))
+    sample = reference.iloc[order[picked]][columns].reset_index(drop=True)
+    text = [c for c in columns if not pd.api.types.is_numeric_dtype(sample[c])]
+    tokens = [c for c in text if sample[c].astype("string").str.match(TOKEN_PATTERN).fillna(False).any()]
+    found = find_pii(sample[text], set())
+    if tokens or found:
+        raise ValueError(f"the reference sample would keep tokens in {tokens} or PII-like values in {sorted(found)}")
+    return sample
 
 
 def build_profile(frame: pd.DataFrame, numeric: list[str], categorical: list[str]) -> ReferenceProfile:

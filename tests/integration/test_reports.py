@@ -1,14 +1,19 @@
 """Regulatory reports on the real pipeline: reproducible bytes, the month's own model version,
 single-run backfills, and tampering or changed inputs named by the check."""
 
+import io
 import json
 
 import dagster as dg
+import pandas as pd
 import pytest
 
 from assets.reporting import REPORT, report_subject, verify_files
 from resources.registry import CHALLENGER, CHAMPION
+from riskcore.charts import _label
+from riskcore.drift import REFERENCE_PROFILE_ARTIFACT, REFERENCE_SAMPLE_ARTIFACT, ReferenceProfile
 from riskcore.months import months_between
+from riskcore.pii import TOKEN_PATTERN, find_pii
 from tests.integration.worlds import APPROVER, TRAINING_MONTHS, World, reorder_training_set
 from tests.signing import approval_config
 
@@ -84,6 +89,44 @@ def test_every_number_traces_to_the_data_and_the_model(reported):
     assert doc["stability"]["available"] and doc["stability"]["reference"] == model["label"]
     assert doc["stability"]["psi"]["annual_income"]["psi"] == round(float(drift.loc["annual_income", "psi"]), 6)
     assert not json.loads(reported.store.file(REPORT, "2023-04", "report.json").read_bytes())["stability"]["available"]
+
+
+def test_the_report_draws_its_own_figures(reported):
+    month = "2023-03"
+    doc = json.loads(reported.store.file(REPORT, month, "report.json").read_bytes())
+    html = reported.store.file(REPORT, month, "report.html").read_text()
+    # two charts, each right after its table: calibration by decile (back-test), PSI per column (stability)
+    calibration, psi = (html[start : html.index("</svg>", start)] for start in (html.index("<svg"), html.rindex("<svg")))
+    assert html.count("<svg") == 2 and html.index("Back-test") < html.index(calibration) < html.index("Stability") < html.index(psi)
+    assert "<script" not in html and "href" not in html
+    for row in doc["backtest"]["pd_vs_realised_by_decile"]:
+        assert f"decile {row['decile']}: expected {_label(row['mean_pd'])}, observed {_label(row['default_rate'])}" in calibration
+    # the policy's lines are in the JSON, as the drift of the month was read with them
+    assert doc["stability"]["psi_thresholds"] == {"investigate": 0.1, "shift": 0.25}
+    assert "investigate line at 0.1; shift line at 0.25" in psi
+    assert all(f"{column}: {_label(x['psi'])}" in psi for column, x in doc["stability"]["psi"].items())
+
+
+def test_the_evidently_report_compares_real_training_rows_without_identifiers(reported):
+    champion = reported.registry.by_alias(CHAMPION)
+    sample = pd.read_parquet(io.BytesIO(reported.registry.read_bytes(champion.run_id, REFERENCE_SAMPLE_ARTIFACT)))
+    profile = ReferenceProfile.from_json(reported.registry.read_text(champion.run_id, REFERENCE_PROFILE_ARTIFACT))
+    assert sorted(sample.columns) == sorted([*profile.numeric, *profile.categorical])  # the monitored columns, nothing else
+    assert len(sample) == min(reported.portfolio.monitoring_policy().sample_rows, profile.rows)
+    counts = sample["inquiries_6m"].dropna()
+    assert len(counts) and (counts == counts.round()).all()  # a count stays a count
+    contract = reported.portfolio.landing.applications()
+    pii = contract.columns("pii")
+    assert not set(sample.columns) & {*contract.columns("id"), *pii, *(f"{c}_token" for c in pii)}
+    clear = set()
+    for month in TRAINING_MONTHS:
+        raw = pd.read_parquet(reported.portfolio.landing.applications_file(month).path)
+        clear |= {str(v) for c in pii for v in raw[c].dropna()} | {str(v) for v in raw[contract.only("id")]}
+    text = sample.select_dtypes(exclude="number").astype(str)
+    assert find_pii(sample, clear) == {} and not text.apply(lambda c: c.str.match(TOKEN_PATTERN)).any().any()
+    # the month's drift report ran Evidently on them
+    assert reported.drift("2023-03")["evidently_reference"] == f"{len(sample)} training rows kept with {champion.label}"
+    assert reported.store.file("drift_report", "2023-03", "evidently.html").exists()
 
 
 def test_a_rebuild_gives_the_same_bytes(reported):

@@ -241,3 +241,46 @@ def test_the_policy_holds_the_drift_thresholds(tmp_path):
     bad.write_text(text.replace("false_alarm_rate: 0.001", "false_alarm_rate: 1.5"))
     with pytest.raises(ValueError, match="false_alarm_rate"):
         load_monitoring_policy(bad)
+
+
+def _training_rows(rows: int = 3000) -> pd.DataFrame:
+    """Monitored columns of a synthetic training window (features, pd, decision), with their ids."""
+    rng = np.random.default_rng(3)
+    features = _features("2023-01", rows=rows)
+    return features.assign(pd=rng.uniform(0.01, 0.3, len(features)), decision=rng.choice(["approve", "refer", "decline"], len(features)))
+
+
+def test_the_reference_sample_is_real_rows_the_same_whatever_the_order():
+    from assets.monitoring import _evidently_reference
+    from resources.storage import parquet_bytes
+    from riskcore.drift import reference_sample
+
+    frame, id_column = _training_rows(), CONTRACT.only("id")
+    columns = [*NUMERIC, "pd", *CATEGORICAL, "decision"]
+    forbidden = {id_column, *CONTRACT.columns("pii")}
+    sample = reference_sample(frame, frame[id_column], columns, 500, forbidden)
+    shuffled = frame.sample(frac=1, random_state=5).reset_index(drop=True)
+    assert parquet_bytes(reference_sample(shuffled, shuffled[id_column], columns, 500, forbidden)) == parquet_bytes(sample)
+    assert list(sample.columns) == columns and len(sample) == 500 and not set(sample.columns) & forbidden
+    # a discrete column keeps the values it had: Evidently's reference is these rows...
+    reference = _evidently_reference(build_profile(frame, [*NUMERIC, "pd"], [*CATEGORICAL, "decision"]), sample, 500, seed=1)
+    counts = reference["inquiries_6m"].dropna()
+    assert (counts == counts.round()).all() and set(counts) <= set(frame["inquiries_6m"].dropna())
+    # ...where the quantile resampling kept for older versions smooths it into fractions
+    resampled = _evidently_reference(build_profile(frame, [*NUMERIC, "pd"], [*CATEGORICAL, "decision"]), None, 500, seed=1)["inquiries_6m"].dropna()
+    assert (resampled != resampled.round()).any()  # values between two counts (about 2% of rows here)
+    # fewer training rows than asked for: all of them
+    assert len(reference_sample(frame.head(50), frame[id_column].head(50), columns, 500, forbidden)) == 50
+
+
+def test_the_reference_sample_refuses_identifiers_tokens_and_pii():
+    from riskcore.drift import reference_sample
+
+    frame, id_column = _training_rows(200), CONTRACT.only("id")
+    columns = [*NUMERIC, "pd", *CATEGORICAL, "decision"]
+    with pytest.raises(ValueError, match="identifying columns"):
+        reference_sample(frame, frame[id_column], [id_column, *columns], 100, {id_column})
+    for leaked in ("tok_0123456789abcdef0123456789abcdef", "jane.doe@example.com"):
+        polluted = frame.assign(decision=[leaked] + frame["decision"].tolist()[1:])
+        with pytest.raises(ValueError, match="tokens in|PII-like"):
+            reference_sample(polluted, frame[id_column], columns, len(frame), {id_column})
