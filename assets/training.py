@@ -87,18 +87,22 @@ def risk_model(context: dg.AssetExecutionContext, portfolios: Portfolios) -> dg.
         target=target,
     )
     from riskcore.drift import build_profile, monitored_columns, monitored_frame
+    from riskcore.stability import STABILITY_REFERENCE, build_stability_reference, feature_points
 
-    # The reference for drift monitoring, computed once from the training window and kept with the version
-    # (a version registered before, by a run killed before it got here, gets it now).
+    # The references for drift monitoring and the stability pack, computed once from the training window and kept
+    # with the version (a version registered before, by a run killed before it got here, or by older code, gets them now).
+    train = frame[frame[SAMPLE_COLUMN] == "train"]
+    matrix, decision = model_matrix(train, specs), portfolio.decision_policy()
+    numeric, categorical = [s.name for s in specs if s.kind == "numeric"], [s.name for s in specs if s.kind == "categorical"]
     if registry.read_text(registered.run_id, "reference_profile.json") is None:
-        train = frame[frame[SAMPLE_COLUMN] == "train"]
-        matrix = model_matrix(train, specs)
-        reference = monitored_frame(matrix, model.predict_pd(matrix), portfolio.decision_policy(), sensitive_attributes(portfolio, train))
-        columns = monitored_columns(
-            [s.name for s in specs if s.kind == "numeric"], [s.name for s in specs if s.kind == "categorical"], list(portfolio.spec.sensitive_attributes)
-        )
-        profile = build_profile(reference, *columns)
+        reference = monitored_frame(matrix, model.predict_pd(matrix), decision, sensitive_attributes(portfolio, train))
+        profile = build_profile(reference, *monitored_columns(numeric, categorical, list(portfolio.spec.sensitive_attributes)))
         registry.log_text(registered.run_id, profile.to_json(), "reference_profile.json")
+    if registry.read_text(registered.run_id, STABILITY_REFERENCE) is None:
+        points = feature_points(model.logit_contributions(matrix), decision.scaling.factor)
+        bands = portfolio.monitoring_policy().score_bands
+        stability = build_stability_reference(matrix, points, decision.points(model.predict_pd(matrix)), numeric, categorical, bands)
+        registry.log_text(registered.run_id, stability.to_json(), STABILITY_REFERENCE)
     ledger = governance.ledger()
     # Registration is idempotent (the same training set and code give the same version): so is its entry.
     if not ledger.entries(kind="candidate_registered", subject=registered.label):
