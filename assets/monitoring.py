@@ -218,6 +218,7 @@ def matured_cohort(portfolio, month: str, columns: list[str]):
     kinds={"parquet"},
     # The cohort whose labels matured by month m (m - 12 with the production calendar) for the gains and calibration tables.
     deps=[FEATURES, SCORES, dg.AssetDep(OUTCOMES, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-12, end_offset=-12))],
+    output_required=False,
     check_specs=[
         dg.AssetCheckSpec(
             "check_stability_within_policy",
@@ -234,7 +235,8 @@ def matured_cohort(portfolio, month: str, columns: list[str]):
 def stability_pack(context: dg.AssetExecutionContext, portfolios: Portfolios):
     """The validator's stability pack of month m (riskcore.stability): characteristic analysis and
     score-band stability against the training reference of the version that scored m, and the gains
-    and per-band calibration tables of the cohort whose labels matured by m. Tables beside each other."""
+    and per-band calibration tables of the cohort whose labels matured by m. Tables beside each other.
+    Nothing is materialised before month m is scored (a monitoring run without scoring judges nothing)."""
     import json
 
     import pandas as pd
@@ -255,6 +257,12 @@ def stability_pack(context: dg.AssetExecutionContext, portfolios: Portfolios):
     portfolio = portfolios.of(context)
     landing, store, registry, policy = portfolio.landing, portfolio.store, portfolio.registry, portfolio.monitoring_policy()
     month, id_column = month_label(context.partition_key), landing.applications().only("id")
+    if not store.path(SCORES, month).exists():
+        why = f"risk_scores {month} not materialised: the month is not scored, nothing to measure yet"
+        context.log.info(why)
+        for check in ("check_stability_within_policy", "check_grade_calibration"):
+            yield dg.AssetCheckResult(check_name=check, passed=True, severity=dg.AssetCheckSeverity.WARN, metadata={"not_judged": why})
+        return
     scores = store.read(SCORES, month)
     versions = sorted(scores[["model_name", "model_version", "model_run_id"]].drop_duplicates().itertuples(index=False))
     if len(versions) != 1:
