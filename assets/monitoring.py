@@ -7,8 +7,12 @@ from resources.partitions import monthly_partitions
 from resources.portfolios import Portfolios
 from resources.registry import CHAMPION
 from resources.storage import atomic_write_bytes
-from riskcore.datasets import APPLICATIONS, CHAMPION_MODEL, DRIFT, FEATURES, OUTCOMES, PERFORMANCE, SCORES
+from riskcore.datasets import APPLICATIONS, CHAMPION_MODEL, DRIFT, FEATURES, OUTCOMES, PERFORMANCE, SCORES, STABILITY
 from riskcore.months import month_label
+
+
+class LabelsNotLoaded(RuntimeError):
+    """The cohort's labels have matured but loan_outcomes of its month holds none yet."""
 
 
 @dg.asset(
@@ -207,3 +211,159 @@ def model_performance(context: dg.AssetExecutionContext, portfolios: Portfolios)
             "calibration_by_decile": dg.MetadataValue.json(json.loads(calibration.round(4).to_json(orient="records"))),
         }
     )
+
+
+def matured_cohort(portfolio, month: str, columns: list[str]):
+    """(the cohort whose labels matured by `month`, its scores' `columns` with their realised outcome
+    `defaulted` or None when it was never scored, what it is or why none). Raises LabelsNotLoaded
+    when the cohort was scored and its labels matured but are not loaded (performance_job loads them)."""
+    from riskcore.months import add_months
+
+    landing, calendar, store = portfolio.landing, portfolio.calendar, portfolio.store
+    id_column, target = landing.applications().only("id"), landing.outcomes().only("target")
+    cohort = month_label(add_months(month, -calendar.performance_window_months))
+    if not store.path(SCORES, cohort).exists():
+        return cohort, None, f"no scores of {cohort}, the cohort whose labels matured by {month}"
+    outcomes = store.read(OUTCOMES, cohort, columns=[id_column, target]) if store.path(OUTCOMES, cohort).exists() else None
+    if outcomes is None or outcomes.empty:
+        raise LabelsNotLoaded(f"labels of {cohort} have matured but are not loaded: materialise loan_outcomes {cohort} (performance_job) first")
+    labelled = store.read(SCORES, cohort, columns=[id_column, *columns]).merge(
+        outcomes.rename(columns={target: "defaulted"}), on=id_column, validate="one_to_one"
+    )
+    return cohort, labelled, f"scores of {cohort} against their realised outcomes"
+
+
+@dg.asset(
+    partitions_def=monthly_partitions,
+    group_name="monitoring",
+    kinds={"parquet"},
+    # The cohort whose labels matured by month m (m - 12 with the production calendar) for the gains and calibration tables.
+    deps=[FEATURES, SCORES, dg.AssetDep(OUTCOMES, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-12, end_offset=-12))],
+    output_required=False,
+    check_specs=[
+        dg.AssetCheckSpec(
+            "check_stability_within_policy",
+            asset=STABILITY,
+            description="CSI of every feature and the score-band PSI against the scoring version's training window: WARN from 'investigate', ERROR from 'shift' (monitoring policy).",
+        ),
+        dg.AssetCheckSpec(
+            "check_grade_calibration",
+            asset=STABILITY,
+            description="Observed against expected default rate per frozen score band of the matured cohort (Jeffreys): fails on a red band or a red portfolio.",
+        ),
+    ],
+)
+def stability_pack(context: dg.AssetExecutionContext, portfolios: Portfolios):
+    """The validator's stability pack of month m (riskcore.stability): characteristic analysis and
+    score-band stability against the training reference of the version that scored m, and the gains
+    and per-band calibration tables of the cohort whose labels matured by m. Tables beside each other.
+    Nothing is materialised before month m is scored (a monitoring run without scoring judges nothing)."""
+    import json
+
+    import pandas as pd
+
+    from resources.storage import atomic_write_bytes
+    from riskcore.features import feature_specs, model_matrix
+    from riskcore.stability import (
+        STABILITY_REFERENCE,
+        StabilityReference,
+        characteristic_analysis,
+        characteristic_summary,
+        feature_points,
+        gains_table,
+        grade_calibration,
+        score_band_stability,
+    )
+
+    portfolio = portfolios.of(context)
+    landing, store, registry, policy = portfolio.landing, portfolio.store, portfolio.registry, portfolio.monitoring_policy()
+    month, id_column = month_label(context.partition_key), landing.applications().only("id")
+    if not store.path(SCORES, month).exists():
+        why = f"risk_scores {month} not materialised: the month is not scored, nothing to measure yet"
+        context.log.info(why)
+        for check in ("check_stability_within_policy", "check_grade_calibration"):
+            yield dg.AssetCheckResult(check_name=check, passed=True, severity=dg.AssetCheckSeverity.WARN, metadata={"not_judged": why})
+        return
+    scores = store.read(SCORES, month)
+    versions = sorted(scores[["model_name", "model_version", "model_run_id"]].drop_duplicates().itertuples(index=False))
+    if len(versions) != 1:
+        raise ValueError(f"risk_scores {month}: expected the scores of one model version, found {len(versions) or 'none'}")
+    (name, version, run_id), bands = versions[0], list(policy.score_bands)
+    text, model = registry.read_text(run_id, STABILITY_REFERENCE), f"{name}/{version}"
+    reference = StabilityReference.from_json(text) if text else None
+    characteristics, score_bands = pd.DataFrame(), pd.DataFrame()
+    if reference is None:
+        reference_note = f"not available: {model} has no {STABILITY_REFERENCE} (trained before the stability pack): retrain to get one"
+    elif reference.score_bands != bands:
+        reference_note = f"not available: {model}'s reference has score bands {reference.score_bands}, the policy {bands}: retrain to get a reference on them"
+    else:
+        reference_note = f"against the training window of {model}"
+        matrix = model_matrix(
+            scores[[id_column]].merge(store.read(FEATURES, month), on=id_column, how="left", validate="one_to_one"), feature_specs(landing.applications())
+        )
+        points = feature_points(registry.load(version).logit_contributions(matrix), portfolio.decision_policy().scaling.factor)
+        characteristics = characteristic_analysis(reference, matrix, points)
+        score_bands = score_band_stability(reference, scores["score_points"].to_numpy())
+    gains, calibration = pd.DataFrame(), pd.DataFrame()
+    try:
+        cohort, labelled, cohort_note = matured_cohort(portfolio, month, ["pd", "score_points"])
+    except LabelsNotLoaded as problem:
+        cohort, labelled, cohort_note = None, None, f"not available: {problem}"
+    if labelled is not None:
+        y, pd_, points_ = labelled["defaulted"].to_numpy(), labelled["pd"].to_numpy(), labelled["score_points"].to_numpy()
+        gains, calibration = gains_table(points_, y, bands), grade_calibration(pd_, y, points_, bands, policy)
+    notes = {"model": model, "reference": reference_note, "cohort": cohort, "cohort_note": cohort_note, "policy": policy.label, "score_bands": bands}
+    written = store.write(STABILITY, characteristics, month)
+    for table, frame in (("score_bands", score_bands), ("gains", gains), ("calibration", calibration)):
+        store.write_table(STABILITY, month, table, frame)
+    atomic_write_bytes(store.file(STABILITY, month, "pack.json"), (json.dumps(notes, sort_keys=True, indent=2) + "\n").encode())
+    summary = characteristic_summary(characteristics, policy) if len(characteristics) else pd.DataFrame(columns=["feature", "csi"])
+    score_psi = float(score_bands["psi"].sum()) if len(score_bands) else None
+    yield dg.MaterializeResult(
+        metadata={
+            **written.metadata(),
+            "model": model,
+            "policy": policy.label,
+            "reference": reference_note,
+            "cohort": cohort_note,
+            **({"score_band_psi": score_psi} if score_psi is not None else {}),
+            **{f"csi_{r.feature}": float(r.csi) for r in summary.itertuples()},
+            **(
+                {"score_shift_points": dg.MetadataValue.json({r.feature: round(float(r.shift_points), 4) for r in summary.itertuples()})}
+                if len(summary)
+                else {}
+            ),
+            **({"gains_ks": float(gains["ks"].max())} if len(gains) else {}),
+        }
+    )
+    if score_psi is None:
+        yield dg.AssetCheckResult(
+            check_name="check_stability_within_policy", passed=False, severity=dg.AssetCheckSeverity.WARN, metadata={"not_judged": reference_note}
+        )
+    else:
+        values = {**{f"csi {r.feature}": float(r.csi) for r in summary.itertuples()}, "score-band psi": score_psi}
+        worst = max(values.values())
+        yield dg.AssetCheckResult(
+            check_name="check_stability_within_policy",
+            passed=worst < policy.investigate,
+            severity=dg.AssetCheckSeverity.ERROR if worst >= policy.shift else dg.AssetCheckSeverity.WARN,
+            metadata={
+                "worst": worst,
+                "investigate": {k: v for k, v in values.items() if policy.investigate <= v < policy.shift},
+                "shift": {k: v for k, v in values.items() if v >= policy.shift},
+            },
+        )
+    if labelled is None:
+        # no cohort scored yet is nothing to judge; labels matured but not loaded is a gap to fill
+        yield dg.AssetCheckResult(
+            check_name="check_grade_calibration", passed=cohort is not None, severity=dg.AssetCheckSeverity.WARN, metadata={"not_judged": cohort_note}
+        )
+    else:
+        red = calibration.loc[calibration["light"] == "red", "grade"].tolist()
+        lights = calibration.set_index("grade")["light"].to_dict()
+        yield dg.AssetCheckResult(
+            check_name="check_grade_calibration",
+            passed=not red,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={"cohort": cohort, "red": ", ".join(red) or "none", "lights": dg.MetadataValue.json(lights)},
+        )

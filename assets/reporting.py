@@ -2,12 +2,12 @@
 
 import dagster as dg
 
-from assets.monitoring import in_sample_metadata
+from assets.monitoring import LabelsNotLoaded, in_sample_metadata, matured_cohort
 from resources.partitions import MONTHLY_BY_THE_3RD, monthly_partitions
 from resources.portfolios import PortfolioResources, Portfolios
 from resources.registry import ModelRegistry
 from resources.storage import DatasetStore
-from riskcore.datasets import APPLICATIONS, DRIFT, OUTCOMES, QUARANTINED, REPORT, SCORES
+from riskcore.datasets import APPLICATIONS, DRIFT, OUTCOMES, QUARANTINED, REPORT, SCORES, STABILITY
 from riskcore.months import month_label
 
 TRAIL_KINDS = ("candidate_registered", "gate_results", "approval", "promotion")
@@ -49,6 +49,7 @@ def recorded_model(ledger, registry: ModelRegistry, label: str) -> dict:
         QUARANTINED,
         SCORES,
         DRIFT,
+        STABILITY,
         dg.AssetDep(OUTCOMES, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-12, end_offset=-12)),
     ],
     backfill_policy=dg.BackfillPolicy.single_run(),
@@ -99,13 +100,15 @@ def regulatory_report(context: dg.AssetExecutionContext, portfolios: Portfolios)
 
 def report_inputs(month: str, portfolio: PortfolioResources):
     """Everything the month's report says, read from what was recorded for that month."""
+    import json
+
     from riskcore.ingestion import count_reasons, read_landing_bytes, received_rows
-    from riskcore.months import add_months, month_index
+    from riskcore.months import month_index
     from riskcore.report import ReportInputs
 
     landing, calendar, store, registry, governance = portfolio.landing, portfolio.calendar, portfolio.store, portfolio.registry, portfolio.governance
     contract, policy = landing.applications(), governance.policy()
-    id_column, target, sensitive = contract.only("id"), landing.outcomes().only("target"), list(portfolio.spec.sensitive_attributes)
+    id_column, sensitive = contract.only("id"), list(portfolio.spec.sensitive_attributes)
     source = landing.applications_file(month)
     landed = read_landing_bytes(source.name, source.read_bytes())
     scores = store.read(SCORES, month)
@@ -118,22 +121,26 @@ def report_inputs(month: str, portfolio: PortfolioResources):
     air_thresholds = {float(m["gates"]["adverse_impact_ratio"]["threshold"].split()[-1]) for m in models if "adverse_impact_ratio" in m["gates"]}  # ">= 0.8"
     if month_index(month) > month_index(calendar.as_of):
         raise ReportNotReady(f"{month} is after the evaluation month {calendar.as_of}")
-    cohort = month_label(add_months(month, -calendar.performance_window_months))
-    backtest, note, in_sample = None, f"no scores of {cohort}, the cohort whose labels matured by {month}", {}
-    if store.path(SCORES, cohort).exists():
-        outcomes = store.read(OUTCOMES, cohort, columns=[id_column, target]) if store.path(OUTCOMES, cohort).exists() else None
-        if outcomes is None or outcomes.empty:
-            # Published without them, the report would be frozen with a hole a rebuild then fills.
-            raise ReportNotReady(f"labels of {cohort} have matured but are not loaded: materialise loan_outcomes {cohort} (performance_job) first")
-        backtest = store.read(SCORES, cohort, columns=[id_column, "pd", "model_version"]).merge(
-            outcomes.rename(columns={target: "defaulted"}), on=id_column, validate="one_to_one"
-        )
-        note = f"scores of {cohort} against their realised outcomes"
-        in_sample = {str(v): in_sample_metadata(cohort, registry.training_window(v))["in_sample"] for v in sorted(backtest["model_version"].unique())}
+    try:
+        cohort, backtest, note = matured_cohort(portfolio, month, ["pd", "score_points", "model_version"])
+    except LabelsNotLoaded as problem:  # published without them, the report would be frozen with a hole a rebuild then fills
+        raise ReportNotReady(str(problem)) from problem
+    in_sample = (
+        {}
+        if backtest is None
+        else {str(v): in_sample_metadata(cohort, registry.training_window(v))["in_sample"] for v in sorted(backtest["model_version"].unique())}
+    )
     drift = store.read(DRIFT, month) if store.path(DRIFT, month).exists() else None
     # The PSI bands the month's drift was read with (recorded with it since issue 14), else today's monitoring policy.
     recorded, today = drift is not None and {"psi_investigate", "psi_shift"} <= set(drift.columns), portfolio.monitoring_policy()
     psi_thresholds = {band: float(drift[f"psi_{band}"].iloc[0]) if recorded else getattr(today, band) for band in ("investigate", "shift")}
+    pack = None
+    if store.path(STABILITY, month).exists():
+        pack = {
+            "notes": json.loads(store.file(STABILITY, month, "pack.json").read_bytes()),
+            "characteristics": store.read(STABILITY, month),
+            "score_bands": store.read_table(STABILITY, month, "score_bands"),
+        }
     return ReportInputs(
         month=month,
         input_files=[{"name": landed.name, "sha256": landed.sha256, "rows": received_rows(landed, contract)}],
@@ -148,6 +155,7 @@ def report_inputs(month: str, portfolio: PortfolioResources):
         min_group_size=policy.min_group_size,
         min_adverse_impact_ratio=max(air_thresholds) if air_thresholds else policy.min_adverse_impact_ratio,
         decision_policy=", ".join(sorted(scores["policy_version"].unique())),
+        monitoring=portfolio.monitoring_policy(),
         drift=drift,
         drift_reference=str(drift["reference_model"].iloc[0]) if drift is not None and "reference_model" in drift else None,
         psi_thresholds=psi_thresholds,
@@ -155,6 +163,7 @@ def report_inputs(month: str, portfolio: PortfolioResources):
         backtest=backtest,
         backtest_note=note,
         backtest_in_sample=in_sample,
+        stability_pack=pack,
         overrides=[
             {"seq": e.seq, "actor": e.actor, "recorded_at": e.recorded_at, **{k: e.payload.get(k) for k in OVERRIDE_FIELDS}}
             for e in ledger.entries(kind="override")

@@ -117,22 +117,29 @@ def risk_model(context: dg.AssetExecutionContext, portfolios: Portfolios) -> dg.
 
 
 def log_monitoring_reference(portfolio, run_id: str, train, model, specs) -> None:
-    """The reference for drift monitoring, computed once from the training window and kept with the
-    version: the profile the statistics use, and a seeded sample of real rows Evidently compares
-    (a version registered before, by a run killed before it got here, or by older code, gets what it lacks now)."""
+    """The references for monitoring, computed once from the training window and kept with the
+    version: the profile the drift statistics use, a seeded sample of real rows Evidently compares,
+    and the stability pack's reference (feature points per bin, score-band shares). A version
+    registered before, by a run killed before it got here, or by older code, gets what it lacks now."""
     from riskcore.drift import REFERENCE_PROFILE_ARTIFACT, REFERENCE_SAMPLE_ARTIFACT, build_profile, monitored_columns, monitored_frame, reference_sample
     from riskcore.features import model_matrix
+    from riskcore.stability import STABILITY_REFERENCE, build_stability_reference, feature_points
 
     registry, contract = portfolio.registry, portfolio.landing.applications()
     profile_missing = registry.read_text(run_id, REFERENCE_PROFILE_ARTIFACT) is None
     sample_missing = registry.read_bytes(run_id, REFERENCE_SAMPLE_ARTIFACT) is None
-    if not (profile_missing or sample_missing):
+    stability_missing = registry.read_text(run_id, STABILITY_REFERENCE) is None
+    if not (profile_missing or sample_missing or stability_missing):
         return
-    matrix = model_matrix(train, specs)
-    reference = monitored_frame(matrix, model.predict_pd(matrix), portfolio.decision_policy(), sensitive_attributes(portfolio, train))
-    numeric, categorical = monitored_columns(
-        [s.name for s in specs if s.kind == "numeric"], [s.name for s in specs if s.kind == "categorical"], list(portfolio.spec.sensitive_attributes)
-    )
+    matrix, decision = model_matrix(train, specs), portfolio.decision_policy()
+    features = [s.name for s in specs if s.kind == "numeric"], [s.name for s in specs if s.kind == "categorical"]
+    pd_ = model.predict_pd(matrix)
+    reference = monitored_frame(matrix, pd_, decision, sensitive_attributes(portfolio, train))
+    numeric, categorical = monitored_columns(*features, list(portfolio.spec.sensitive_attributes))
+    if stability_missing:
+        points = feature_points(model.logit_contributions(matrix), decision.scaling.factor)
+        stability = build_stability_reference(matrix, points, decision.points(pd_), *features, portfolio.monitoring_policy().score_bands)
+        registry.log_text(run_id, stability.to_json(), STABILITY_REFERENCE)
     if profile_missing:
         registry.log_text(run_id, build_profile(reference, numeric, categorical).to_json(), REFERENCE_PROFILE_ARTIFACT)
     if sample_missing:

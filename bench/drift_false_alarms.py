@@ -176,17 +176,13 @@ def detection(rows: int, seeds: int, months: int, policy) -> list[dict]:
     return out
 
 
-def german_monitored_months(folder) -> tuple:
-    """German credit in the pipeline's 20 round-robin months of 50 rows, as monitoring sees them
-    (features, the PD of a scorecard trained on the first 14 months, its decision, the sensitive
-    attributes): (reference profile of those 14, feature names, monitored columns, month -> frame).
-    The bench and tests/unit/test_drift.py both use it."""
+def german_scorecard_months(folder) -> tuple:
+    """German credit in the pipeline's 20 round-robin months of 50 rows (features, sensitive attributes
+    and `defaulted`) and a scorecard trained on the first 14: (feature specs, model, month -> frame)."""
     from pathlib import Path
 
     from checks import contract_path
     from riskcore.contract import load_contract
-    from riskcore.decision_policy import load_policy
-    from riskcore.drift import ReferenceProfile, build_profile, monitored_columns, monitored_frame
     from riskcore.features import build_features, feature_specs, model_matrix
     from riskcore.german_credit import fetch_archive, read_german_credit, to_landing
     from riskcore.ingestion import LandedFile, conform
@@ -201,6 +197,22 @@ def german_monitored_months(folder) -> tuple:
         months[month] = features.merge(outcomes[["application_id", "defaulted"]], on="application_id")
     train = pd.concat(list(months.values())[:14], ignore_index=True)
     model = train_scorecard(model_matrix(train, specs).assign(defaulted=train["defaulted"].to_numpy()), "defaulted", specs)
+    return specs, model, months
+
+
+def german_monitored_months(folder) -> tuple:
+    """German credit's months as monitoring sees them (features, the PD of the scorecard of
+    german_scorecard_months, its decision, the sensitive attributes): (reference profile of the first
+    14, feature names, monitored columns, month -> frame). The bench and tests/unit/test_drift.py both use it."""
+    from checks import contract_path
+    from riskcore.contract import load_contract
+    from riskcore.decision_policy import load_policy
+    from riskcore.drift import ReferenceProfile, build_profile, monitored_columns, monitored_frame
+    from riskcore.features import model_matrix
+
+    specs, model, months = german_scorecard_months(folder)
+    sensitive = load_contract(contract_path("german_credit_applications.yaml")).columns("sensitive")
+    train = pd.concat(list(months.values())[:14], ignore_index=True)
 
     def monitored(frame):
         matrix = model_matrix(frame, specs)

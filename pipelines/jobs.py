@@ -17,6 +17,7 @@ from riskcore.datasets import (
     REPORT,
     RISK_MODEL,
     SCORES,
+    STABILITY,
     TRAINING_SET,
 )
 
@@ -119,11 +120,15 @@ def portfolio_jobs(portfolio: str, partitions: dg.PartitionsDefinition) -> dict:
         "monthly_scoring_job": asset_job("monthly_scoring_job", ingestion | assets(SCORES), "Ingest one month and score it with the champion.", kind="scoring"),
         "monthly_cycle_job": asset_job(
             "monthly_cycle_job",
-            ingestion | assets(SCORES, DRIFT, REPORT),
-            "The month's whole cycle: ingest, score with the champion, measure drift, build and publish the regulatory report.",
+            ingestion | assets(SCORES, DRIFT, STABILITY, REPORT),
+            "The month's whole cycle: ingest, score with the champion, measure drift and stability, build and publish the regulatory report.",
             kind="scoring",
         ),
-        "monitoring_job": asset_job("monitoring_job", assets(DRIFT), "Drift of one month against the champion's training reference."),
+        "monitoring_job": asset_job(
+            "monitoring_job",
+            assets(DRIFT, STABILITY),
+            "Drift of one month against the champion's training reference, and the stability pack (CSI, score bands, gains, calibration by band).",
+        ),
         "performance_job": asset_job(
             "performance_job",
             assets(OUTCOMES, PERFORMANCE),

@@ -142,6 +142,18 @@ class DatasetStore(dg.ConfigurableResource):
         atomic_write_bytes(target, data)
         return WrittenDataset(str(target), len(frame), hashlib.sha256(data).hexdigest())
 
+    def write_table(self, dataset: str, partition: str | None, name: str, frame: pd.DataFrame) -> WrittenDataset:
+        """A further table of a dataset's partition, `<name>.parquet` beside its part (a pack of tables)."""
+        data = parquet_bytes(frame)
+        target = self.file(dataset, partition, f"{name}.parquet")
+        atomic_write_bytes(target, data)
+        return WrittenDataset(str(target), len(frame), hashlib.sha256(data).hexdigest())
+
+    def read_table(self, dataset: str, partition: str | None, name: str) -> pd.DataFrame:
+        import pandas as pd
+
+        return pd.read_parquet(io.BytesIO(self.file(dataset, partition, f"{name}.parquet").read_bytes()))
+
     def read(self, dataset: str, partition: str | None = None, columns: list[str] | None = None) -> pd.DataFrame:
         target = self.path(dataset, partition)
         if not target.exists():

@@ -140,14 +140,23 @@ def _numeric_shares(profile: NumericProfile, x: np.ndarray) -> np.ndarray:
 
 
 def _numeric_counts(profile: NumericProfile, x: np.ndarray) -> np.ndarray:
+    return np.bincount(_numeric_codes(profile, x), minlength=len(profile.edges) + 2).astype("float64")
+
+
+def _numeric_codes(profile: NumericProfile, x: np.ndarray) -> np.ndarray:
+    """The bin of each value: searchsorted on the edges, missing the last bin."""
     missing = np.isnan(x)
-    counts = np.bincount(np.searchsorted(np.asarray(profile.edges), x[~missing], side="right"), minlength=len(profile.edges) + 1)
-    return np.append(counts, missing.sum()).astype("float64")
+    codes = np.full(len(x), len(profile.edges) + 1, dtype="int64")
+    codes[~missing] = np.searchsorted(np.asarray(profile.edges), x[~missing], side="right")
+    return codes
+
+
+def _category_text(values: pd.Series) -> pd.Series:
+    return values.astype("object").where(values.notna(), MISSING).astype(str)
 
 
 def _category_shares(values: pd.Series) -> dict[str, float]:
-    text = values.astype("object").where(values.notna(), MISSING).astype(str)
-    return {str(k): float(v) for k, v in text.value_counts(normalize=True).sort_index().items()}
+    return {str(k): float(v) for k, v in _category_text(values).value_counts(normalize=True).sort_index().items()}
 
 
 def retraining_decision(drift_shares: dict[str, float], last_launch: str | None, policy: MonitoringPolicy) -> tuple[str | None, str]:
@@ -220,16 +229,23 @@ def psi_band(value: float, policy: MonitoringPolicy) -> str:
     return "stable" if value < policy.investigate else "investigate" if value < policy.shift else "shift"
 
 
-def _psi_counts(reference_counts: np.ndarray, current_counts: np.ndarray) -> tuple[float, int]:
-    """(PSI, bins compared) of a reference of N rows and a month of n rows, as counts per bin.
-    A bin empty on one side counts half a row there; a bin empty on both sides is left out."""
+def psi_terms(reference_counts: np.ndarray, current_counts: np.ndarray) -> np.ndarray:
+    """Each bin's (a - e) ln(a / e), a reference of N rows and a month of n rows given as counts per
+    bin: the PSI is their sum. A bin empty on one side counts half a row there; a bin empty on both is 0."""
     ref, cur = np.asarray(reference_counts, float), np.asarray(current_counts, float)
     keep = (ref > 0) | (cur > 0)
     big_n, n = ref.sum(), cur.sum()
-    if not keep.any() or big_n <= 0 or n <= 0:
-        return 0.0, int(keep.sum())
-    e, a = np.maximum(ref[keep], 0.5) / big_n, np.maximum(cur[keep], 0.5) / n
-    return float(np.sum((a - e) * np.log(a / e))), int(keep.sum())
+    terms = np.zeros(len(ref))
+    if keep.any() and big_n > 0 and n > 0:
+        e, a = np.maximum(ref[keep], 0.5) / big_n, np.maximum(cur[keep], 0.5) / n
+        terms[keep] = (a - e) * np.log(a / e)
+    return terms
+
+
+def _psi_counts(reference_counts: np.ndarray, current_counts: np.ndarray) -> tuple[float, int]:
+    """(PSI, bins compared) of counts per bin (see psi_terms); a bin empty on both sides is left out."""
+    keep = (np.asarray(reference_counts, float) > 0) | (np.asarray(current_counts, float) > 0)
+    return float(np.sum(psi_terms(reference_counts, current_counts)[keep])), int(keep.sum())
 
 
 def psi_noise(bins: int, rows: int, reference_rows: int, false_alarm_rate: float) -> float:
@@ -247,6 +263,14 @@ def _category_counts(reference: dict[str, float], current: dict[str, float], ref
     """Counts per categorical bin: each category holding MIN_BIN_SHARE of the reference, the rarer
     ones pooled (into the smallest category when the pool is still under it), and the categories
     the reference never saw as one last bin."""
+    groups = _category_groups(reference, current)
+    ref = np.array([sum(reference.get(c, 0.0) for c in g) for g in groups]) * reference_rows
+    cur = np.array([sum(current.get(c, 0.0) for c in g) for g in groups]) * rows
+    return ref, cur
+
+
+def _category_groups(reference: dict[str, float], current) -> list[list[str]]:
+    """The categorical bins (see _category_counts): lists of categories, the unseen ones last."""
     kept = sorted((c for c, s in reference.items() if s >= MIN_BIN_SHARE), key=lambda c: (-reference[c], c))
     rare = [c for c in reference if c not in kept]
     groups = [[c] for c in kept]
@@ -256,9 +280,26 @@ def _category_counts(reference: dict[str, float], current: dict[str, float], ref
         else:
             groups[-1] = groups[-1] + rare
     groups.append([c for c in current if c not in reference])
-    ref = np.array([sum(reference.get(c, 0.0) for c in g) for g in groups]) * reference_rows
-    cur = np.array([sum(current.get(c, 0.0) for c in g) for g in groups]) * rows
-    return ref, cur
+    return groups
+
+
+def column_bins(profile: ReferenceProfile, name: str, values: pd.Series) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(label of each bin, reference share of each bin, bin of each value) of a profiled column, on
+    the bins drift_statistics compares it on: what it counts, row by row (the stability pack's
+    characteristic analysis). Categorical: the last bin holds the categories the reference never saw."""
+    if name in profile.numeric:
+        ref = profile.numeric[name]
+        x = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64")
+        bounds = [-np.inf, *ref.edges, np.inf]
+        labels = [
+            f"= {lo:.6g}" if lo in ref.point_masses and hi == np.nextafter(lo, np.inf) else f"[{lo:.6g}, {hi:.6g})" for lo, hi in zip(bounds[:-1], bounds[1:])
+        ]
+        return [*labels, "missing"], np.asarray(ref.shares, float), _numeric_codes(ref, x)
+    shares, text = profile.categorical[name].shares, _category_text(values)
+    groups = _category_groups(shares, sorted(text.unique()))
+    labels = [*(", ".join(g) for g in groups[:-1]), "not in reference" + (f": {', '.join(groups[-1])}" if groups[-1] else "")]
+    code = {c: i for i, g in enumerate(groups) for c in g}
+    return labels, np.array([sum(shares.get(c, 0.0) for c in g) for g in groups]), text.map(code).to_numpy(dtype="int64")
 
 
 def drift_statistics(profile: ReferenceProfile, current: pd.DataFrame, policy: MonitoringPolicy) -> pd.DataFrame:

@@ -46,12 +46,16 @@ def _grade_bounds(sorted_pd: np.ndarray, min_expected_defaults: float) -> np.nda
     return np.array([0, n])
 
 
-def calibration_table(y: np.ndarray, pd_: np.ndarray, confidence: float, tolerance: float, min_expected_defaults: float) -> pd.DataFrame:
+def calibration_table(
+    y: np.ndarray, pd_: np.ndarray, confidence: float, tolerance: float, min_expected_defaults: float, grades: np.ndarray | None = None
+) -> pd.DataFrame:
     """Observed against expected default rate per PD grade, and for the portfolio (grade "all"),
     in the ECB's PD back-testing tradition: a Jeffreys test and a traffic light per grade.
 
     Grades are equal-count PD deciles, or as many equal-count grades (down to one) as keep each
     at `min_expected_defaults` expected defaults or more: small samples get fewer, wider grades.
+    Or given: `grades`, a grade per row (e.g. a frozen score band, riskcore.stability), listed in
+    ascending order; `min_expected_defaults` is then the caller's to respect.
     The default rate has the Jeffreys posterior Beta(D + 1/2, N - D + 1/2); `jeffreys_lower` and
     `jeffreys_upper` bound its equal-tailed `confidence` interval and `p_value` is two-sided
     (PD too low and PD too high), against the grade's mean PD. Lights:
@@ -71,9 +75,16 @@ def calibration_table(y: np.ndarray, pd_: np.ndarray, confidence: float, toleran
     from scipy.stats import beta  # scipy stays out of the code location's load
 
     y, pd_ = np.asarray(y, dtype="float64"), np.asarray(pd_, dtype="float64")
-    order = np.argsort(pd_, kind="stable")
+    if grades is None:
+        order = np.argsort(pd_, kind="stable")
+        starts = _grade_bounds(pd_[order], min_expected_defaults)[:-1]
+        names = list(range(1, len(starts) + 1))
+    else:
+        order = np.argsort(np.asarray(grades), kind="stable")
+        sorted_grades = np.asarray(grades)[order]
+        starts = np.flatnonzero(np.r_[True, sorted_grades[1:] != sorted_grades[:-1]])
+        names = sorted_grades[starts].tolist()
     sorted_pd, sorted_y = pd_[order], y[order]
-    starts = _grade_bounds(sorted_pd, min_expected_defaults)[:-1]
     rows = np.r_[np.diff(starts), len(y) - starts[-1], len(y)]
     defaults = np.r_[np.add.reduceat(sorted_y, starts), y.sum()]
     mean_pd = np.r_[np.add.reduceat(sorted_pd, starts), pd_.sum()] / rows
@@ -85,7 +96,7 @@ def calibration_table(y: np.ndarray, pd_: np.ndarray, confidence: float, toleran
     light = np.where(red, "red", np.where((mean_pd < lower) | (mean_pd > upper), "amber", "green"))
     return pd.DataFrame(
         {
-            "grade": [*range(1, len(starts) + 1), "all"],
+            "grade": [*names, "all"],
             "rows": rows.astype("int64"),
             "defaults": defaults.astype("int64"),
             "mean_pd": mean_pd,

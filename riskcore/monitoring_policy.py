@@ -3,7 +3,7 @@ purpose: the code location checks every portfolio's policy at load, without nump
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from riskcore.yamlfile import load_yaml
@@ -23,6 +23,11 @@ class MonitoringPolicy:
     auc_tolerance: float = 0.02
     auc_floor: float = 0.65
     min_matured_months: int = 1
+    # the stability pack: frozen score bands in points, [edge i, edge i + 1), and the per-band calibration test
+    score_bands: tuple[float, ...] = field(kw_only=True)
+    calibration_confidence: float = field(kw_only=True)
+    calibration_tolerance: float = field(kw_only=True)
+    calibration_min_expected_defaults: float = field(kw_only=True)
 
 
 def load_monitoring_policy(path=None) -> MonitoringPolicy:
@@ -30,6 +35,10 @@ def load_monitoring_policy(path=None) -> MonitoringPolicy:
     doc = load_yaml(path.read_text())
     retraining, performance, drift = doc.get("retraining", {}), doc.get("performance", {}), doc["drift"]
     floor, rate = float(drift["psi_floor"]), float(drift["false_alarm_rate"])
+    stability = doc["stability"]
+    bands, calibration = tuple(float(b) for b in stability["score_bands"]), stability["calibration"]
+    if len(bands) < 2 or any(lo >= hi for lo, hi in zip(bands, bands[1:])):
+        raise ValueError(f"stability.score_bands must be at least two increasing points, not {list(bands)}")
     if floor < 0 or not 0 < rate < 1:
         raise ValueError(f"drift: psi_floor must be at least 0 and false_alarm_rate between 0 and 1 (exclusive), not {floor} and {rate}")
     return MonitoringPolicy(
@@ -45,4 +54,8 @@ def load_monitoring_policy(path=None) -> MonitoringPolicy:
         float(performance.get("auc_tolerance", 0.02)),
         float(performance.get("auc_floor", 0.65)),
         int(performance.get("min_matured_months", 1)),
+        score_bands=bands,
+        calibration_confidence=float(calibration["confidence"]),
+        calibration_tolerance=float(calibration["tolerance"]),
+        calibration_min_expected_defaults=float(calibration["min_expected_defaults"]),
     )

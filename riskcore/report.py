@@ -15,13 +15,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from riskcore.charts import expected_vs_observed, horizontal_bars
+from riskcore.charts import expected_vs_observed, grouped_bars, horizontal_bars
+from riskcore.drift import psi_band as psi_band_of
 from riskcore.escaping import html_text
 from riskcore.gates import adverse_impact_ratio
 from riskcore.metrics import calibration_by_decile
+from riskcore.monitoring_policy import MonitoringPolicy
 from riskcore.performance import realised_performance
+from riskcore.stability import band_codes, band_labels, gains_table, grade_calibration
 
-SCORE_BANDS = (0, 450, 500, 520, 530, 540, 550, 560, 580, 600, 650, 10_000)
 REPORT_KIND = "monthly PD model report"
 
 
@@ -38,14 +40,16 @@ class ReportInputs:
     min_group_size: int
     min_adverse_impact_ratio: float
     decision_policy: str
+    monitoring: MonitoringPolicy  # its frozen score bands and per-band calibration test
     drift: pd.DataFrame | None = None  # drift_report of the month
     drift_reference: str | None = None  # the version whose training reference it was measured against
     psi_thresholds: dict[str, float] = field(default_factory=dict)  # band name -> PSI from which it applies, as the drift was read
     backtest_cohort: str | None = None
-    backtest: pd.DataFrame | None = None  # the cohort's scores with their realised outcome (`pd`, `defaulted`)
+    backtest: pd.DataFrame | None = None  # the cohort's scores with their realised outcome (`pd`, `score_points`, `defaulted`)
     backtest_note: str = ""
     backtest_in_sample: dict = field(default_factory=dict)  # model version -> the cohort lies in its training window (True/False/"unknown")
     overrides: list[dict] = field(default_factory=list)
+    stability_pack: dict | None = None  # the month's stability_pack: `notes` (pack.json), `characteristics` and `score_bands` tables
 
 
 def _round(value, digits: int = 6):
@@ -56,7 +60,8 @@ def build_report(inputs: ReportInputs) -> dict:
     scores, received = inputs.scores, sum(f["rows"] for f in inputs.input_files)
     accepted = len(inputs.applications)
     decisions = scores["decision"].value_counts()
-    bands = pd.cut(scores["score_points"], SCORE_BANDS, right=False)
+    edges = inputs.monitoring.score_bands
+    band_counts = np.bincount(band_codes(scores["score_points"].to_numpy(), edges), minlength=len(edges) - 1)
     approved = (scores["decision"] == "approve").to_numpy()
     by_id = inputs.applications.set_index("application_id")
     fairness = {}
@@ -81,12 +86,13 @@ def build_report(inputs: ReportInputs) -> dict:
             d: {"count": int(decisions.get(d, 0)), "rate": _round(decisions.get(d, 0) / max(len(scores), 1), 4)} for d in ("approve", "refer", "decline")
         },
         "score_distribution": {
-            "bands": [{"points": f"[{b.left}, {b.right})", "count": int(n)} for b, n in bands.value_counts(sort=False).items()],
+            "bands": [{"points": b, "count": int(n)} for b, n in zip(band_labels(edges), band_counts)],
             "pd_mean": _round(scores["pd"].mean()),
             "pd_quantiles": {f"p{q}": _round(scores["pd"].quantile(q / 100)) for q in (5, 25, 50, 75, 95)},
         },
         "backtest": _backtest(inputs),
         "stability": _stability(inputs),
+        **_stability_pack(inputs),
         "fairness": fairness,
         "models": inputs.models,
         "contract": {
@@ -140,6 +146,56 @@ def _stability(inputs: ReportInputs) -> dict:
         "psi_thresholds": inputs.psi_thresholds,
         "psi": {r.column: {"psi": _round(r.psi), "band": r.psi_band, "drifted": bool(r.drifted)} for r in drift.itertuples()},
     }
+
+
+def _records(frame: pd.DataFrame, columns: list[str]) -> list[dict]:
+    """Rows as JSON records: floats rounded (NaN as null), integers and text as they are."""
+    return [
+        {c: _round(v) if isinstance(v, float) else v.item() if isinstance(v, np.generic) else v for c, v in zip(columns, row)}
+        for row in frame[columns].itertuples(index=False)
+    ]
+
+
+def _stability_pack(inputs: ReportInputs) -> dict:
+    """The validator's stability pack: the month's characteristic analysis and score bands against the
+    scoring version's training window (read from its stability_pack), and the gains and per-band
+    calibration tables of the back-tested cohort (riskcore.stability on the back-test's rows)."""
+    pack = inputs.stability_pack
+    notes = pack["notes"] if pack else {"reference": "not available: no stability pack for this month"}
+    judged = pack is not None and len(pack["characteristics"]) > 0
+    characteristic = {"available": judged, "note": notes["reference"]}
+    score_bands = {"available": judged, "note": notes["reference"]}
+    if judged:
+        table, policy = pack["characteristics"], inputs.monitoring
+        characteristic["features"] = [
+            {
+                "feature": name,
+                "csi": _round(rows["csi"].sum()),
+                "band": psi_band_of(rows["csi"].sum(), policy),
+                "score_shift_points": _round(rows["shift_points"].sum(), 4),
+                "bins": _records(rows, ["bin", "reference_share", "current_share", "current_rows", "reference_points", "current_points", "csi"]),
+            }
+            for name, rows in table.groupby("feature", sort=False)
+        ]
+        bands = pack["score_bands"]
+        score_bands |= {"psi": _round(bands["psi"].sum()), "band": psi_band_of(bands["psi"].sum(), policy)}
+        # current against reference share per frozen band: the data of a "score distribution against the reference" chart
+        score_bands["bands"] = _records(bands, ["band", "reference_share", "current_share", "current_rows"])
+    frame, policy = inputs.backtest, inputs.monitoring
+    cohort = {"cohort": inputs.backtest_cohort, "available": frame is not None and len(frame) > 0, "note": inputs.backtest_note}
+    gains, calibration = dict(cohort), dict(cohort)
+    if cohort["available"]:
+        y, pd_, points = frame["defaulted"].to_numpy(), frame["pd"].to_numpy(), frame["score_points"].to_numpy()
+        table = gains_table(points, y, policy.score_bands)
+        gains |= {"ks": _round(table["ks"].max()), "bands": _records(table, list(table.columns))}
+        grades = grade_calibration(pd_, y, points, policy.score_bands, policy)
+        calibration |= {
+            "confidence": policy.calibration_confidence,
+            "tolerance": policy.calibration_tolerance,
+            "min_expected_defaults": policy.calibration_min_expected_defaults,
+            "grades": _records(grades, list(grades.columns)),
+        }
+    return {"characteristic_analysis": characteristic, "score_band_stability": score_bands, "gains": gains, "grade_calibration": calibration}
 
 
 def canonical_json(doc: dict) -> bytes:
@@ -217,6 +273,7 @@ def render_html(doc: dict) -> str:
         )
         if s["available"]
         else "<p>no drift report for this month</p>",
+        *_stability_pack_html(doc, table),
         "<h2>Fairness (adverse impact ratio)</h2>",
         table(
             [
@@ -251,6 +308,46 @@ def render_html(doc: dict) -> str:
         "</body></html>\n",
     ]
     return "".join(parts)
+
+
+def _stability_pack_html(doc: dict, table) -> list[str]:
+    """The stability pack's four sections, every figure the JSON's."""
+    e = html_text
+    c, sb, g, k = doc["characteristic_analysis"], doc["score_band_stability"], doc["gains"], doc["grade_calibration"]
+    parts = ["<h2>Characteristic analysis (CSI and score shift in points, per feature on its reference bins)</h2>"]
+    if c["available"]:
+        parts += [f"<p>{e(c['note'])}.</p>", table([{k_: v for k_, v in f.items() if k_ != "bins"} for f in c["features"]])]
+        for f in c["features"]:
+            parts += [f"<h3>{e(f['feature'])}</h3>", table(f["bins"])]
+    else:
+        parts.append(f"<p>{e(c['note'])}</p>")
+    parts.append("<h2>Score-band stability (share per frozen score band, month against reference)</h2>")
+    if sb["available"]:
+        parts += [
+            f"<p>Score-band PSI {e(_fmt(sb['psi']))} ({e(sb['band'])}).</p>",
+            table(sb["bands"]),
+            grouped_bars(
+                "Score distribution against the training reference, by frozen score band",
+                [str(r["band"]) for r in sb["bands"]],
+                [("reference", [r["reference_share"] for r in sb["bands"]]), ("this month", [r["current_share"] for r in sb["bands"]])],
+                "score points",
+                "share of applications",
+            ),
+        ]
+    else:
+        parts.append(f"<p>{e(sb['note'])}</p>")
+    parts.append(f"<h2>Gains table by score band (cohort {e(str(g['cohort']))})</h2>")
+    parts += [f"<p>KS {e(_fmt(g['ks']))}, riskiest band first.</p>", table(g["bands"])] if g["available"] else [f"<p>not available: {e(g['note'])}</p>"]
+    parts.append(f"<h2>Calibration by score band: observed against expected default rate (cohort {e(str(k['cohort']))})</h2>")
+    if k["available"]:
+        parts += [
+            f"<p>Jeffreys {e(_fmt(k['confidence']))} interval; red when it lies wholly outside mean PD x (1 +/- {e(_fmt(k['tolerance']))}); "
+            f'bands expecting fewer than {e(_fmt(k["min_expected_defaults"]))} defaults are pooled; grade "all" is the portfolio.</p>',
+            table(k["grades"]),
+        ]
+    else:
+        parts.append(f"<p>not available: {e(k['note'])}</p>")
+    return parts
 
 
 def _fmt(value) -> str:

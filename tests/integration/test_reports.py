@@ -5,6 +5,7 @@ import io
 import json
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -43,7 +44,7 @@ def reported(tmp_path_factory, mlflow_uri):
             if month not in TRAINING_MONTHS:
                 world.run("monthly_ingestion_job", month)
             world.run("monthly_scoring_job", month, assets=["risk_scores"])
-        world.run("monitoring_job", "2023-03")
+        world.monitoring = world.run("monitoring_job", "2023-03")
         world.set_as_of("2024-01")  # the year is over: every month's labels have matured (one-month window)
         for month in MONTHS:
             world.run("performance_job", month, assets=["loan_outcomes"])
@@ -178,3 +179,31 @@ def test_an_older_month_keeps_its_model_after_a_new_champion_and_a_rescore_is_na
     assert [m["label"] for m in rebuilt["models"]] == [new.label]
     published = json.loads(reported.store.file(REPORT, "2023-12", "report.json").read_bytes())
     assert [m["label"] for m in published["models"]] == [old.label]  # the published report is never overwritten
+
+
+def test_the_stability_pack_materialises_passes_on_stationary_data_and_the_report_shows_it(reported):
+    month = "2023-03"  # monitoring_job ran it: scored by the baseline, cohort 2023-02 matured (one-month window)
+    checks = {e.check_name: e for e in reported.monitoring.get_asset_check_evaluations() if e.asset_key == reported.key("stability_pack")}
+    assert checks["check_stability_within_policy"].passed and checks["check_grade_calibration"].passed, checks
+    pack = reported.store.read("stability_pack", month)
+    features = [f.name for f in reported.portfolio.landing.applications().features]
+    assert sorted(pack["feature"].unique()) == sorted(features)
+    assert (pack.groupby("feature")["current_share"].sum().round(9) == 1).all()
+    drift = reported.store.read("drift_report", month).set_index("column")["psi"]
+    csi = pack.groupby("feature")["csi"].sum()
+    assert np.allclose(csi, drift.loc[csi.index])  # the CSI is the drift PSI of the feature, on the same bins
+    gains = reported.store.read_table("stability_pack", month, "gains")
+    assert gains["rows"].sum() == len(reported.store.read("risk_scores", "2023-02"))
+    doc = json.loads(reported.store.file(REPORT, month, "report.json").read_bytes())
+    assert doc["characteristic_analysis"]["available"] and {f["feature"] for f in doc["characteristic_analysis"]["features"]} == set(features)
+    chart = doc["score_band_stability"]["bands"]
+    assert [b["band"] for b in chart] == [b["points"] for b in doc["score_distribution"]["bands"]]
+    assert [b["current_rows"] for b in chart] == [b["count"] for b in doc["score_distribution"]["bands"]]
+    assert doc["gains"]["cohort"] == doc["grade_calibration"]["cohort"] == "2023-02" and doc["gains"]["ks"] == round(float(gains["ks"].max()), 6)
+    assert doc["grade_calibration"]["grades"][-1]["grade"] == "all"
+    html = reported.store.file(REPORT, month, "report.html").read_text()
+    for title in ("Characteristic analysis", "Score-band stability", "Gains table by score band", "Calibration by score band"):
+        assert title in html
+    later = json.loads(reported.store.file(REPORT, "2023-04", "report.json").read_bytes())  # no pack for 2023-04: said, not invented
+    assert not later["characteristic_analysis"]["available"] and "no stability pack" in later["characteristic_analysis"]["note"]
+    assert later["gains"]["available"]  # the back-tested cohort's tables come from the report's own inputs

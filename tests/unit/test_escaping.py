@@ -28,6 +28,7 @@ from riskcore.escaping import html_text, markdown_text
 from riskcore.features import FeatureSpec
 from riskcore.gates import Gate
 from riskcore.model_card import render_model_card
+from riskcore.monitoring_policy import load_monitoring_policy
 from riskcore.report import ReportInputs, build_report, render_html
 
 PAYLOADS = [
@@ -164,6 +165,10 @@ def _report_inputs() -> ReportInputs:
         }
     )
     drift = pd.DataFrame({"column": ["pd", PAYLOADS[6]], "psi": [0.01, 0.3], "psi_band": ["stable", PAYLOADS[7]], "drifted": [False, True]})
+    # feature names and bin labels (categories of the file) in the stability pack's tables
+    characteristics = pd.DataFrame({"feature": PAYLOADS[4], "bin": PAYLOADS[5:7], "reference_share": 0.5, "current_share": 0.5, "current_rows": 1})
+    characteristics = characteristics.assign(reference_points=1.0, current_points=1.0, csi=0.0, shift_points=0.0)
+    score_bands = pd.DataFrame({"band": ["[0, 450)"], "reference_share": [1.0], "current_share": [1.0], "current_rows": [n], "psi": [0.0]})
     model = {
         "label": PAYLOADS[8],
         "run_id": PAYLOADS[9],
@@ -184,10 +189,12 @@ def _report_inputs() -> ReportInputs:
         min_group_size=1,
         min_adverse_impact_ratio=0.8,
         decision_policy=PAYLOADS[7],
+        monitoring=load_monitoring_policy(),
         drift=drift,
         drift_reference=PAYLOADS[8],
         backtest_cohort=PAYLOADS[9],
         backtest_note=PAYLOADS[10],
+        stability_pack={"notes": {"reference": PAYLOADS[3]}, "characteristics": characteristics, "score_bands": score_bands},
         overrides=[{"application_id": PAYLOADS[0], "approver": PAYLOADS[1], "reason": PAYLOADS[2]}],
     )
 
@@ -196,8 +203,8 @@ def test_payload_is_inert_and_visible_in_the_regulatory_report():
     page = render_html(build_report(_report_inputs()))
     parsed = _assert_inert(page)
     assert [t for t, _ in parsed.tags if t in ("a", "img", "iframe", "image", "use", "foreignobject")] == []  # the page has no links or images of its own
-    # its one chart (PSI per column; no back-test here) holds the payload column name as text, drawn from the JSON's figures
-    assert [t for t, _ in parsed.tags if t == "svg"] == ["svg"]
+    # its charts (PSI per column, then score bands against the reference; no back-test here): the first holds the payload column name as text
+    assert [t for t, _ in parsed.tags if t == "svg"] == ["svg", "svg"]
     chart = page[page.index("<svg") : page.index("</svg>")]
     assert PAYLOADS[6] in unescape(chart) and html_text(PAYLOADS[6]) in chart
 
