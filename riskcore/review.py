@@ -222,12 +222,24 @@ def overdue(items: list[QueueItem], policy: ReviewPolicy, now_iso: str) -> list[
     return [i for i in items if i.status != DECIDED and now - dt.datetime.fromisoformat(i.queued_at) > limit]
 
 
-def queue_items(portfolio: str, month: str, scores, features, id_column: str, policy: ReviewPolicy, queued_at: str, max_reason_codes: int = 4) -> list[dict]:
-    """The month's referred applications as queue rows (scores and model inputs joined on the id):
-    what `enqueue` takes. Model inputs only: the features dataset holds no PII."""
+def queue_items(
+    portfolio: str,
+    month: str,
+    scores,
+    features,
+    id_column: str,
+    policy: ReviewPolicy,
+    queued_at: str,
+    appealed: set[str] = frozenset(),
+    max_reason_codes: int = 4,
+) -> list[dict]:
+    """The month's referred applications, and the declined ones whose applicant appealed, as queue
+    rows (scores and model inputs joined on the id): what `ReviewStore.enqueue` takes. Model inputs
+    only: the features dataset holds no PII."""
     import json
 
-    referred = scores[scores["decision"] == "refer"].merge(features, on=id_column, how="left", validate="one_to_one")
+    wanted = (scores["decision"] == "refer") | ((scores["decision"] == "decline") & scores[id_column].astype(str).isin(appealed))
+    referred = scores[wanted].merge(features, on=id_column, how="left", validate="one_to_one")
     inputs = [c for c in features.columns if c not in (id_column, "month", "feature_set_version")]
     rows = []
     for record in referred.to_dict("records"):
@@ -247,7 +259,7 @@ def queue_items(portfolio: str, month: str, scores, features, id_column: str, po
                 "segment": str(values.get(policy.segment_feature) or NO_SEGMENT),
                 "features": json.dumps(values, sort_keys=True),
                 "queued_at": queued_at,
-                "source": "referred",
+                "source": "referred" if record["decision"] == "refer" else "appeal",
             }
         )
     return rows
