@@ -161,7 +161,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     session_key()  # a missing production key fails here, before gunicorn forks
     os.environ[PORTFOLIO_VAR] = name
-    gunicorn = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{args.port}", "--workers", str(args.workers), "pipelines.review_app:create_app()"]
+    # Loopback only; no control socket (gunicorn's default puts one in the user's home, shared by every server of the user).
+    gunicorn = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{args.port}", "--workers", str(args.workers), "--no-control-socket"]
+    gunicorn += ["--access-logfile", "-", "pipelines.review_app:create_app()"]
     os.execv(sys.executable, gunicorn)
     return 0  # pragma: no cover - execv does not return
 
