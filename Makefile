@@ -112,6 +112,7 @@ verify-ledger: install
 ## (password from the terminal); `make enqueue-review MONTH=2024-12 [APPEAL=APP-...]` queues a month's referrals.
 REVIEW_PORT ?= 8050
 review: install
+	test -n "$$RISK_REVIEW_SIGNING_KEY" || test -f $(DATA_DIR)/keys/review_service || $(BIN)/python -m pipelines.governance signing-key --identity review_service
 	$(BIN)/python -m pipelines.review --portfolio $(PORTFOLIO) serve --port $(REVIEW_PORT)
 
 officer: install

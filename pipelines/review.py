@@ -15,6 +15,7 @@ import base64
 import getpass
 import hashlib
 import hmac
+import json
 import os
 import secrets
 import sys
@@ -24,6 +25,8 @@ SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1  # 16 MiB, about 50 ms a hash here
 SESSION_KEY_VAR = "RISK_REVIEW_SESSION_KEY"
 IDENTITY_HEADER_VAR = "RISK_REVIEW_IDENTITY_HEADER"  # a trusted proxy's identity header (off unless set)
 PORTFOLIO_VAR = "RISK_REVIEW_PORTFOLIO"
+SIGNING_KEY_VAR = "RISK_REVIEW_SIGNING_KEY"  # the review service's own ed25519 key (OpenSSH text)
+REVIEW_SERVICE = "review_service"  # its identity: in the promotion policy's services, its public key in allowed_signers
 MIN_PASSWORD_CHARS = 12
 
 
@@ -94,6 +97,49 @@ def session_key() -> str:
         path.write_text(secrets.token_hex(32))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def service_attestation(resources):
+    """What signs each review decision's ledger entry: the review service's key (RISK_REVIEW_SIGNING_KEY;
+    locally, when unset, the development key `make signing-key IDENTITY=review_service` made), the
+    signature checked against the portfolio's allowed signers and promotion policy before the entry
+    is appended, as the rollback sensor's requests are. The officer stays the entry's actor; the
+    signed request binds the whole payload. No key: the server does not start."""
+    import datetime as dt
+
+    from pipelines.environment import current_environment, data_dir, development_keys
+    from riskcore.portfolio import portfolio_signers
+    from riskcore.promotion import PromotionRefused, check_authority
+    from riskcore.review import ReviewRefused
+    from riskcore.signatures import SignatureRefused, SignedRequest, verify
+
+    key = os.environ.get(SIGNING_KEY_VAR)
+    development = development_keys(data_dir()) / REVIEW_SERVICE
+    if not key and current_environment() == "local" and development.is_file():
+        key = development.read_text()
+    if not key:
+        raise ValueError(
+            f"{SIGNING_KEY_VAR} is not set: the review service signs every decision it records (locally: make signing-key IDENTITY={REVIEW_SERVICE})"
+        )
+    policy = resources.governance.policy()
+
+    def attest(kind: str, subject: str, payload: dict) -> dict:
+        body = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        signed_at = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        request = SignedRequest(kind, resources.name, payload["application_token"], REVIEW_SERVICE, body, signed_at).signed_with(key)
+        try:
+            check_authority(policy, REVIEW_SERVICE, kind)
+            verify(request.message(), request.signature, portfolio_signers(resources.spec.file, resources.spec.allowed_signers), REVIEW_SERVICE)
+        except (PromotionRefused, SignatureRefused, ValueError) as error:
+            raise ReviewRefused(f"the review service could not sign this decision, so it was not recorded: {error}") from None
+        return {
+            "signed_by": REVIEW_SERVICE,
+            "signed_request": request.message().decode(),
+            "signature": request.signature,
+            "signature_sha256": request.signature_digest,
+        }
+
+    return attest
 
 
 def portfolio_name(name: str | None = None) -> str:

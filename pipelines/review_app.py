@@ -21,7 +21,7 @@ from flask_wtf import CSRFProtect, FlaskForm
 from wtforms import PasswordField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
-from pipelines.review import IDENTITY_HEADER_VAR, load_reviewers, portfolio_name, session_key, verify_password
+from pipelines.review import IDENTITY_HEADER_VAR, load_reviewers, portfolio_name, service_attestation, session_key, verify_password
 
 PER_PAGE = 50
 CSP = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -50,7 +50,7 @@ def create_app(portfolio: str | None = None) -> Flask:
     name = portfolio_name(portfolio)
     resources = configured_portfolio(name)
     policy = load_review_policy(resources.spec.policies["review"])
-    store = ReviewStore(resources.governance.ledger(), name, policy)
+    store = ReviewStore(resources.governance.ledger(), name, policy, attest=service_attestation(resources))
     reviewers_file = resources.spec.reviewers
     identity_header = os.environ.get(IDENTITY_HEADER_VAR) or None
 

@@ -20,6 +20,8 @@ from pipelines.review import add_officer
 from riskcore.ledger import Ledger
 from riskcore.review_policy import load_review_policy
 from riskcore.review_store import ReviewStore, decisions, queue
+from riskcore.signatures import load_allowed_signers, verify
+from tests.signing import key_of, write_allowed_signers
 
 PASSWORDS = {"first.officer@example.com": "first officer's long password", "second.officer@example.com": "second officer's long password"}
 FIRST, SECOND = PASSWORDS
@@ -58,7 +60,9 @@ def server(tmp_path_factory):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RISK_")} | {"RISK_DATA_DIR": str(data), "RISK_ENV": "local"}
+    write_allowed_signers(data / "keys" / "allowed_signers", ("review_service",))  # the local environment's allowed signers
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RISK_")}
+    env |= {"RISK_DATA_DIR": str(data), "RISK_ENV": "local", "RISK_REVIEW_SIGNING_KEY": key_of("review_service")[0]}
     process = subprocess.Popen(
         [sys.executable, "-m", "pipelines.review", "--portfolio", "retail_pd", "serve", "--port", str(port), "--workers", "1"],
         env=env,
@@ -143,6 +147,11 @@ def test_an_officer_overrides_a_referral_in_the_browser_and_the_ledger_records_i
     assert entry.actor == FIRST and entry.payload["from_decision"] == "refer" and entry.payload["to_decision"] == "approve"
     assert entry.payload["reason"] == APPROVE and entry.payload["auth_method"] == "password" and "script" not in json.dumps(entry.payload)
     assert store.decisions_of("APP-202412-000001")[0].note == SCRIPT  # kept in the review table only
+    # Signed by the review service's own key, over the whole payload:
+    signers = load_allowed_signers(store.ledger.engine.url.database.replace("governance/ledger.db", "keys/allowed_signers"))
+    verify(entry.payload["signed_request"].encode(), entry.payload["signature"], signers, "review_service")
+    signed = json.loads(json.loads(entry.payload["signed_request"])["reason"])
+    assert entry.payload["signed_by"] == "review_service" and signed == {k: entry.payload[k] for k in signed} and signed["officer"] == FIRST
 
 
 def test_every_page_carries_the_security_headers(server):
