@@ -250,3 +250,28 @@ def test_four_eyes_need_a_second_different_officer_before_anything_counts(store)
     (entry,) = store.ledger.entries()
     assert entry.kind == "override" and entry.actor == "a@example.com" and entry.payload["second_officer"] == "b@example.com"
     assert store.ledger.verify().ok
+
+
+# --- officers' logins --------------------------------------------------------------------------
+
+
+def test_officer_passwords_are_salted_scrypt_hashes_checked_in_constant_time(tmp_path):
+    from pipelines.review import add_officer, load_reviewers, verify_password
+
+    path = tmp_path / "reviewers"
+    add_officer(str(path), "a@example.com", "a long enough password")
+    add_officer(str(path), "b@example.com", "a long enough password")
+    stored = load_reviewers(str(path))
+    assert stored["a@example.com"] != stored["b@example.com"]  # salted: same password, other hash
+    assert "a long enough password" not in path.read_text() and oct(path.stat().st_mode)[-3:] == "600"
+    assert verify_password("a long enough password", stored["a@example.com"])
+    assert not verify_password("a long enough passwore", stored["a@example.com"]) and not verify_password("a long enough password", None)
+    add_officer(str(path), "a@example.com", "another long password")  # replaces the line, keeps the others
+    assert set(load_reviewers(str(path))) == {"a@example.com", "b@example.com"} and verify_password(
+        "another long password", load_reviewers(str(path))["a@example.com"]
+    )
+    with pytest.raises(ValueError, match="at least 12 characters"):
+        add_officer(str(path), "c@example.com", "short")
+    path.write_text("a@example.com plaintext\n")
+    with pytest.raises(ValueError, match=rf"{path}:1: expected `identity scrypt"):
+        load_reviewers(str(path))
