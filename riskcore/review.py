@@ -240,7 +240,9 @@ def queue_items(
 
     wanted = (scores["decision"] == "refer") | ((scores["decision"] == "decline") & scores[id_column].astype(str).isin(appealed))
     referred = scores[wanted].merge(features, on=id_column, how="left", validate="one_to_one")
-    inputs = [c for c in features.columns if c not in (id_column, "month", "feature_set_version")]
+    from riskcore.features import MONTH_COLUMN
+
+    inputs = [c for c in features.columns if c not in (id_column, MONTH_COLUMN)]
     rows = []
     for record in referred.to_dict("records"):
         values = {c: _plain(record.get(c)) for c in inputs}
