@@ -174,7 +174,7 @@ def test_queue_items_are_the_referred_applications_with_model_inputs_only():
         }
     )
     features = pd.DataFrame(
-        {"application_id": ["A1", "A2", "A3"], "month": "2024-12", "loan_amount": [30000.0, 1.0, float("nan")], "channel": ["online", "x", None]}
+        {"application_id": ["A1", "A2", "A3"], "application_month": "2024-12", "loan_amount": [30000.0, 1.0, float("nan")], "channel": ["online", "x", None]}
     )
     rows = queue_items("retail_pd", "2024-12", scores, features, "application_id", POLICY, "2025-01-02T00:00:00+00:00")
     assert [r["application_id"] for r in rows] == ["A1", "A3"]
