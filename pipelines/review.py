@@ -150,27 +150,11 @@ def enqueue(name: str, month: str, appealed: list[str]) -> int:
     """The month's referred applications (and the declined ones appealed) into the queue, from its scores and features."""
     import datetime as dt
 
+    from assets.review import enqueue_month
     from pipelines.environment import configured_portfolio
-    from riskcore.datasets import FEATURES, SCORES
-    from riskcore.review import queue_items
-    from riskcore.review_policy import load_review_policy
-    from riskcore.review_store import ReviewStore
 
-    portfolio = configured_portfolio(name)
-    policy = load_review_policy(portfolio.spec.policies["review"])
-    id_column = portfolio.landing.applications().only("id")
-    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    rows = queue_items(
-        name,
-        month,
-        portfolio.store.read(SCORES, month),
-        portfolio.store.read(FEATURES, month),
-        id_column,
-        policy,
-        now,
-        appealed=set(appealed),
-    )
-    return ReviewStore(portfolio.governance.ledger(), name, policy).enqueue(rows)
+    added, _ = enqueue_month(configured_portfolio(name), month, dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), set(appealed))
+    return added
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -44,13 +44,11 @@ class PostForm(FlaskForm):
 
 def create_app(portfolio: str | None = None) -> Flask:
     from pipelines.environment import configured_portfolio, current_environment
-    from riskcore.review_policy import load_review_policy
-    from riskcore.review_store import ReviewStore
 
     name = portfolio_name(portfolio)
     resources = configured_portfolio(name)
-    policy = load_review_policy(resources.spec.policies["review"])
-    store = ReviewStore(resources.governance.ledger(), name, policy, attest=service_attestation(resources))
+    policy = resources.review_policy()
+    store = resources.review_store(attest=service_attestation(resources))
     reviewers_file = resources.spec.reviewers
     identity_header = os.environ.get(IDENTITY_HEADER_VAR) or None
 

@@ -13,3 +13,7 @@ SCORES = "risk_scores"
 DRIFT = "drift_report"
 PERFORMANCE = "model_performance"
 REPORT = "regulatory_report"
+REVIEW_QUEUE = "review_queue"  # rows in the governance database's review tables, not a file
+REVIEW_OUTCOMES = "review_outcomes"
+FINAL_DECISIONS = "final_decisions"
+OVERRIDE_METRICS = "override_metrics"

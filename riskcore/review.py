@@ -63,6 +63,7 @@ class ReviewDecision:
     needs_second_officer: bool
     confirmed_by: str | None = None
     confirmed_at: str | None = None
+    ledger_seq: int | None = None  # its override/confirm entry, once complete
 
     @property
     def complete(self) -> bool:
@@ -166,11 +167,17 @@ def ledger_payload(item: QueueItem, decision: ReviewDecision, policy: ReviewPoli
     }
 
 
-def final_decision(model_decision: str, decisions: list[ReviewDecision]) -> str:
-    """The model's decision, unless a completed review changed it; the latest completed review wins
-    (an appeal decided after the referral)."""
+def deciding(decisions: list[ReviewDecision]) -> ReviewDecision | None:
+    """The review that makes the final decision: the latest completed one (an appeal decided after
+    the referral); None while no review is complete."""
     completed = sorted((d for d in decisions if d.complete), key=lambda d: d.confirmed_at or d.decided_at)
-    return completed[-1].decision if completed else model_decision
+    return completed[-1] if completed else None
+
+
+def final_decision(model_decision: str, decisions: list[ReviewDecision]) -> str:
+    """The model's decision, unless a completed review changed it."""
+    made = deciding(decisions)
+    return made.decision if made else model_decision
 
 
 def override_metrics(rows: list[dict], policy: ReviewPolicy) -> dict:
@@ -211,6 +218,125 @@ def override_metrics(rows: list[dict], policy: ReviewPolicy) -> dict:
         "by_segment": breakdown("segment"),
         "review_policy": policy.label,
     }
+
+
+OUTCOME_COLUMNS = (
+    "review_item",
+    "application_id",
+    "source",
+    "model_decision",
+    "segment",
+    "officer",
+    "decision",
+    "reason",
+    "note",
+    "decided_at",
+    "auth_method",
+    "needs_second_officer",
+    "confirmed_by",
+    "confirmed_at",
+    "complete",
+    "side",
+    "ledger_seq",
+)
+
+
+def outcome_rows(decided: list[tuple[QueueItem, ReviewDecision]]):
+    """What people decided (ReviewStore.decisions) as a frame, one row per decision, in the order made:
+    the review_outcomes dataset. Four-eyes decisions awaiting their second officer are kept, not complete."""
+    import pandas as pd
+
+    rows = [
+        {
+            "review_item": item.id,
+            "application_id": item.application_id,
+            "source": item.source,
+            "model_decision": item.model_decision,
+            "segment": item.segment,
+            "officer": d.officer,
+            "decision": d.decision,
+            "reason": d.reason,
+            "note": d.note,
+            "decided_at": d.decided_at,
+            "auth_method": d.auth_method,
+            "needs_second_officer": d.needs_second_officer,
+            "confirmed_by": d.confirmed_by,
+            "confirmed_at": d.confirmed_at,
+            "complete": d.complete,
+            "side": side(item.model_decision, d.decision),
+            "ledger_seq": d.ledger_seq,
+        }
+        for item, d in decided
+    ]
+    frame = pd.DataFrame(rows, columns=list(OUTCOME_COLUMNS))
+    return frame.astype({"review_item": "int64", "complete": "bool", "needs_second_officer": "bool", "ledger_seq": "Int64"})
+
+
+def final_decisions(scores, outcomes, id_column: str, segments=None):
+    """One row per scored application: the model's decision, the final one, who made it (`model` or
+    `officer`), the override's side, reason, officer and ledger entry. `outcomes`: review_outcomes;
+    `segments`: the application id and the policy's segment column of the features (None: from the
+    reviews only)."""
+    import pandas as pd
+
+    by_application: dict[str, list[ReviewDecision]] = {}
+    for r in outcomes.to_dict("records"):
+        made = ReviewDecision(
+            item_id=r["review_item"],
+            application_id=r["application_id"],
+            officer=r["officer"],
+            decision=r["decision"],
+            reason=r["reason"],
+            note=r["note"],
+            decided_at=r["decided_at"],
+            auth_method=r["auth_method"],
+            needs_second_officer=bool(r["needs_second_officer"]),
+            confirmed_by=_plain(r["confirmed_by"]),
+            confirmed_at=_plain(r["confirmed_at"]),
+            ledger_seq=_plain(r["ledger_seq"]),
+        )
+        by_application.setdefault(str(r["application_id"]), []).append(made)
+    sources = dict(zip(outcomes["review_item"], outcomes["source"]))
+    reviewed = []
+    for application_id, made in by_application.items():
+        final = deciding(made)
+        if final is not None:
+            reviewed.append(
+                {
+                    id_column: application_id,
+                    "decided_by": "officer",
+                    "reviewed_decision": final.decision,
+                    "reason": final.reason,
+                    "officer": final.officer,
+                    "second_officer": final.confirmed_by,
+                    "source": sources[final.item_id],
+                    "review_item": final.item_id,
+                    "ledger_seq": final.ledger_seq,
+                    "note": final.note,
+                }
+            )
+    columns = [id_column, "decided_by", "reviewed_decision", "reason", "officer", "second_officer", "source", "review_item", "ledger_seq", "note"]
+    frame = scores[[id_column, "decision", "pd", "model_version"]].rename(columns={"decision": "model_decision"})
+    frame = frame.assign(**{id_column: frame[id_column].astype(str)}).merge(
+        pd.DataFrame(reviewed, columns=columns), on=id_column, how="left", validate="one_to_one"
+    )
+    frame["final_decision"] = frame["reviewed_decision"].fillna(frame["model_decision"])
+    frame["decided_by"] = frame["decided_by"].fillna("model")
+    frame["side"] = [side(m, f) for m, f in zip(frame["model_decision"], frame["final_decision"])]
+    if segments is not None:
+        segment = segments.rename(columns={segments.columns[1]: "segment"}).assign(**{id_column: segments[id_column].astype(str)})
+        frame = frame.merge(segment, on=id_column, how="left", validate="one_to_one")
+        frame["segment"] = frame["segment"].map(lambda v: NO_SEGMENT if _plain(v) is None else str(v))
+    else:
+        frame["segment"] = frame[id_column].map({str(a): s for a, s in zip(outcomes["application_id"], outcomes["segment"])}).fillna(NO_SEGMENT)
+    frame = frame.drop(columns=["reviewed_decision"]).astype({"review_item": "Int64", "ledger_seq": "Int64"})
+    first = [id_column, "model_decision", "final_decision", "decided_by", "side"]
+    return frame[first + [c for c in frame.columns if c not in first]]
+
+
+def records(frame) -> list[dict]:
+    """A frame's rows as dicts with missing values as None (what `override_metrics` reads)."""
+    return frame.astype(object).where(frame.notna(), None).to_dict("records")
 
 
 def overdue(items: list[QueueItem], policy: ReviewPolicy, now_iso: str) -> list[QueueItem]:

@@ -246,4 +246,5 @@ def _decision(row) -> ReviewDecision:
         needs_second_officer=bool(row.needs_second_officer),
         confirmed_by=row.confirmed_by,
         confirmed_at=row.confirmed_at,
+        ledger_seq=row.ledger_seq,
     )
