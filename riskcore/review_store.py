@@ -52,6 +52,7 @@ queue = sa.Table(
     sa.Column("escalated_by", sa.String(200), nullable=True),
     sa.UniqueConstraint("portfolio", "application_id", "source", name="review_queue_once"),
     sa.Index("review_queue_by_month", "portfolio", "month", "status", "queued_at"),
+    sa.Index("review_queue_by_age", "portfolio", "month", "queued_at", "id"),  # the queue page's order: no sort of the month's rows
 )
 decisions = sa.Table(
     "review_decisions",
