@@ -9,7 +9,7 @@ DATA_DIR := data
 export DAGSTER_HOME := $(CURDIR)/dagster_home
 export RISK_DATA_DIR := $(DATA_DIR)
 
-.PHONY: install system-deps run german-credit portfolio train approve reject rollback signing-key ledger verify-ledger backfill up down image test dev mlflow-ui check bench lock clean
+.PHONY: install system-deps run german-credit portfolio train approve reject rollback signing-key ledger verify-ledger backfill up down image test dev mlflow-ui check bench lock clean review officer enqueue-review
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -106,6 +106,20 @@ ledger: install
 
 verify-ledger: install
 	$(BIN)/python -m pipelines.governance verify --portfolio $(PORTFOLIO)
+
+## Human review of referred and appealed decisions (PORTFOLIO=retail_pd): the review page on
+## http://127.0.0.1:$(REVIEW_PORT) (gunicorn, loopback only); `make officer IDENTITY=...` adds a login
+## (password from the terminal); `make enqueue-review MONTH=2024-12 [APPEAL=APP-...]` queues a month's referrals.
+REVIEW_PORT ?= 8050
+review: install
+	test -n "$$RISK_REVIEW_SIGNING_KEY" || test -f $(DATA_DIR)/keys/review_service || $(BIN)/python -m pipelines.governance signing-key --identity review_service
+	$(BIN)/python -m pipelines.review --portfolio $(PORTFOLIO) serve --port $(REVIEW_PORT)
+
+officer: install
+	$(BIN)/python -m pipelines.review --portfolio $(PORTFOLIO) add-officer --identity "$(IDENTITY)"
+
+enqueue-review: install
+	$(BIN)/python -m pipelines.review --portfolio $(PORTFOLIO) enqueue --month "$(MONTH)" $(if $(APPEAL),--appeal "$(APPEAL)")
 
 ## PII token key rotation: a new key once on stdout (for the secret store, written nowhere); on stderr the
 ## key ids and every portfolio's stored tokens by key id. ARGS="--report" reports only; ARGS="--portfolio retail_pd".

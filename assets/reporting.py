@@ -7,11 +7,10 @@ from resources.partitions import MONTHLY_BY_THE_3RD, monthly_partitions
 from resources.portfolios import PortfolioResources, Portfolios
 from resources.registry import ModelRegistry
 from resources.storage import DatasetStore
-from riskcore.datasets import APPLICATIONS, DRIFT, OUTCOMES, QUARANTINED, REPORT, SCORES, STABILITY
+from riskcore.datasets import APPLICATIONS, DRIFT, FINAL_DECISIONS, OUTCOMES, OVERRIDE_METRICS, QUARANTINED, REPORT, SCORES, STABILITY
 from riskcore.months import month_label
 
 TRAIL_KINDS = ("candidate_registered", "gate_results", "approval", "promotion")
-OVERRIDE_FIELDS = ("application_token", "from_decision", "to_decision", "reason")  # never a whole payload
 
 
 class ReportNotReady(RuntimeError):
@@ -50,6 +49,8 @@ def recorded_model(ledger, registry: ModelRegistry, label: str) -> dict:
         SCORES,
         DRIFT,
         STABILITY,
+        FINAL_DECISIONS,  # the overrides section (and OVERRIDE_METRICS beside it)
+        OVERRIDE_METRICS,
         dg.AssetDep(OUTCOMES, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-12, end_offset=-12)),
     ],
     backfill_policy=dg.BackfillPolicy.single_run(),
@@ -164,11 +165,31 @@ def report_inputs(month: str, portfolio: PortfolioResources):
         backtest_note=note,
         backtest_in_sample=in_sample,
         stability_pack=pack,
-        overrides=[
-            {"seq": e.seq, "actor": e.actor, "recorded_at": e.recorded_at, **{k: e.payload.get(k) for k in OVERRIDE_FIELDS}}
-            for e in ledger.entries(kind="override")
-            if e.payload.get("month") == month
-        ],
+        overrides=override_inputs(month, cohort, store, id_column, backtest),
+    )
+
+
+def override_inputs(month: str, cohort: str, store: DatasetStore, id_column: str, backtest):
+    """The month's final_decisions and override_metrics as recorded (this portfolio's store only), and
+    the back-test cohort's overridden applications with their realised outcome."""
+    import json
+
+    from riskcore.report import OverrideInputs
+
+    if not store.path(FINAL_DECISIONS, month).exists() or not store.file(OVERRIDE_METRICS, month, "override_metrics.json").exists():
+        return OverrideInputs(note=f"final_decisions and override_metrics of {month} are not materialised (review_job)", cohort=cohort)
+    columns = [id_column, "model_decision", "final_decision", "side", "reason", "officer", "second_officer", "ledger_seq", "note"]
+    cohort_final = None
+    if backtest is not None and store.path(FINAL_DECISIONS, cohort).exists():
+        overridden = store.read(FINAL_DECISIONS, cohort, columns=[id_column, "side"]).dropna(subset=["side"])
+        outcomes = backtest[[id_column, "pd", "defaulted"]].astype({id_column: str})  # final_decisions keeps ids as text
+        cohort_final = overridden.merge(outcomes, on=id_column, validate="one_to_one")
+    return OverrideInputs(
+        final=store.read(FINAL_DECISIONS, month, columns=columns).rename(columns={id_column: "application_id"}),
+        metrics=json.loads(store.file(OVERRIDE_METRICS, month, "override_metrics.json").read_bytes()),
+        note=f"what officers decided on {month}'s referrals, as final_decisions and override_metrics recorded it",
+        cohort=cohort,
+        cohort_final=cohort_final,
     )
 
 

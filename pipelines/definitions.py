@@ -13,18 +13,18 @@ warnings.filterwarnings("ignore", message=".*partitions_def on an AssetCheckSpec
 warnings.filterwarnings("ignore", message=".*Parameter `backfill_policy`.*")
 warnings.filterwarnings("ignore", message=".*Parameter `owners` of initializer `SensorDefinition.*")
 
-from assets import features, ingestion, monitoring, registry, reporting, scoring, training  # noqa: E402
+from assets import features, ingestion, monitoring, registry, reporting, review, scoring, training  # noqa: E402
 from checks import contract_checks, governance_checks, reconciliation  # noqa: E402
 from pipelines.environment import current_environment, resources_for  # noqa: E402
 from pipelines.jobs import portfolio_jobs  # noqa: E402
-from pipelines.schedules import daily_monitoring_schedule, monthly_cycle_schedule  # noqa: E402
+from pipelines.schedules import daily_monitoring_schedule, daily_review_schedule, monthly_cycle_schedule  # noqa: E402
 from pipelines.sensors import drift_retraining_sensor, feature_automation_sensor, performance_rollback_sensor, run_failure_alert_sensor  # noqa: E402
 from resources.alerts import AlertWebhook  # noqa: E402
 from resources.partitions import monthly_partitions  # noqa: E402
 from riskcore.datasets import APPLICATIONS, FEATURES, OUTCOMES, QUARANTINED, RAW_APPLICATIONS, SCORES  # noqa: E402
 from riskcore.portfolio import Portfolio  # noqa: E402
 
-ASSET_MODULES = [ingestion, features, training, registry, scoring, monitoring, reporting]
+ASSET_MODULES = [ingestion, features, training, registry, scoring, review, monitoring, reporting]
 CHECK_MODULES = [contract_checks, governance_checks, reconciliation]
 
 
@@ -55,7 +55,11 @@ def portfolio_definitions(portfolio: Portfolio) -> dg.Definitions:
         assets=assets,
         asset_checks=dg.load_asset_checks_from_modules(CHECK_MODULES, asset_key_prefix=prefix),
         jobs=list(jobs.values()),
-        schedules=[monthly_cycle_schedule(prefix, jobs["monthly_cycle_job"]), daily_monitoring_schedule(prefix, jobs["performance_job"])],
+        schedules=[
+            monthly_cycle_schedule(prefix, jobs["monthly_cycle_job"]),
+            daily_monitoring_schedule(prefix, jobs["performance_job"]),
+            daily_review_schedule(prefix, jobs["review_job"]),
+        ],
         sensors=[drift_retraining_sensor(prefix, policy, jobs["model_training_job"]), performance_rollback_sensor(prefix, policy, jobs["rollback_job"])],
     )
 

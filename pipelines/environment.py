@@ -109,7 +109,11 @@ def local_resources() -> dict:
             # Development: the first version becomes champion without approval (recorded as such).
             auto_approve="bootstrap",
             # The embedded default is a simulated world whose "now" is the end of its 24 synthetic months.
-            variables={"RISK_AS_OF": LOCAL_AS_OF, "RISK_ALLOWED_SIGNERS": str(development_keys(data) / "allowed_signers")},
+            variables={
+                "RISK_AS_OF": LOCAL_AS_OF,
+                "RISK_ALLOWED_SIGNERS": str(development_keys(data) / "allowed_signers"),
+                "RISK_REVIEWERS": str(development_keys(data) / "reviewers"),
+            },
         ),
         # Without RISK_PII_TOKEN_KEY, the development key (no secret), labelled as such in every ingestion's metadata;
         # given as a value, not put into os.environ, where every later resource of the process would take it for a real key.

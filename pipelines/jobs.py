@@ -9,12 +9,16 @@ from riskcore.datasets import (
     CHAMPION_MODEL,
     DRIFT,
     FEATURES,
+    FINAL_DECISIONS,
     MODEL_EVALUATION,
     OUTCOMES,
+    OVERRIDE_METRICS,
     PERFORMANCE,
     QUARANTINED,
     RAW_APPLICATIONS,
     REPORT,
+    REVIEW_OUTCOMES,
+    REVIEW_QUEUE,
     RISK_MODEL,
     SCORES,
     STABILITY,
@@ -28,6 +32,7 @@ RUN_KIND = "risk/run_kind"
 PORTFOLIO_TAG = "risk/portfolio"
 
 INGESTION_ASSETS = (RAW_APPLICATIONS, APPLICATIONS, QUARANTINED, FEATURES, OUTCOMES)
+REVIEW_ASSETS = (REVIEW_QUEUE, REVIEW_OUTCOMES, FINAL_DECISIONS, OVERRIDE_METRICS)
 
 
 def job_name(portfolio: str, job: str) -> str:
@@ -120,8 +125,8 @@ def portfolio_jobs(portfolio: str, partitions: dg.PartitionsDefinition) -> dict:
         "monthly_scoring_job": asset_job("monthly_scoring_job", ingestion | assets(SCORES), "Ingest one month and score it with the champion.", kind="scoring"),
         "monthly_cycle_job": asset_job(
             "monthly_cycle_job",
-            ingestion | assets(SCORES, DRIFT, STABILITY, REPORT),
-            "The month's whole cycle: ingest, score with the champion, measure drift and stability, build and publish the regulatory report.",
+            ingestion | assets(SCORES, REVIEW_QUEUE, DRIFT, STABILITY, REPORT),
+            "The month's whole cycle: ingest, score with the champion, queue its referrals for review, measure drift and stability, build and publish the regulatory report.",
             kind="scoring",
         ),
         "monitoring_job": asset_job(
@@ -133,6 +138,12 @@ def portfolio_jobs(portfolio: str, partitions: dg.PartitionsDefinition) -> dict:
             "performance_job",
             assets(OUTCOMES, PERFORMANCE),
             "Load a month's matured default flags and measure the model that scored it (nothing before they mature).",
+        ),
+        "review_job": asset_job(
+            "review_job",
+            assets(*REVIEW_ASSETS),
+            "Queue a month's referrals for review (again: nothing is queued twice), gather what officers decided into the final decisions "
+            "and the override metrics, checked against the override band and the review service level (a breach alerts).",
         ),
         "regulatory_report_job": asset_job(
             "regulatory_report_job",

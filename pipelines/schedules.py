@@ -2,7 +2,7 @@ import dagster as dg
 
 from pipelines.environment import automation_status, monitoring_cron
 from resources.portfolios import Portfolios
-from riskcore.datasets import PERFORMANCE
+from riskcore.datasets import FINAL_DECISIONS, OVERRIDE_METRICS, PERFORMANCE, REVIEW_OUTCOMES
 
 IN_FLIGHT = [dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
 
@@ -47,5 +47,31 @@ def daily_monitoring_schedule(portfolio: str, performance_job) -> dg.ScheduleDef
         if in_flight:
             return dg.SkipReason(f"{cohort} is being measured by run {in_flight[0].run_id}")
         return dg.RunRequest(run_key=run_key, partition_key=partition, tags={"trigger": "daily_monitoring_schedule"})
+
+    return schedule
+
+
+def daily_review_schedule(portfolio: str, review_job) -> dg.ScheduleDefinition:
+    @dg.schedule(
+        name=f"{portfolio}_daily_review_schedule",
+        job=review_job,
+        cron_schedule=monitoring_cron(),
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus[automation_status()],
+    )
+    def schedule(context: dg.ScheduleEvaluationContext, portfolios: Portfolios):
+        """Every day, the last scored month's review outcomes, final decisions and override metrics:
+        what officers decided since yesterday is counted, and referrals past the service level alert
+        (the queue itself is filled by the monthly cycle)."""
+        from riskcore.months import month_label
+
+        month = month_label(portfolios.named(portfolio).calendar.as_of_on(context.scheduled_execution_time.date()))
+        day = context.scheduled_execution_time.date().isoformat()
+        return dg.RunRequest(
+            run_key=f"{portfolio}-review-{month}-{day}",
+            partition_key=f"{month}-01",
+            asset_selection=[dg.AssetKey([portfolio, name]) for name in (REVIEW_OUTCOMES, FINAL_DECISIONS, OVERRIDE_METRICS)],
+            tags={"trigger": "daily_review_schedule"},
+        )
 
     return schedule

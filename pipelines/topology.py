@@ -3,13 +3,14 @@
 PostgreSQL (a cluster initialised in the state folder when RISK_DATABASE_URL is not given), the
 MLflow server on PostgreSQL with a local artifact root and its own authentication, the code
 location as a gRPC server, the Dagster daemon and the webserver, on the instance rendered from
-deploy/dagster.yaml. Running `up` twice is harmless: a service that answers is left alone. State
+deploy/dagster.yaml, and the review page (gunicorn, pipelines/review_app.py). Running `up` twice is harmless: a service that answers is left alone. State
 (cluster, logs, pids, secrets, datasets, rendered config) lives in a git-ignored folder, `.run/`
 unless RISK_STATE_DIR says otherwise.
 
 Each service has its own credentials and each process only the secrets it needs
 (`Topology.environments`): PostgreSQL roles per service (`dagster`, `mlflow`, and `risk_pipeline`,
-which may only read and append to the governance ledger, owned by `governance_owner`), MLflow
+which may only read and append to the governance ledger, owned by `governance_owner`, and queue
+referrals for review; `risk_review`, the review page's, the only writer of review decisions), MLflow
 users (`admin` for the MLflow server's bootstrap only, `risk-pipeline` for the pipeline), anonymous
 MLflow requests refused. `provision-databases` and `provision-mlflow-users` do the same set-up for
 deploy/compose.yaml and a Kubernetes deployment, from passwords given in the environment.
@@ -46,9 +47,11 @@ HOST = "127.0.0.1"
 ADMIN_ROLE = "risk"
 LEDGER_OWNER = "governance_owner"  # owns the ledger's table and triggers; nobody logs in as it
 PIPELINE_ROLE = "risk_pipeline"  # the pipeline's: SELECT and INSERT on the ledger, see provision_databases
-LOGIN_ROLES = {"dagster": "pg-dagster-password", "mlflow": "pg-mlflow-password", PIPELINE_ROLE: "pg-pipeline-password"}
+REVIEW_ROLE = "risk_review"  # the review page's: appends its decisions' ledger entries, the only writer of review decisions
+LOGIN_ROLES = {"dagster": "pg-dagster-password", "mlflow": "pg-mlflow-password", PIPELINE_ROLE: "pg-pipeline-password", REVIEW_ROLE: "pg-review-password"}
 DATABASES = {"dagster": "dagster", "mlflow": "mlflow", "mlflow_auth": "mlflow", "governance": LEDGER_OWNER}  # database: its owner
 SERVICE_ROLES = {"dagster": "dagster", "mlflow": "mlflow", "mlflow_auth": "mlflow", "governance": PIPELINE_ROLE}  # database: who connects
+OTHER_CONNECTS = {"governance": (REVIEW_ROLE,)}  # database: the further roles that connect to it
 
 # MLflow's basic auth: `admin` exists for the server's bootstrap and for provisioning users; the pipeline is its own user.
 MLFLOW_ADMIN = "admin"
@@ -57,6 +60,8 @@ MLFLOW_AUTH_CONFIG = ROOT / "deploy" / "mlflow-basic-auth.ini"
 
 # The sensors' service identity (riskcore/policies/promotion.yaml `services:`), its key's namespace (riskcore.signatures.NAMESPACE).
 SERVICE_IDENTITY = "performance_rollback_sensor"
+REVIEW_IDENTITY = "review_service"  # the review page's, signing each decision's ledger entry (pipelines/review.py)
+REVIEW_PORTFOLIO = "retail_pd"
 SIGNATURE_NAMESPACE = "risk-governance"
 
 # Every secret: a file in <state>/secrets generated on first use, unless the variable gives it.
@@ -65,12 +70,15 @@ SECRETS = {
     "pg-dagster-password": "RISK_PG_DAGSTER_PASSWORD",
     "pg-mlflow-password": "RISK_PG_MLFLOW_PASSWORD",
     "pg-pipeline-password": "RISK_PG_PIPELINE_PASSWORD",
+    "pg-review-password": "RISK_PG_REVIEW_PASSWORD",
     "mlflow-admin-password": "RISK_MLFLOW_ADMIN_PASSWORD",
     "mlflow-pipeline-password": "RISK_MLFLOW_PIPELINE_PASSWORD",
     "mlflow-secret-key": "RISK_MLFLOW_SECRET_KEY",  # Flask's CSRF key of MLflow's auth app
     "pii-token-key": "RISK_PII_TOKEN_KEY",
     "ledger-key": "RISK_LEDGER_KEY",
     "service-signing-key": "RISK_SERVICE_SIGNING_KEY",  # OpenSSH ed25519 private key text
+    "review-signing-key": "RISK_REVIEW_SIGNING_KEY",  # the review service's, same format
+    "review-session-key": "RISK_REVIEW_SESSION_KEY",  # signs the review page's session cookies
 }
 # Variables the topology sets per process (or that give its secrets): never inherited from the shell as they are.
 _TOPOLOGY_VARIABLES = {v for v in SECRETS.values() if v} | {
@@ -78,6 +86,7 @@ _TOPOLOGY_VARIABLES = {v for v in SECRETS.values() if v} | {
     "RISK_LEDGER_URL",
     "RISK_ALERT_WEBHOOK_URL",
     "RISK_ALLOWED_SIGNERS",
+    "RISK_REVIEWERS",
     "MLFLOW_BACKEND_STORE_URI",
     "MLFLOW_TRACKING_URI",
     "MLFLOW_TRACKING_USERNAME",
@@ -128,6 +137,7 @@ class Topology:
     mlflow_port: int = 5000
     code_port: int = 4266
     ui_port: int = 3000
+    review_port: int = 8050
     max_scoring_runs: int = 2
     generate_secrets: bool = True  # False: every secret must come from its variable (the provisioning commands)
 
@@ -140,6 +150,7 @@ class Topology:
             mlflow_port=int(environ.get("RISK_MLFLOW_PORT", 5000)),
             code_port=int(environ.get("RISK_CODE_PORT", 4266)),
             ui_port=int(environ.get("RISK_UI_PORT", 3000)),
+            review_port=int(environ.get("RISK_REVIEW_PORT", 8050)),
             max_scoring_runs=int(environ.get("RISK_MAX_SCORING_RUNS", 2)),
             generate_secrets=generate_secrets,
         )
@@ -151,6 +162,10 @@ class Topology:
     @property
     def ui_url(self) -> str:
         return f"http://{HOST}:{self.ui_port}"
+
+    @property
+    def review_url(self) -> str:
+        return f"http://{HOST}:{self.review_port}"
 
     @property
     def mlflow_url(self) -> str:
@@ -207,24 +222,28 @@ class Topology:
         """RISK_PII_TOKEN_KEY if set, else one generated for this state folder."""
         return self._secret("pii-token-key")
 
-    def signing_key(self) -> str:
-        """The sensors' service identity's private key (RISK_SERVICE_SIGNING_KEY, or generated here)."""
-        return self._secret("service-signing-key", _new_signing_key).strip() + "\n"
+    def signing_key(self, secret: str = "service-signing-key") -> str:
+        """A service identity's private key (the sensors': RISK_SERVICE_SIGNING_KEY; the review page's:
+        RISK_REVIEW_SIGNING_KEY), or generated here."""
+        return self._secret(secret, _new_signing_key).strip() + "\n"
 
     def allowed_signers(self) -> str:
         """RISK_ALLOWED_SIGNERS if set; else <state>/data/keys/allowed_signers (where `make signing-key`
         lists development approvers' keys for this state's RISK_DATA_DIR), which lists the service
-        identity's key (kept current) and whatever else an operator added to it (approvers' keys)."""
+        identities' keys (kept current) and whatever else an operator added to it (approvers' keys)."""
         given = os.environ.get("RISK_ALLOWED_SIGNERS")
         if given:
             return given
         path = self.state / "data" / "keys" / "allowed_signers"
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        line = f'{SERVICE_IDENTITY} namespaces="{SIGNATURE_NAMESPACE}" {public_key_line(self.signing_key())}'
-        lines = path.read_text().splitlines() if path.exists() else [f"# git's allowed-signers format; `make up` keeps the {SERVICE_IDENTITY} line current"]
-        kept = [existing for existing in lines if not existing.startswith(f"{SERVICE_IDENTITY} ")]
-        if line not in lines:
-            path.write_text("\n".join([*kept, line]) + "\n")
+        current = {
+            identity: f'{identity} namespaces="{SIGNATURE_NAMESPACE}" {public_key_line(self.signing_key(secret), identity)}'
+            for identity, secret in ((SERVICE_IDENTITY, "service-signing-key"), (REVIEW_IDENTITY, "review-signing-key"))
+        }
+        lines = path.read_text().splitlines() if path.exists() else ["# git's allowed-signers format; `make up` keeps the service identities' lines current"]
+        kept = [existing for existing in lines if existing.split(" ", 1)[0] not in current]
+        if not set(current.values()) <= set(lines):
+            path.write_text("\n".join([*kept, *current.values()]) + "\n")
         return str(path)
 
     def environments(self) -> dict[str, dict[str, str]]:
@@ -272,12 +291,27 @@ class Topology:
             "MLFLOW_AUTH_ADMIN_PASSWORD": self._secret("mlflow-admin-password"),
             "MLFLOW_FLASK_SERVER_SECRET_KEY": self._secret("mlflow-secret-key"),
         }
+        review = {
+            **_ambient(pipeline=False),
+            # its own database role and keys; the portfolio's files are read as the pipeline reads them
+            "RISK_LANDING_URL": pipeline["RISK_LANDING_URL"],
+            "RISK_DATASETS_URL": pipeline["RISK_DATASETS_URL"],
+            "RISK_DATA_DIR": pipeline["RISK_DATA_DIR"],
+            "MLFLOW_TRACKING_URI": self.mlflow_url,  # resolved by the portfolio's resources, never called: no MLflow credentials
+            "RISK_LEDGER_URL": self.database_url("governance", REVIEW_ROLE),
+            "RISK_LEDGER_KEY": self._secret("ledger-key"),
+            "RISK_ALLOWED_SIGNERS": pipeline["RISK_ALLOWED_SIGNERS"],
+            "RISK_REVIEWERS": str(self.state / "data" / "keys" / "reviewers"),
+            "RISK_REVIEW_SIGNING_KEY": self.signing_key("review-signing-key"),
+            "RISK_REVIEW_SESSION_KEY": self._secret("review-session-key"),
+        }
         return {
             "postgres": _ambient(pipeline=False),
             "mlflow": mlflow,
             "code-server": pipeline,
             "daemon": {**_ambient(pipeline=False), **instance},
             "webserver": {**_ambient(pipeline=False), **instance},
+            "review": review,
         }
 
     def environment(self) -> dict[str, str]:
@@ -491,7 +525,8 @@ def provision_databases(topology: Topology) -> None:
                     cursor.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(database), sql.Identifier(owner)))
                 cursor.execute(sql.SQL("ALTER DATABASE {} OWNER TO {}").format(sql.Identifier(database), sql.Identifier(owner)))
                 cursor.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(database)))
-                cursor.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(database), sql.Identifier(SERVICE_ROLES[database])))
+                for role in (SERVICE_ROLES[database], *OTHER_CONNECTS.get(database, ())):
+                    cursor.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(sql.Identifier(database), sql.Identifier(role)))
     finally:
         connection.close()
     for database, owner in DATABASES.items():
@@ -508,11 +543,26 @@ def provision_databases(topology: Topology) -> None:
     _install_ledger(topology)
 
 
+# The review tables (riskcore.review_store): the pipeline queues referrals and reads decisions; the
+# review page reads the queue, moves an item's status and is the only writer of decisions.
+REVIEW_GRANTS = (
+    f'GRANT SELECT, INSERT ON review_queue TO "{PIPELINE_ROLE}"',
+    f'GRANT USAGE ON SEQUENCE review_queue_id_seq TO "{PIPELINE_ROLE}"',
+    f'GRANT SELECT ON review_decisions TO "{PIPELINE_ROLE}"',
+    f'GRANT SELECT, UPDATE (status) ON review_queue TO "{REVIEW_ROLE}"',
+    f'GRANT SELECT, INSERT, UPDATE (confirmed_by, confirmed_at, confirm_auth_method, ledger_seq) ON review_decisions TO "{REVIEW_ROLE}"',
+    f'GRANT USAGE ON SEQUENCE review_decisions_id_seq TO "{REVIEW_ROLE}"',
+    f'GRANT SELECT, INSERT ON governance_ledger TO "{REVIEW_ROLE}"',
+)
+
+
 def _install_ledger(topology: Topology) -> None:
-    """riskcore.ledger creates its table and append-only triggers, as LEDGER_OWNER; then the grants."""
+    """riskcore.ledger creates its table and append-only triggers, and riskcore.review_store the review
+    tables, as LEDGER_OWNER; then the grants."""
     import sqlalchemy as sa
 
     from riskcore.ledger import Ledger
+    from riskcore.review_store import metadata as review_tables
 
     engine = sa.create_engine(topology.admin_url("governance"), poolclass=sa.pool.NullPool)
 
@@ -524,8 +574,12 @@ def _install_ledger(topology: Topology) -> None:
     try:
         Ledger(engine)
         with engine.begin() as connection:
-            connection.exec_driver_sql(f'REVOKE ALL ON governance_ledger FROM PUBLIC, "{PIPELINE_ROLE}"')
+            review_tables.create_all(connection)
+            for table in ("governance_ledger", "review_queue", "review_decisions", "review_queue_id_seq", "review_decisions_id_seq"):
+                connection.exec_driver_sql(f'REVOKE ALL ON {table} FROM PUBLIC, "{PIPELINE_ROLE}", "{REVIEW_ROLE}"')
             connection.exec_driver_sql(f'GRANT SELECT, INSERT ON governance_ledger TO "{PIPELINE_ROLE}"')
+            for grant in REVIEW_GRANTS:
+                connection.exec_driver_sql(grant)
     finally:
         engine.dispose()
 
@@ -642,11 +696,19 @@ def up(topology: Topology) -> dict[str, float]:
         120,
         env["webserver"],
     )
+    timings["review server"] = _start(
+        topology,
+        "review",
+        [sys.executable, "-m", "pipelines.review", "--portfolio", REVIEW_PORTFOLIO, "serve", "--port", str(topology.review_port)],
+        topology.review_port,
+        60,
+        env["review"],
+    )
     return timings
 
 
 def down(topology: Topology) -> list[str]:
-    stopped = [name for name in ("webserver", "daemon", "code-server", "mlflow") if _stop(topology, name)]
+    stopped = [name for name in ("review", "webserver", "daemon", "code-server", "mlflow") if _stop(topology, name)]
     if stop_postgres(topology):
         stopped.append("postgres")
     return stopped
@@ -658,7 +720,7 @@ def main(argv: list[str] | None = None) -> int:
         "command",
         choices=["up", "down", "provision-databases", "provision-mlflow-users"],
         help="provision-databases: roles, databases and the ledger's table on RISK_DATABASE_URL's server (an administrator's URL), "
-        "passwords from RISK_PG_DAGSTER_PASSWORD, RISK_PG_MLFLOW_PASSWORD, RISK_PG_PIPELINE_PASSWORD; "
+        "passwords from RISK_PG_DAGSTER_PASSWORD, RISK_PG_MLFLOW_PASSWORD, RISK_PG_PIPELINE_PASSWORD, RISK_PG_REVIEW_PASSWORD; "
         "provision-mlflow-users: the pipeline's MLflow user (RISK_MLFLOW_PIPELINE_PASSWORD) as MLflow's admin (RISK_MLFLOW_ADMIN_PASSWORD) at --mlflow-url",
     )
     parser.add_argument("--mlflow-url", help="provision-mlflow-users: the MLflow server (default: this topology's)")
@@ -682,7 +744,7 @@ def main(argv: list[str] | None = None) -> int:
     for service, seconds in timings.items():
         print(f"  {service:14} {'already running' if seconds == 0 else f'started in {seconds:5.1f} s'}")
     print(
-        f"Dagster UI      {topology.ui_url}\nMLflow          {topology.mlflow_url}  (users {MLFLOW_ADMIN} and {MLFLOW_PIPELINE_USER},"
+        f"Dagster UI      {topology.ui_url}\nReview page     {topology.review_url}  (officers: RISK_REVIEWERS={topology.state / 'data' / 'keys' / 'reviewers'} make officer IDENTITY=...)\nMLflow          {topology.mlflow_url}  (users {MLFLOW_ADMIN} and {MLFLOW_PIPELINE_USER},"
         f" passwords in {topology.state / 'secrets'})\n"
         f"PostgreSQL      {HOST}:{topology.pg_port} (databases {', '.join(DATABASES)})\nstate           {topology.state}  (`make down` stops it all)"
     )

@@ -46,6 +46,17 @@ class PortfolioResources:
 
         return load_monitoring_policy(self.spec.policies["monitoring"])
 
+    def review_policy(self):
+        from riskcore.review_policy import load_review_policy
+
+        return load_review_policy(self.spec.policies["review"])
+
+    def review_store(self, attest=None):
+        """The portfolio's review queue and decisions, beside its ledger (`attest`: the review service's signature)."""
+        from riskcore.review_store import ReviewStore
+
+        return ReviewStore(self.governance.ledger(), self.name, self.review_policy(), attest)
+
 
 def _join(root: str, location: str) -> str:
     """A portfolio location: a URL or absolute path as is, a relative one under the environment's root."""

@@ -34,3 +34,13 @@ def failure_alert(job: str, run_id: str, error: str, run_url: str | None, enviro
     where = slack_link(run_url, f"run {run_id[:8]}") if run_url else slack_text(f"run {run_id}")
     text = f":red_circle: {slack_text(job)} failed ({where}): {slack_text(error)}"
     return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}
+
+
+def review_sla_alert(portfolio: str, month: str, overdue: int, oldest_queued_at: str, sla_days: int, run_url: str | None) -> dict:
+    """Referrals waiting for a person beyond the review policy's service level: counts and dates only, no application."""
+    where = slack_link(run_url, "the run") if run_url else "the override_metrics check"
+    text = (
+        f":hourglass: {slack_text(portfolio)} {slack_text(month)}: {overdue} referral(s) waiting for review longer than {sla_days} days "
+        f"(oldest queued {slack_text(oldest_queued_at)}); see {where}"
+    )
+    return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}

@@ -14,3 +14,7 @@ DRIFT = "drift_report"
 STABILITY = "stability_pack"
 PERFORMANCE = "model_performance"
 REPORT = "regulatory_report"
+REVIEW_QUEUE = "review_queue"  # rows in the governance database's review tables, not a file
+REVIEW_OUTCOMES = "review_outcomes"
+FINAL_DECISIONS = "final_decisions"
+OVERRIDE_METRICS = "override_metrics"

@@ -37,6 +37,7 @@ KINDS = (
     "rollback",
     "contract_violation",
     "override",
+    "confirm",
     "report_published",
 )
 
@@ -193,6 +194,13 @@ class Ledger:
         """A transaction holding the ledger's write lock: decisions made inside it (read the
         champion, move aliases, record) are serialised across processes, and so are appends.
         Yields an appender; if the block raises, nothing it appended is kept."""
+        with self.locked() as (_, record):
+            yield record
+
+    @contextlib.contextmanager
+    def locked(self):
+        """`exclusive`, with its connection too: rows of other tables in the ledger's database (the
+        review tables) written on it commit, or roll back, with the entries appended."""
         with self.engine.begin() as connection:
             if connection.dialect.name == "postgresql":
                 # An advisory lock, not LOCK TABLE: that needs UPDATE (or MAINTAIN) on the table, and the
@@ -200,7 +208,7 @@ class Ledger:
                 # INSERT that skips it still has to give the next seq and a hash the key authenticates.
                 connection.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext('governance_ledger.append'))")
             # SQLite: the engine began this transaction with BEGIN IMMEDIATE, the database write lock.
-            yield lambda kind, subject, actor, payload: self._append(connection, kind, subject, actor, payload)
+            yield connection, lambda kind, subject, actor, payload: self._append(connection, kind, subject, actor, payload)
 
     def _append(self, connection, kind: str, subject: str, actor: str, payload: dict) -> Entry:
         if kind not in KINDS:

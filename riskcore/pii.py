@@ -165,3 +165,8 @@ def find_pii(frame: pd.DataFrame, clear_values: set[str]) -> dict[str, dict[str,
         if hits:
             findings[column] = hits
     return findings
+
+
+def pii_kinds_in_text(text: str) -> list[str]:
+    """The PII kinds one piece of free text (an officer's note) contains, by the same patterns."""
+    return [kind for kind, pattern in PII_PATTERNS.items() if re.search(pattern, text)]

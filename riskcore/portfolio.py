@@ -10,6 +10,7 @@ name: retail_pd                     # asset key prefix, MLflow model name, ledge
 owner: credit-risk@example.com
 contracts: {applications: ..., outcomes: ..., features: ..., scores: ...}   # paths, relative to this file
 policies: {decision: ..., promotion: ..., monitoring: ...}                  # paths, relative to this file
+                                    # (review: optional, the shipped riskcore/policies/review.yaml by default)
 calendar:
   performance_window_months: 12
   out_of_time_months: 3
@@ -17,6 +18,7 @@ calendar:
 locations: {landing: retail_pd, datasets: retail_pd}   # relative to the environment's roots, or URLs
 sensitive_attributes: [applicant_sex]                  # may be empty: the fairness policy says what then
 allowed_signers: allowed_signers    # public keys of the identities the promotion policy names (git's format)
+reviewers: reviewers                # credit officers of the review page: identity and scrypt hash a line (python -m pipelines.review add-officer)
 ```
 
 `${VAR}` and `${VAR:-default}` in any value are read from the environment at load.
@@ -37,10 +39,11 @@ from riskcore.yamlfile import load_yaml
 
 CONTRACT_KINDS = ("applications", "outcomes", "features", "scores")
 POLICY_KINDS = ("decision", "promotion", "monitoring")
+OPTIONAL_POLICIES = {"review": "review.yaml"}  # kind -> the shipped policy (riskcore/policies/) used when the file names none
 LAST_COMPLETE = "last_complete"
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-KNOWN_KEYS = {"name", "owner", "description", "contracts", "policies", "calendar", "locations", "sensitive_attributes", "allowed_signers"}
+KNOWN_KEYS = {"name", "owner", "description", "contracts", "policies", "calendar", "locations", "sensitive_attributes", "allowed_signers", "reviewers"}
 
 
 class PortfolioError(ContractError):
@@ -67,6 +70,7 @@ class Portfolio:
     sensitive_attributes: tuple[str, ...] = ()
     description: str = ""
     allowed_signers: str | None = None  # None: no one can sign an approval, rejection or rollback
+    reviewers: str | None = None  # None: no one can log in to the review page with a password
 
     @property
     def model_name(self) -> str:
@@ -164,6 +168,9 @@ def load_portfolio(path: str | Path, defaults: dict[str, str] | None = None) -> 
     signers = doc.get("allowed_signers")
     if signers is not None and (not isinstance(signers, str) or not signers):
         raise PortfolioError(file, "allowed_signers", f"expected the path of an allowed-signers file, got {signers!r}")
+    reviewers = doc.get("reviewers")
+    if reviewers is not None and (not isinstance(reviewers, str) or not reviewers):
+        raise PortfolioError(file, "reviewers", f"expected the path of a reviewers file, got {reviewers!r}")
     portfolio = Portfolio(
         name=name,
         owner=owner,
@@ -176,13 +183,15 @@ def load_portfolio(path: str | Path, defaults: dict[str, str] | None = None) -> 
         sensitive_attributes=tuple(sensitive),
         description=str(doc.get("description", "")),
         allowed_signers=str((path.parent / signers).resolve()) if signers else None,
+        reviewers=str((path.parent / reviewers).resolve()) if reviewers else None,
     )
     _check_files(portfolio)
     return portfolio
 
 
 def _files(section: dict, key: str, kinds: tuple[str, ...], path: Path) -> dict[str, str]:
-    unknown = sorted(set(section) - set(kinds))
+    optional = OPTIONAL_POLICIES if key == "policies" else {}
+    unknown = sorted(set(section) - set(kinds) - set(optional))
     if unknown:
         singular = {"contracts": "contract", "policies": "policy"}[key]
         raise PortfolioError(str(path), f"{key}.{unknown[0]}", f"unknown {singular} kind; expected {', '.join(kinds)}")
@@ -194,6 +203,15 @@ def _files(section: dict, key: str, kinds: tuple[str, ...], path: Path) -> dict[
         target = (path.parent / value).resolve()
         if not target.is_file():
             raise PortfolioError(str(path), f"{key}.{kind}", f"no such file: {value} (looked for {target})")
+        resolved[kind] = str(target)
+    for kind, shipped in optional.items():
+        value = section.get(kind)
+        if value is None:
+            resolved[kind] = str(Path(__file__).parent / "policies" / shipped)
+            continue
+        target = (path.parent / value).resolve() if isinstance(value, str) and value else None
+        if target is None or not target.is_file():
+            raise PortfolioError(str(path), f"{key}.{kind}", f"no such file: {value!r} (a path relative to {path.name}, or leave it out for the shipped one)")
         resolved[kind] = str(target)
     return resolved
 
@@ -224,6 +242,7 @@ def _check_files(portfolio: Portfolio) -> None:
     from riskcore.decision_policy import load_policy
     from riskcore.monitoring_policy import load_monitoring_policy
     from riskcore.promotion import load_promotion_policy
+    from riskcore.review_policy import load_review_policy
 
     file = portfolio.file
     for kind in CONTRACT_KINDS:
@@ -233,7 +252,8 @@ def _check_files(portfolio: Portfolio) -> None:
             raise
         except (ValueError, KeyError, TypeError) as error:
             raise PortfolioError(file, f"contracts.{kind}", _naming(portfolio.contracts[kind], error)) from None
-    for kind, loader in (("decision", load_policy), ("promotion", load_promotion_policy), ("monitoring", load_monitoring_policy)):
+    loaders = (("decision", load_policy), ("promotion", load_promotion_policy), ("monitoring", load_monitoring_policy), ("review", load_review_policy))
+    for kind, loader in loaders:
         try:
             loader(portfolio.policies[kind])
         except (ValueError, KeyError, TypeError) as error:

@@ -10,7 +10,7 @@ from riskcore.yamlfile import load_yaml
 AUTO_APPROVER = "auto-approval"
 DEFAULT_PROMOTION_POLICY = Path(__file__).parent / "policies" / "promotion.yaml"
 AUTO_APPROVE = ("never", "bootstrap", "always")
-ACTIONS = ("approve", "reject", "rollback")
+ACTIONS = ("approve", "reject", "rollback", "override", "confirm")  # override, confirm: a review decision's ledger entry (services only)
 NO_SENSITIVE_ATTRIBUTE = ("pass", "refuse")
 
 
@@ -37,7 +37,7 @@ class PromotionPolicy:
 
     def may(self, identity: str, action: str) -> bool:
         """Approvers approve and reject; the rollback list rolls back; a service only what it lists."""
-        people = {"approve": self.approvers, "reject": self.approvers, "rollback": self.rollback}[action]
+        people = {"approve": self.approvers, "reject": self.approvers, "rollback": self.rollback}.get(action, ())
         return identity in people or action in self.services.get(identity, ())
 
     def allowed(self, action: str) -> list[str]:

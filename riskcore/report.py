@@ -28,6 +28,18 @@ REPORT_KIND = "monthly PD model report"
 
 
 @dataclass
+class OverrideInputs:
+    """What people decided about the month's referrals, as recorded: its final_decisions and
+    override_metrics, and the final decisions of the back-test cohort with their realised outcome."""
+
+    final: pd.DataFrame | None = None  # final_decisions of the month (id column renamed application_id); None: not materialised
+    metrics: dict | None = None  # override_metrics of the month
+    note: str = ""
+    cohort: str | None = None
+    cohort_final: pd.DataFrame | None = None  # the cohort's overridden applications: `side`, `pd`, `defaulted`
+
+
+@dataclass
 class ReportInputs:
     month: str
     input_files: list[dict]  # name, sha256, rows received
@@ -48,7 +60,7 @@ class ReportInputs:
     backtest: pd.DataFrame | None = None  # the cohort's scores with their realised outcome (`pd`, `score_points`, `defaulted`)
     backtest_note: str = ""
     backtest_in_sample: dict = field(default_factory=dict)  # model version -> the cohort lies in its training window (True/False/"unknown")
-    overrides: list[dict] = field(default_factory=list)
+    overrides: OverrideInputs = field(default_factory=OverrideInputs)
     stability_pack: dict | None = None  # the month's stability_pack: `notes` (pack.json), `characteristics` and `score_bands` tables
 
 
@@ -100,7 +112,7 @@ def build_report(inputs: ReportInputs) -> dict:
             "quarantine_by_rule": dict(sorted(inputs.quarantine_reasons.items())),
             "quarantined_share": _round(inputs.quarantined / received if received else 0.0, 4),
         },
-        "overrides": inputs.overrides,
+        "overrides": _overrides(inputs),
         "lineage": {
             "input_files": sorted(inputs.input_files, key=lambda f: f["name"]),
             "accepted_file_digests": sorted(inputs.applications["source_file_sha256"].unique().tolist()),
@@ -131,6 +143,81 @@ def _backtest(inputs: ReportInputs) -> dict:
             {"decile": int(r.decile), "rows": int(r.rows), "mean_pd": _round(r.expected_rate), "default_rate": _round(r.observed_rate)}
             for r in deciles.itertuples()
         ],
+    }
+
+
+MAX_LISTED_OVERRIDES = 500
+METRIC_KEYS = ("review_policy", "applications", "reviewed", "overrides", "override_rate", "high_side", "high_side_rate", "low_side", "low_side_rate")
+
+
+def _overrides(inputs: ReportInputs) -> dict:
+    """Override rates by side, reason, officer and segment (the month's override_metrics), the adverse
+    impact ratio of the final decisions beside the model's, the overrides themselves (by ledger entry),
+    and the realised default rate of the matured cohort's overridden loans against their PD."""
+    given = inputs.overrides
+    if given.final is None or given.metrics is None:
+        return {"available": False, "note": given.note}
+    final, metrics = given.final, given.metrics
+    by_id = inputs.applications.astype({"application_id": str}).set_index("application_id")  # final_decisions keeps ids as text
+    fairness = {}
+    for column in inputs.sensitive:
+        groups = by_id.loc[final["application_id"], column].reset_index(drop=True)
+        model, _ = adverse_impact_ratio((final["model_decision"] == "approve").to_numpy(), groups, inputs.min_group_size)
+        officers, rates = adverse_impact_ratio((final["final_decision"] == "approve").to_numpy(), groups, inputs.min_group_size)
+        fairness[column] = {
+            "model": _round(model, 4),
+            "final": _round(officers, 4),
+            "final_approval_rate_by_group": rates,
+            "threshold": inputs.min_adverse_impact_ratio,
+        }
+    overridden = final[final["side"].notna()].sort_values(["ledger_seq", "application_id"], na_position="last")
+    listed = overridden.head(MAX_LISTED_OVERRIDES)
+    return {
+        "available": True,
+        "note": given.note,
+        **{k: _round(metrics[k], 6) if isinstance(metrics[k], float) else metrics[k] for k in METRIC_KEYS},
+        "override_rate_band": metrics["override_rate_band"],
+        "within_band": metrics["within_band"],
+        "by_reason": metrics["by_reason"],
+        "by_officer": metrics["by_officer"],
+        "by_segment": metrics["by_segment"],
+        "adverse_impact_ratio": fairness,
+        "listed": f"{len(listed)} of {len(overridden)}",
+        "entries": [
+            {
+                "ledger_seq": None if pd.isna(r["ledger_seq"]) else int(r["ledger_seq"]),
+                "application_id": str(r["application_id"]),
+                "from": r["model_decision"],
+                "to": r["final_decision"],
+                "side": r["side"],
+                "reason": r["reason"],
+                "officer": r["officer"],
+                "second_officer": None if pd.isna(r["second_officer"]) else r["second_officer"],
+                "note": r["note"],
+            }
+            for r in listed.to_dict("records")
+        ],
+        "matured_cohort": _overrides_realised(given),
+    }
+
+
+def _overrides_realised(given: OverrideInputs) -> dict:
+    frame = given.cohort_final
+    if frame is None:
+        return {"cohort": given.cohort, "available": False}
+    sides = {"all": frame, **{s: frame[frame["side"] == s] for s in ("high", "low")}}
+    return {
+        "cohort": given.cohort,
+        "available": True,
+        "by_side": {
+            s: {
+                "rows": len(f),
+                "defaults": int(f["defaulted"].sum()),
+                "default_rate": _round(f["defaulted"].mean()) if len(f) else None,
+                "mean_pd": _round(f["pd"].mean()) if len(f) else None,
+            }
+            for s, f in sides.items()
+        },
     }
 
 
@@ -301,7 +388,7 @@ def render_html(doc: dict) -> str:
         table([{"contract versions": ", ".join(doc["contract"]["contract_versions"]), "quarantined share": doc["contract"]["quarantined_share"]}]),
         table([{"rule": r, "rows": n} for r, n in doc["contract"]["quarantine_by_rule"].items()]),
         "<h2>Overrides</h2>",
-        table(doc["overrides"]),
+        _overrides_html(doc["overrides"], table),
         "<h2>Lineage</h2>",
         table(doc["lineage"]["input_files"]),
         table([{"what": k, "values": ", ".join(v)} for k, v in doc["lineage"].items() if k != "input_files"]),
@@ -348,6 +435,32 @@ def _stability_pack_html(doc: dict, table) -> list[str]:
     else:
         parts.append(f"<p>not available: {e(k['note'])}</p>")
     return parts
+
+
+def _overrides_html(o: dict, table) -> str:
+    e = html_text
+    if not o["available"]:
+        return f"<p>not available: {e(o['note'])}</p>"
+    band = o["override_rate_band"]
+    parts = [
+        f"<p>Review policy {e(o['review_policy'])}; band [{e(_fmt(band[0]))}, {e(_fmt(band[1]))}]: {'within' if o['within_band'] else 'OUTSIDE'}.</p>",
+        table([{k: o[k] for k in METRIC_KEYS if k != "review_policy"}]),
+        "<h3>By reason</h3>",
+        table([{"reason": k, **x} for k, x in o["by_reason"].items()]),
+        "<h3>By officer</h3>",
+        table([{"officer": k, **x} for k, x in o["by_officer"].items()]),
+        "<h3>By segment</h3>",
+        table([{"segment": k, **x} for k, x in o["by_segment"].items()]),
+        "<h3>Adverse impact ratio: the model's decisions and the final ones</h3>",
+        table([{"attribute": a, "model": x["model"], "final": x["final"], "threshold": x["threshold"]} for a, x in o["adverse_impact_ratio"].items()]),
+        f"<h3>Overrides ({e(o['listed'])} listed, by ledger entry)</h3>",
+        table(o["entries"]),
+    ]
+    m = o["matured_cohort"]
+    parts.append(f"<h3>Overridden loans of the matured cohort {e(str(m['cohort']))}: realised default rate against PD</h3>")
+    parts.append(table([{"side": s, **x} for s, x in m["by_side"].items()]) if m["available"] else "<p>not available: no final decisions of that cohort</p>")
+    return "".join(parts)
+    """The stability pack's four sections, every figure the JSON's."""
 
 
 def _fmt(value) -> str:

@@ -48,7 +48,8 @@ def test_production_runs_its_calendar_and_a_laptop_does_not():
         return json.loads(out.stdout.strip().splitlines()[-1])
 
     automation = [
-        f"retail_pd_{name}" for name in ("monthly_cycle_schedule", "daily_monitoring_schedule", "drift_retraining_sensor", "performance_rollback_sensor")
+        f"retail_pd_{name}"
+        for name in ("monthly_cycle_schedule", "daily_monitoring_schedule", "daily_review_schedule", "drift_retraining_sensor", "performance_rollback_sensor")
     ]
     production = statuses(RISK_ENV="production", RISK_MONITORING_CRON="30 5 * * *")
     local = statuses()

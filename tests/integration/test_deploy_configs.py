@@ -167,7 +167,14 @@ def test_each_container_gets_only_the_secrets_it_needs():
     }
     for name in ("daemon", "webserver"):
         assert set(services[name]["environment"]) == INSTANCE_VARIABLES | {"RISK_ENV"} and secrets_of(name) == {"RISK_PG_DAGSTER_PASSWORD"}, name
-    assert secrets_of("db-setup") == {"POSTGRES_PASSWORD", "RISK_PG_DAGSTER_PASSWORD", "RISK_PG_MLFLOW_PASSWORD", "RISK_PG_PIPELINE_PASSWORD"}
+    assert secrets_of("db-setup") == {
+        "POSTGRES_PASSWORD",
+        "RISK_PG_DAGSTER_PASSWORD",
+        "RISK_PG_MLFLOW_PASSWORD",
+        "RISK_PG_PIPELINE_PASSWORD",
+        "RISK_PG_REVIEW_PASSWORD",
+    }
+    assert secrets_of("review") == {"RISK_PG_REVIEW_PASSWORD", "RISK_LEDGER_KEY", "RISK_REVIEW_SIGNING_KEY", "RISK_REVIEW_SESSION_KEY"}
     assert secrets_of("mlflow-users") == {"RISK_MLFLOW_ADMIN_PASSWORD", "RISK_MLFLOW_PIPELINE_PASSWORD"}
     # the set-up runs before what needs it, with the topology's own provisioning
     assert services["db-setup"]["command"] == ["python", "-m", "pipelines.topology", "provision-databases"]

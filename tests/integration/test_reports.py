@@ -96,9 +96,13 @@ def test_the_report_draws_its_own_figures(reported):
     month = "2023-03"
     doc = json.loads(reported.store.file(REPORT, month, "report.json").read_bytes())
     html = reported.store.file(REPORT, month, "report.html").read_text()
-    # two charts, each right after its table: calibration by decile (back-test), PSI per column (stability)
-    calibration, psi = (html[start : html.index("</svg>", start)] for start in (html.index("<svg"), html.rindex("<svg")))
-    assert html.count("<svg") == 2 and html.index("Back-test") < html.index(calibration) < html.index("Stability") < html.index(psi)
+    # three charts, each right after its table: calibration by decile (back-test), PSI per column (stability), score bands against the reference (pack)
+    starts = [i for i in range(len(html)) if html.startswith("<svg", i)]
+    calibration, psi, bands = (html[start : html.index("</svg>", start)] for start in starts)
+    assert len(starts) == 3 and html.index("Back-test") < html.index(calibration) < html.index("Stability") < html.index(psi) < html.index(bands)
+    assert all(
+        f"{r['band']}: reference {_label(r['reference_share'])}, this month {_label(r['current_share'])}" in bands for r in doc["score_band_stability"]["bands"]
+    )
     assert "<script" not in html and "href" not in html
     for row in doc["backtest"]["pd_vs_realised_by_decile"]:
         assert f"decile {row['decile']}: expected {_label(row['mean_pd'])}, observed {_label(row['default_rate'])}" in calibration

@@ -9,7 +9,9 @@ import time
 from pathlib import Path
 
 import dagster as dg
+import httpx
 import pytest
+import sqlalchemy as sa
 
 from pipelines import topology as topo
 from tests.integration.topologies import finished, graphql, graphql_client, running_topology, up, wait
@@ -54,15 +56,20 @@ def _listening_addresses() -> dict[int, set[str]]:
 
 def test_up_starts_everything_on_loopback_and_again_is_harmless(topology):
     layout, env, first, seconds = topology
-    for service in ("postgres", "mlflow server", "code server", "daemon", "webserver"):
+    for service in ("postgres", "mlflow server", "code server", "daemon", "webserver", "review server"):
         assert f"  {service}" in first and "started in" in first.split(f"  {service}")[1].splitlines()[0], first
     print(f"\n`make up` from an empty state folder: {seconds:.1f} s\n{first}")
     assert "sensors start STOPPED with RISK_ENV=local" in first and f"{layout.ui_url}/automation" in first
     again = up(env)
-    assert again.returncode == 0 and again.stdout.count("already running") == 5, again.stdout
+    assert again.returncode == 0 and again.stdout.count("already running") == 6, again.stdout
     listening = _listening_addresses()
-    for port in (layout.pg_port, layout.mlflow_port, layout.code_port, layout.ui_port):
+    for port in (layout.pg_port, layout.mlflow_port, layout.code_port, layout.ui_port, layout.review_port):
         assert listening.get(port) and listening[port] <= {"127.0.0.1"}, (port, listening.get(port))
+    login = httpx.get(f"{layout.review_url}/login")  # the review page, behind its login, on its own database role
+    assert login.status_code == 200 and 'name="csrf_token"' in login.text and httpx.get(f"{layout.review_url}/").status_code == 302
+    pipeline = sa.create_engine(layout.database_url("governance"), poolclass=sa.pool.NullPool)  # reads decisions, never writes one
+    with pytest.raises(sa.exc.ProgrammingError, match="permission denied"), pipeline.begin() as connection:
+        connection.exec_driver_sql("UPDATE review_decisions SET officer = officer")
 
 
 def test_a_sensor_launched_run_completes_with_its_events_in_postgres_and_its_model_on_the_mlflow_server(topology):

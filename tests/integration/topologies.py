@@ -65,6 +65,7 @@ def running_topology(state, **settings):
         RISK_MLFLOW_PORT=str(free_port()),
         RISK_CODE_PORT=str(free_port()),
         RISK_UI_PORT=str(free_port()),
+        RISK_REVIEW_PORT=str(free_port()),
         **settings,
     )
     old = dict(os.environ)

@@ -29,7 +29,9 @@ from riskcore.features import FeatureSpec
 from riskcore.gates import Gate
 from riskcore.model_card import render_model_card
 from riskcore.monitoring_policy import load_monitoring_policy
-from riskcore.report import ReportInputs, build_report, render_html
+from riskcore.report import OverrideInputs, ReportInputs, build_report, render_html
+from riskcore.review import override_metrics, records
+from riskcore.review_policy import load_review_policy
 
 PAYLOADS = [
     "<script>alert(1)</script>",
@@ -195,8 +197,27 @@ def _report_inputs() -> ReportInputs:
         backtest_cohort=PAYLOADS[9],
         backtest_note=PAYLOADS[10],
         stability_pack={"notes": {"reference": PAYLOADS[3]}, "characteristics": characteristics, "score_bands": score_bands},
-        overrides=[{"application_id": PAYLOADS[0], "approver": PAYLOADS[1], "reason": PAYLOADS[2]}],
+        overrides=_override_inputs(scores),
     )
+
+
+def _override_inputs(scores: pd.DataFrame) -> OverrideInputs:
+    """Officers' names, reasons, notes and segments as typed or configured: every one a payload."""
+    n = len(PAYLOADS)
+    final = scores[["application_id", "decision"]].rename(columns={"decision": "model_decision"}).head(n)
+    final = final.assign(
+        final_decision=["approve" if d == "decline" else "decline" for d in final["model_decision"]],
+        side=["high" if d == "decline" else "low" for d in final["model_decision"]],
+        reason=PAYLOADS,
+        officer=PAYLOADS[::-1],
+        second_officer=PAYLOADS,
+        note=PAYLOADS,
+        segment=PAYLOADS,
+        ledger_seq=range(1, n + 1),
+    )
+    metrics = override_metrics(records(final), load_review_policy())
+    cohort = final.assign(pd=0.1, defaulted=1)[["side", "pd", "defaulted"]]
+    return OverrideInputs(final=final, metrics=metrics, note=PAYLOADS[1], cohort=PAYLOADS[2], cohort_final=cohort)
 
 
 def test_payload_is_inert_and_visible_in_the_regulatory_report():

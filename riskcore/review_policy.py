@@ -1,0 +1,67 @@
+"""The review policy: controlled reasons, four eyes, service level and override band. Light on
+purpose (no numpy or pandas): the code location checks every portfolio's policies at load."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from riskcore.promotion import _setting
+from riskcore.yamlfile import load_yaml
+
+DEFAULT_REVIEW_POLICY = Path(__file__).parent / "policies" / "review.yaml"
+DECISIONS = ("approve", "decline")
+
+
+@dataclass(frozen=True)
+class ReviewPolicy:
+    policy_id: str
+    version: str
+    reasons: dict[str, dict[str, str]]  # decision -> reason code -> text
+    four_eyes_min_amount: float
+    amount_feature: str
+    segment_feature: str
+    sla_days: int
+    override_rate_band: tuple[float, float]
+    note_max_chars: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.policy_id}@{self.version}"
+
+
+def load_review_policy(path: str | Path = DEFAULT_REVIEW_POLICY) -> ReviewPolicy:
+    """Every key checked, errors naming the file and the key: a half-read policy would control nothing."""
+    doc = load_yaml(Path(path).read_text())
+    if not isinstance(doc, dict):
+        raise ValueError(f"{path}: expected a mapping of policy settings")
+
+    def get(key, kind, low=None, high=None):
+        return _setting(doc, key, path, kind, low, high)
+
+    band = doc.get("override_rate_band")
+    if not (
+        isinstance(band, list)
+        and len(band) == 2
+        and all(isinstance(b, (int, float)) and not isinstance(b, bool) for b in band)
+        and 0 <= band[0] <= band[1] <= 1
+    ):
+        raise ValueError(f"{path}: override_rate_band: expected [low, high] with 0 <= low <= high <= 1, got {band!r}")
+    return ReviewPolicy(
+        policy_id=get("policy_id", str),
+        version=get("version", str),
+        reasons={decision: _reasons(doc, decision, path) for decision in DECISIONS},
+        four_eyes_min_amount=get("four_eyes_min_amount", float, 0),
+        amount_feature=get("amount_feature", str),
+        segment_feature=get("segment_feature", str),
+        sla_days=get("sla_days", int, 1),
+        override_rate_band=(float(band[0]), float(band[1])),
+        note_max_chars=get("note_max_chars", int, 1, 100_000),
+    )
+
+
+def _reasons(doc: dict, decision: str, path) -> dict[str, str]:
+    reasons = (doc.get("reasons") or {}).get(decision) if isinstance(doc.get("reasons"), dict) else None
+    if not isinstance(reasons, dict) or not reasons or not all(isinstance(k, str) and isinstance(v, str) and k and v for k, v in reasons.items()):
+        raise ValueError(f"{path}: reasons.{decision}: expected a non-empty mapping of reason code to text, got {reasons!r}")
+    return dict(reasons)
