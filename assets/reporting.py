@@ -43,14 +43,15 @@ def recorded_model(ledger, registry: ModelRegistry, label: str) -> dict:
     group_name="reporting",
     kinds={"html", "json"},
     # The back-test reads the cohort that matured by month m: m - 12 with the production calendar.
+    # The overrides section reads month m - 1, whose review window closed when m was scored: the
+    # report is published right after scoring, before any of m's referrals is decided.
     deps=[
         APPLICATIONS,
         QUARANTINED,
         SCORES,
         DRIFT,
         STABILITY,
-        FINAL_DECISIONS,  # the overrides section (and OVERRIDE_METRICS beside it)
-        OVERRIDE_METRICS,
+        *[dg.AssetDep(name, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)) for name in (FINAL_DECISIONS, OVERRIDE_METRICS)],
         dg.AssetDep(OUTCOMES, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-12, end_offset=-12)),
     ],
     backfill_policy=dg.BackfillPolicy.single_run(),
@@ -104,7 +105,7 @@ def report_inputs(month: str, portfolio: PortfolioResources):
     import json
 
     from riskcore.ingestion import count_reasons, read_landing_bytes, received_rows
-    from riskcore.months import month_index
+    from riskcore.months import add_months, month_index
     from riskcore.report import ReportInputs
 
     landing, calendar, store, registry, governance = portfolio.landing, portfolio.calendar, portfolio.store, portfolio.registry, portfolio.governance
@@ -165,19 +166,20 @@ def report_inputs(month: str, portfolio: PortfolioResources):
         backtest_note=note,
         backtest_in_sample=in_sample,
         stability_pack=pack,
-        overrides=override_inputs(month, cohort, store, id_column, backtest),
+        overrides=override_inputs(month_label(add_months(month, -1)), cohort, store, id_column, sensitive, backtest),
     )
 
 
-def override_inputs(month: str, cohort: str, store: DatasetStore, id_column: str, backtest):
-    """The month's final_decisions and override_metrics as recorded (this portfolio's store only), and
-    the back-test cohort's overridden applications with their realised outcome."""
+def override_inputs(reviewed: str, cohort: str, store: DatasetStore, id_column: str, sensitive: list[str], backtest):
+    """The final_decisions and override_metrics of `reviewed` (the month before the report's) as
+    recorded (this portfolio's store only), that month's applications' sensitive columns for the
+    adverse impact ratio, and the back-test cohort's overridden applications with their realised outcome."""
     import json
 
     from riskcore.report import OverrideInputs
 
-    if not store.path(FINAL_DECISIONS, month).exists() or not store.file(OVERRIDE_METRICS, month, "override_metrics.json").exists():
-        return OverrideInputs(note=f"final_decisions and override_metrics of {month} are not materialised (review_job)", cohort=cohort)
+    if not store.path(FINAL_DECISIONS, reviewed).exists() or not store.file(OVERRIDE_METRICS, reviewed, "override_metrics.json").exists():
+        return OverrideInputs(month=reviewed, note=f"final_decisions and override_metrics of {reviewed} are not materialised (review_job)", cohort=cohort)
     columns = [id_column, "model_decision", "final_decision", "side", "reason", "officer", "second_officer", "ledger_seq", "note"]
     cohort_final = None
     if backtest is not None and store.path(FINAL_DECISIONS, cohort).exists():
@@ -185,9 +187,12 @@ def override_inputs(month: str, cohort: str, store: DatasetStore, id_column: str
         outcomes = backtest[[id_column, "pd", "defaulted"]].astype({id_column: str})  # final_decisions keeps ids as text
         cohort_final = overridden.merge(outcomes, on=id_column, validate="one_to_one")
     return OverrideInputs(
-        final=store.read(FINAL_DECISIONS, month, columns=columns).rename(columns={id_column: "application_id"}),
-        metrics=json.loads(store.file(OVERRIDE_METRICS, month, "override_metrics.json").read_bytes()),
-        note=f"what officers decided on {month}'s referrals, as final_decisions and override_metrics recorded it",
+        month=reviewed,
+        final=store.read(FINAL_DECISIONS, reviewed, columns=columns).rename(columns={id_column: "application_id"}),
+        metrics=json.loads(store.file(OVERRIDE_METRICS, reviewed, "override_metrics.json").read_bytes()),
+        # final_decisions[m - 1] stands on that month's applications (upstream of its scores)
+        groups=store.read(APPLICATIONS, reviewed, columns=[id_column, *sensitive]).rename(columns={id_column: "application_id"}),
+        note=f"What officers decided on {reviewed}'s referrals and appeals, as its final_decisions and override_metrics record it",
         cohort=cohort,
         cohort_final=cohort_final,
     )

@@ -41,7 +41,7 @@ def review_outcomes(context: dg.AssetExecutionContext, portfolios: Portfolios) -
     from riskcore.review import outcome_rows
 
     portfolio = portfolios.of(context)
-    outcomes = outcome_rows(portfolio.review_store().decisions(month_label(context.partition_key)))
+    outcomes = outcome_rows(portfolio.review_store().decisions(month_label(context.partition_key)), portfolio.review_policy())
     written = portfolio.store.write(REVIEW_OUTCOMES, outcomes, context.partition_key)
     return dg.MaterializeResult(
         metadata={**written.metadata(), "complete": int(outcomes["complete"].sum()), "awaiting_second_officer": int((~outcomes["complete"]).sum())}
@@ -55,16 +55,17 @@ def final_decisions(context: dg.AssetExecutionContext, portfolios: Portfolios) -
 
     portfolio = portfolios.of(context)
     store, month = portfolio.store, month_label(context.partition_key)
-    id_column, segment = portfolio.landing.applications().only("id"), portfolio.review_policy().segment_feature
+    id_column, policy = portfolio.landing.applications().only("id"), portfolio.review_policy()
     features = store.read(FEATURES, month)
-    segments = features[[id_column, segment]] if segment in features.columns else None
-    final = combine(store.read(SCORES, month), store.read(REVIEW_OUTCOMES, month), id_column, segments)
+    segments = features[[id_column, policy.segment_feature]] if policy.segment_feature in features.columns else None
+    final = combine(store.read(SCORES, month), store.read(REVIEW_OUTCOMES, month), id_column, policy, segments)
     written = store.write(FINAL_DECISIONS, final, month)
     rates = final["final_decision"].value_counts(normalize=True)
     return dg.MaterializeResult(
         metadata={
             **written.metadata(),
             "by_officer": int((final["decided_by"] == "officer").sum()),
+            "overrides": int(final["side"].notna().sum()),
             **{f"final_{d}_rate": float(rates.get(d, 0.0)) for d in ("approve", "refer", "decline")},
         }
     )
@@ -85,8 +86,9 @@ def final_decisions(context: dg.AssetExecutionContext, portfolios: Portfolios) -
     ],
 )
 def override_metrics(context: dg.AssetExecutionContext, portfolios: Portfolios, alerts: AlertWebhook):
-    """Override rates by side, reason, officer and segment (riskcore.review.override_metrics), kept as
-    JSON beside the final decisions; the service-level check reads the queue as it is now."""
+    """Override rates by side, reason, officer and segment, and the referral decisions apart
+    (riskcore.review.override_metrics), kept as JSON beside the final decisions; the service-level
+    check reads the queue as it is now. Both checks name the review policy they judged with."""
     import datetime as dt
     import json
 
@@ -107,6 +109,7 @@ def override_metrics(context: dg.AssetExecutionContext, portfolios: Portfolios, 
             **{k: metrics[k] for k in ("applications", "reviewed", "overrides", "override_rate", "high_side_rate", "low_side_rate")},
             "by_reason": dg.MetadataValue.json(metrics["by_reason"]),
             "by_officer": dg.MetadataValue.json(metrics["by_officer"]),
+            "referral_decisions": dg.MetadataValue.json(metrics["referral_decisions"]),
             "review_policy": policy.label,
         }
     )
@@ -114,7 +117,13 @@ def override_metrics(context: dg.AssetExecutionContext, portfolios: Portfolios, 
         check_name="check_override_rate_within_band",
         passed=metrics["within_band"],
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={"override_rate": metrics["override_rate"], "band": str(metrics["override_rate_band"])},
+        metadata={
+            "override_rate": metrics["override_rate"],
+            "overrides": metrics["overrides"],
+            "band": str(metrics["override_rate_band"]),
+            "referrals_count_as_overrides": metrics["referrals_count_as_overrides"],
+            "review_policy": metrics["review_policy"],
+        },
     )
     waiting, _ = portfolio.review_store().queue(month, per_page=10**9)
     late = overdue(waiting, policy, dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
@@ -127,5 +136,11 @@ def override_metrics(context: dg.AssetExecutionContext, portfolios: Portfolios, 
         check_name="check_review_sla",
         passed=not late,
         severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"waiting": len(waiting), "overdue": len(late), "sla_days": policy.sla_days, "oldest_overdue": min((i.queued_at for i in late), default="")},
+        metadata={
+            "waiting": len(waiting),
+            "overdue": len(late),
+            "sla_days": policy.sla_days,
+            "oldest_overdue": min((i.queued_at for i in late), default=""),
+            "review_policy": policy.label,
+        },
     )

@@ -36,8 +36,9 @@ KINDS = (
     "promotion",
     "rollback",
     "contract_violation",
-    "override",
-    "confirm",
+    "override",  # a person's final decision against the model's approve or decline (riskcore.review)
+    "referral_decision",  # a person deciding a referral: the refer band the decision policy hands over, overriding nothing
+    "confirm",  # a person upholding the model's approve or decline (an appealed decline declined again)
     "report_published",
 )
 

@@ -10,7 +10,7 @@ from riskcore.yamlfile import load_yaml
 AUTO_APPROVER = "auto-approval"
 DEFAULT_PROMOTION_POLICY = Path(__file__).parent / "policies" / "promotion.yaml"
 AUTO_APPROVE = ("never", "bootstrap", "always")
-ACTIONS = ("approve", "reject", "rollback", "override", "confirm")  # override, confirm: a review decision's ledger entry (services only)
+ACTIONS = ("approve", "reject", "rollback", "override", "referral_decision", "confirm")  # the last three: a review decision's ledger entry (services only)
 NO_SENSITIVE_ATTRIBUTE = ("pass", "refuse")
 
 

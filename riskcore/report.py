@@ -29,11 +29,14 @@ REPORT_KIND = "monthly PD model report"
 
 @dataclass
 class OverrideInputs:
-    """What people decided about the month's referrals, as recorded: its final_decisions and
-    override_metrics, and the final decisions of the back-test cohort with their realised outcome."""
+    """What people decided about the last month whose review window has closed (the month before the
+    report's), as recorded: its final_decisions and override_metrics, and the final decisions of the
+    back-test cohort with their realised outcome."""
 
-    final: pd.DataFrame | None = None  # final_decisions of the month (id column renamed application_id); None: not materialised
-    metrics: dict | None = None  # override_metrics of the month
+    month: str | None = None  # the month whose reviews these are
+    final: pd.DataFrame | None = None  # final_decisions of that month (id column renamed application_id); None: not materialised
+    metrics: dict | None = None  # override_metrics of that month
+    groups: pd.DataFrame | None = None  # that month's accepted applications: application_id and the sensitive columns
     note: str = ""
     cohort: str | None = None
     cohort_final: pd.DataFrame | None = None  # the cohort's overridden applications: `side`, `pd`, `defaulted`
@@ -148,17 +151,20 @@ def _backtest(inputs: ReportInputs) -> dict:
 
 MAX_LISTED_OVERRIDES = 500
 METRIC_KEYS = ("review_policy", "applications", "reviewed", "overrides", "override_rate", "high_side", "high_side_rate", "low_side", "low_side_rate")
+REFERRAL_KEYS = ("referred", "decided", "approved", "approve_rate")
 
 
 def _overrides(inputs: ReportInputs) -> dict:
-    """Override rates by side, reason, officer and segment (the month's override_metrics), the adverse
-    impact ratio of the final decisions beside the model's, the overrides themselves (by ledger entry),
-    and the realised default rate of the matured cohort's overridden loans against their PD."""
+    """Of the month before the report's (its review window closed when the report's month was scored):
+    override rates by side, reason, officer and segment, and its referral decisions apart (its
+    override_metrics), the adverse impact ratio of the final decisions beside the model's, the
+    overrides themselves (by ledger entry), and the realised default rate of the matured cohort's
+    overridden loans against their PD."""
     given = inputs.overrides
     if given.final is None or given.metrics is None:
-        return {"available": False, "note": given.note}
+        return {"month": given.month, "available": False, "note": given.note}
     final, metrics = given.final, given.metrics
-    by_id = inputs.applications.astype({"application_id": str}).set_index("application_id")  # final_decisions keeps ids as text
+    by_id = given.groups.astype({"application_id": str}).set_index("application_id")  # final_decisions keeps ids as text
     fairness = {}
     for column in inputs.sensitive:
         groups = by_id.loc[final["application_id"], column].reset_index(drop=True)
@@ -172,10 +178,17 @@ def _overrides(inputs: ReportInputs) -> dict:
         }
     overridden = final[final["side"].notna()].sort_values(["ledger_seq", "application_id"], na_position="last")
     listed = overridden.head(MAX_LISTED_OVERRIDES)
+    referrals = metrics["referral_decisions"]
     return {
+        "month": given.month,
         "available": True,
         "note": given.note,
         **{k: _round(metrics[k], 6) if isinstance(metrics[k], float) else metrics[k] for k in METRIC_KEYS},
+        "referrals_count_as_overrides": metrics["referrals_count_as_overrides"],
+        "referral_decisions": {
+            **{k: _round(referrals[k], 6) for k in REFERRAL_KEYS},
+            "by_officer": {o: {k: _round(v, 6) for k, v in x.items()} for o, x in referrals["by_officer"].items()},
+        },
         "override_rate_band": metrics["override_rate_band"],
         "within_band": metrics["within_band"],
         "by_reason": metrics["by_reason"],
@@ -387,7 +400,7 @@ def render_html(doc: dict) -> str:
         "<h2>Contract results</h2>",
         table([{"contract versions": ", ".join(doc["contract"]["contract_versions"]), "quarantined share": doc["contract"]["quarantined_share"]}]),
         table([{"rule": r, "rows": n} for r, n in doc["contract"]["quarantine_by_rule"].items()]),
-        "<h2>Overrides</h2>",
+        f"<h2>Overrides and referral decisions: reviews of {html_text(str(doc['overrides']['month']))}</h2>",
         _overrides_html(doc["overrides"], table),
         "<h2>Lineage</h2>",
         table(doc["lineage"]["input_files"]),
@@ -441,9 +454,12 @@ def _overrides_html(o: dict, table) -> str:
     e = html_text
     if not o["available"]:
         return f"<p>not available: {e(o['note'])}</p>"
-    band = o["override_rate_band"]
+    band, r = o["override_rate_band"], o["referral_decisions"]
+    counted = "counted as overrides too" if o["referrals_count_as_overrides"] else "not overrides: the decision policy hands its refer band to people"
     parts = [
-        f"<p>Review policy {e(o['review_policy'])}; band [{e(_fmt(band[0]))}, {e(_fmt(band[1]))}]: {'within' if o['within_band'] else 'OUTSIDE'}.</p>",
+        f"<p>{e(o['note'])}. Review policy {e(o['review_policy'])}; override rate band [{e(_fmt(band[0]))}, {e(_fmt(band[1]))}]: "
+        f"{'within' if o['within_band'] else 'OUTSIDE'}. An override is a final decision against the model's approve or decline "
+        f"(high side: approving what the model declined); referral decisions are {e(counted)}.</p>",
         table([{k: o[k] for k in METRIC_KEYS if k != "review_policy"}]),
         "<h3>By reason</h3>",
         table([{"reason": k, **x} for k, x in o["by_reason"].items()]),
@@ -455,6 +471,11 @@ def _overrides_html(o: dict, table) -> str:
         table([{"attribute": a, "model": x["model"], "final": x["final"], "threshold": x["threshold"]} for a, x in o["adverse_impact_ratio"].items()]),
         f"<h3>Overrides ({e(o['listed'])} listed, by ledger entry)</h3>",
         table(o["entries"]),
+    ]
+    parts += [
+        "<h3>Referral decisions (the refer band decided by officers)</h3>",
+        table([{k: r[k] for k in REFERRAL_KEYS}]),
+        table([{"officer": k, **x} for k, x in r["by_officer"].items()]),
     ]
     m = o["matured_cohort"]
     parts.append(f"<h3>Overridden loans of the matured cohort {e(str(m['cohort']))}: realised default rate against PD</h3>")

@@ -8,6 +8,10 @@ them out.
   (refused when it holds any) and length-limited.
 - Four eyes: approving what the model declined, for an amount above the policy's, counts only
   once a second, different officer confirms it; until then the model's decision stands.
+- An override is a final decision against the model's approve or decline (an appealed decline
+  approved: high side; a model approval declined: low side). Deciding a referral is not one: the
+  decision policy hands its refer band to people (unless the review policy's
+  `referrals_count_as_overrides` says otherwise); referral decisions are measured apart.
 """
 
 from __future__ import annotations
@@ -63,18 +67,32 @@ class ReviewDecision:
     needs_second_officer: bool
     confirmed_by: str | None = None
     confirmed_at: str | None = None
-    ledger_seq: int | None = None  # its override/confirm entry, once complete
+    ledger_seq: int | None = None  # its ledger entry (review_kind), once complete
 
     @property
     def complete(self) -> bool:
         return not self.needs_second_officer or self.confirmed_by is not None
 
 
-def side(model_decision: str, final: str) -> str | None:
-    """`high`: approved what the model did not approve; `low`: declined what it did not decline; None: the model's decision stands."""
-    if final == model_decision:
+def side(policy: ReviewPolicy, model_decision: str, final: str) -> str | None:
+    """The override's side: `high` approving what the model declined, `low` declining what it approved;
+    None: no override (the model's decision stands, or a referral decided within the refer band the
+    decision policy hands to people, unless the review policy counts those: then refer -> approve is
+    high and refer -> decline low)."""
+    if final == model_decision or final not in DECISIONS:
+        return None
+    if model_decision == "refer" and not policy.referrals_count_as_overrides:
         return None
     return "high" if final == "approve" else "low"
+
+
+def review_kind(policy: ReviewPolicy, model_decision: str, final: str) -> str:
+    """A completed review's ledger kind: `override` (a final decision against the model's), else
+    `referral_decision` (a referral decided: a person's decision that overrides nothing) or `confirm`
+    (the model's approve or decline upheld, such as an appealed decline)."""
+    if side(policy, model_decision, final) is not None:
+        return "override"
+    return "referral_decision" if model_decision == "refer" else "confirm"
 
 
 def needs_four_eyes(policy: ReviewPolicy, item: QueueItem, decision: str) -> bool:
@@ -141,8 +159,8 @@ def check_confirmation(item: QueueItem, pending: ReviewDecision | None, officer:
         raise ReviewRefused(f"{officer} escalated application {item.application_id}: another officer confirms it")
 
 
-def ledger_kind(item: QueueItem, decision: ReviewDecision) -> str:
-    return "confirm" if side(item.model_decision, decision.decision) is None else "override"
+def ledger_kind(item: QueueItem, decision: ReviewDecision, policy: ReviewPolicy) -> str:
+    return review_kind(policy, item.model_decision, decision.decision)
 
 
 def ledger_payload(item: QueueItem, decision: ReviewDecision, policy: ReviewPolicy) -> dict:
@@ -155,7 +173,7 @@ def ledger_payload(item: QueueItem, decision: ReviewDecision, policy: ReviewPoli
         "source": item.source,
         "from_decision": item.model_decision,
         "to_decision": decision.decision,
-        "side": side(item.model_decision, decision.decision),
+        "side": side(policy, item.model_decision, decision.decision),
         "reason": decision.reason,
         "officer": decision.officer,
         "auth_method": decision.auth_method,
@@ -181,17 +199,22 @@ def final_decision(model_decision: str, decisions: list[ReviewDecision]) -> str:
 
 
 def override_metrics(rows: list[dict], policy: ReviewPolicy) -> dict:
-    """Override rates of a month. `rows`: one per scored application with `model_decision`,
-    `final_decision`, `segment`, and for reviewed ones `reason` and `officer`.
+    """Override rates of a month, and apart from them its referral decisions. `rows`: one per scored
+    application with `model_decision`, `final_decision`, `segment`, and for reviewed ones `reason`
+    and `officer`.
 
-    Rates are over the month's scored applications (as examiners read them); the high side's also
-    over the applications the model did not approve, the low side's over those it did not decline.
-    By reason, officer and segment: counts of overrides and each one's share of the overrides."""
+    Rates are over the month's scored applications (as examiners read them); each side's also over
+    the decisions it can override (high: the model's declines, low: its approvals; with the referrals
+    when the policy counts them). By reason, officer and segment: counts of overrides and each one's
+    share of the overrides. Referral decisions: how many of the referred an officer decided, the
+    share approved, by officer."""
     total = len(rows)
-    overrides = [r for r in rows if side(r["model_decision"], r["final_decision"]) is not None]
-    high = [r for r in overrides if side(r["model_decision"], r["final_decision"]) == "high"]
-    not_approved = sum(r["model_decision"] != "approve" for r in rows)
-    not_declined = sum(r["model_decision"] != "decline" for r in rows)
+    sides = [side(policy, r["model_decision"], r["final_decision"]) for r in rows]
+    overrides = [r for r, s in zip(rows, sides) if s is not None]
+    high = sides.count("high")
+    overridable = {"high": {"decline"}, "low": {"approve"}}
+    if policy.referrals_count_as_overrides:
+        overridable = {s: d | {"refer"} for s, d in overridable.items()}
 
     def rate(n: int, d: int) -> float:
         return n / d if d else 0.0
@@ -200,22 +223,35 @@ def override_metrics(rows: list[dict], policy: ReviewPolicy) -> dict:
         counts = Counter(str(r.get(key) or NO_SEGMENT) for r in overrides)
         return {k: {"overrides": n, "share": rate(n, len(overrides))} for k, n in sorted(counts.items())}
 
-    low, band = len(overrides) - len(high), policy.override_rate_band
+    def approvals(decided: list[dict]) -> dict:
+        approved = sum(r["final_decision"] == "approve" for r in decided)
+        return {"decided": len(decided), "approved": approved, "approve_rate": rate(approved, len(decided))}
+
+    low, band = len(overrides) - high, policy.override_rate_band
     override_rate = rate(len(overrides), total)
+    referred = [r for r in rows if r["model_decision"] == "refer"]
+    decided = [r for r in referred if r["final_decision"] in DECISIONS]
+    officers = sorted({str(r.get("officer")) for r in decided})
     return {
         "applications": total,
         "reviewed": sum(r.get("officer") is not None for r in rows),
+        "referrals_count_as_overrides": policy.referrals_count_as_overrides,
         "overrides": len(overrides),
         "override_rate": override_rate,
-        "high_side": len(high),
-        "high_side_rate": rate(len(high), not_approved),
+        "high_side": high,
+        "high_side_rate": rate(high, sum(r["model_decision"] in overridable["high"] for r in rows)),
         "low_side": low,
-        "low_side_rate": rate(low, not_declined),
+        "low_side_rate": rate(low, sum(r["model_decision"] in overridable["low"] for r in rows)),
         "override_rate_band": list(band),
         "within_band": band[0] <= override_rate <= band[1],
         "by_reason": breakdown("reason"),
         "by_officer": breakdown("officer"),
         "by_segment": breakdown("segment"),
+        "referral_decisions": {
+            "referred": len(referred),
+            **approvals(decided),
+            "by_officer": {o: approvals([r for r in decided if str(r.get("officer")) == o]) for o in officers},
+        },
         "review_policy": policy.label,
     }
 
@@ -241,7 +277,7 @@ OUTCOME_COLUMNS = (
 )
 
 
-def outcome_rows(decided: list[tuple[QueueItem, ReviewDecision]]):
+def outcome_rows(decided: list[tuple[QueueItem, ReviewDecision]], policy: ReviewPolicy):
     """What people decided (ReviewStore.decisions) as a frame, one row per decision, in the order made:
     the review_outcomes dataset. Four-eyes decisions awaiting their second officer are kept, not complete."""
     import pandas as pd
@@ -263,7 +299,7 @@ def outcome_rows(decided: list[tuple[QueueItem, ReviewDecision]]):
             "confirmed_by": d.confirmed_by,
             "confirmed_at": d.confirmed_at,
             "complete": d.complete,
-            "side": side(item.model_decision, d.decision),
+            "side": side(policy, item.model_decision, d.decision),
             "ledger_seq": d.ledger_seq,
         }
         for item, d in decided
@@ -272,7 +308,7 @@ def outcome_rows(decided: list[tuple[QueueItem, ReviewDecision]]):
     return frame.astype({"review_item": "int64", "complete": "bool", "needs_second_officer": "bool", "ledger_seq": "Int64"})
 
 
-def final_decisions(scores, outcomes, id_column: str, segments=None):
+def final_decisions(scores, outcomes, id_column: str, policy: ReviewPolicy, segments=None):
     """One row per scored application: the model's decision, the final one, who made it (`model` or
     `officer`), the override's side, reason, officer and ledger entry. `outcomes`: review_outcomes;
     `segments`: the application id and the policy's segment column of the features (None: from the
@@ -322,7 +358,7 @@ def final_decisions(scores, outcomes, id_column: str, segments=None):
     )
     frame["final_decision"] = frame["reviewed_decision"].fillna(frame["model_decision"])
     frame["decided_by"] = frame["decided_by"].fillna("model")
-    frame["side"] = [side(m, f) for m, f in zip(frame["model_decision"], frame["final_decision"])]
+    frame["side"] = [side(policy, m, f) for m, f in zip(frame["model_decision"], frame["final_decision"])]
     if segments is not None:
         segment = segments.rename(columns={segments.columns[1]: "segment"}).assign(**{id_column: segments[id_column].astype(str)})
         frame = frame.merge(segment, on=id_column, how="left", validate="one_to_one")

@@ -24,6 +24,7 @@ class ReviewPolicy:
     sla_days: int
     override_rate_band: tuple[float, float]
     note_max_chars: int
+    referrals_count_as_overrides: bool  # False: deciding the refer band is the decision policy's hand-over to people, not an override
 
     @property
     def label(self) -> str:
@@ -47,6 +48,9 @@ def load_review_policy(path: str | Path = DEFAULT_REVIEW_POLICY) -> ReviewPolicy
         and 0 <= band[0] <= band[1] <= 1
     ):
         raise ValueError(f"{path}: override_rate_band: expected [low, high] with 0 <= low <= high <= 1, got {band!r}")
+    referrals = doc.get("referrals_count_as_overrides")
+    if not isinstance(referrals, bool):
+        raise ValueError(f"{path}: referrals_count_as_overrides: expected true or false, got {referrals!r}")
     return ReviewPolicy(
         policy_id=get("policy_id", str),
         version=get("version", str),
@@ -57,6 +61,7 @@ def load_review_policy(path: str | Path = DEFAULT_REVIEW_POLICY) -> ReviewPolicy
         sla_days=get("sla_days", int, 1),
         override_rate_band=(float(band[0]), float(band[1])),
         note_max_chars=get("note_max_chars", int, 1, 100_000),
+        referrals_count_as_overrides=referrals,
     )
 
 

@@ -3,7 +3,7 @@
 
 Each decision is checked and written inside the ledger's write lock, on the ledger's own
 connection: the decision row, the queue item's status and, once the decision is complete, its
-ledger entry (`override` or `confirm`) commit together or not at all, and two officers deciding
+ledger entry (`override`, `referral_decision` or `confirm`) commit together or not at all, and two officers deciding
 the same application at once are serialised (the second is refused)."""
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ decisions = sa.Table(
     sa.Column("confirmed_by", sa.String(200), nullable=True),
     sa.Column("confirmed_at", sa.String(32), nullable=True),
     sa.Column("confirm_auth_method", sa.String(80), nullable=True),
-    sa.Column("ledger_seq", sa.Integer, nullable=True),  # the override/confirm entry, once complete
+    sa.Column("ledger_seq", sa.Integer, nullable=True),  # its ledger entry (override, referral_decision or confirm), once complete
 )
 
 
@@ -191,7 +191,7 @@ class ReviewStore:
             raise ReviewRefused(f"application {item.application_id} changed while it was being decided; reload it")
         if not made.complete:
             return
-        kind, subject = ledger_kind(item, made), f"{self.portfolio}/application/{item.application_id}"
+        kind, subject = ledger_kind(item, made, self.policy), f"{self.portfolio}/application/{item.application_id}"
         payload = ledger_payload(item, made, self.policy)
         if self.attest is not None:
             payload = {**payload, **self.attest(kind, subject, payload)}

@@ -197,17 +197,17 @@ def _report_inputs() -> ReportInputs:
         backtest_cohort=PAYLOADS[9],
         backtest_note=PAYLOADS[10],
         stability_pack={"notes": {"reference": PAYLOADS[3]}, "characteristics": characteristics, "score_bands": score_bands},
-        overrides=_override_inputs(scores),
+        overrides=_override_inputs(scores, applications),
     )
 
 
-def _override_inputs(scores: pd.DataFrame) -> OverrideInputs:
+def _override_inputs(scores: pd.DataFrame, applications: pd.DataFrame) -> OverrideInputs:
     """Officers' names, reasons, notes and segments as typed or configured: every one a payload."""
     n = len(PAYLOADS)
-    final = scores[["application_id", "decision"]].rename(columns={"decision": "model_decision"}).head(n)
+    final = scores[["application_id"]].head(n).assign(model_decision=[("refer", "decline", "approve")[i % 3] for i in range(n)])  # referrals decided too
     final = final.assign(
-        final_decision=["approve" if d == "decline" else "decline" for d in final["model_decision"]],
-        side=["high" if d == "decline" else "low" for d in final["model_decision"]],
+        final_decision=["decline" if d == "approve" else "approve" for d in final["model_decision"]],
+        side=[{"refer": None, "decline": "high", "approve": "low"}[d] for d in final["model_decision"]],
         reason=PAYLOADS,
         officer=PAYLOADS[::-1],
         second_officer=PAYLOADS,
@@ -217,7 +217,7 @@ def _override_inputs(scores: pd.DataFrame) -> OverrideInputs:
     )
     metrics = override_metrics(records(final), load_review_policy())
     cohort = final.assign(pd=0.1, defaulted=1)[["side", "pd", "defaulted"]]
-    return OverrideInputs(final=final, metrics=metrics, note=PAYLOADS[1], cohort=PAYLOADS[2], cohort_final=cohort)
+    return OverrideInputs(month=PAYLOADS[3], final=final, metrics=metrics, groups=applications, note=PAYLOADS[1], cohort=PAYLOADS[2], cohort_final=cohort)
 
 
 def test_payload_is_inert_and_visible_in_the_regulatory_report():

@@ -1,5 +1,6 @@
 """Human review: the policy file, the rules, and the store that records decisions with their ledger entries."""
 
+import dataclasses
 import json
 
 import pandas as pd
@@ -18,12 +19,14 @@ from riskcore.review import (
     overdue,
     override_metrics,
     queue_items,
+    review_kind,
     side,
 )
 from riskcore.review_policy import DEFAULT_REVIEW_POLICY, load_review_policy
 from riskcore.review_store import ReviewStore
 
 POLICY = load_review_policy()
+COUNTING_REFERRALS = dataclasses.replace(POLICY, referrals_count_as_overrides=True)
 APPROVE, DECLINE = next(iter(POLICY.reasons["approve"])), next(iter(POLICY.reasons["decline"]))
 
 
@@ -43,6 +46,7 @@ def decide(it, earlier=(), officer="a@example.com", decision="approve", reason=A
 def test_the_shipped_policy_loads_with_its_controlled_reasons():
     assert POLICY.label == "credit-decision-review@1.0.0"
     assert POLICY.four_eyes_min_amount == 25000 and POLICY.sla_days == 5 and POLICY.override_rate_band == (0.0, 0.10)
+    assert POLICY.referrals_count_as_overrides is False  # deciding the refer band is not overriding the model
     assert set(POLICY.reasons) == {"approve", "decline"} and all(POLICY.reasons.values())
 
 
@@ -53,6 +57,8 @@ def test_the_shipped_policy_loads_with_its_controlled_reasons():
         (("override_rate_band: [0.0, 0.10]", "override_rate_band: [0.2, 0.1]"), "override_rate_band: expected [low, high]"),
         (("sla_days: 5", "sla_days: soon"), "sla_days: expected an integer >= 1, got 'soon'"),
         (("  decline:\n", "  refuse:\n"), "reasons.decline: expected a non-empty mapping"),
+        (("referrals_count_as_overrides: false", "referrals_count_as_overrides: 0"), "referrals_count_as_overrides: expected true or false, got 0"),
+        (("referrals_count_as_overrides: false\n", ""), "referrals_count_as_overrides: expected true or false, got None"),
     ],
 )
 def test_a_wrong_policy_names_the_file_and_key(tmp_path, edit, message):
@@ -81,10 +87,20 @@ def test_the_portfolio_key_defaults_to_the_shipped_policy_and_a_wrong_one_is_nam
 # --- the rules ---------------------------------------------------------------------------------
 
 
-def test_sides_of_an_override():
-    assert side("decline", "approve") == "high" and side("refer", "approve") == "high"
-    assert side("approve", "decline") == "low" and side("refer", "decline") == "low"
-    assert side("decline", "decline") is None
+def test_an_override_is_a_final_decision_against_the_models_approve_or_decline():
+    assert side(POLICY, "decline", "approve") == "high" and side(POLICY, "approve", "decline") == "low"
+    assert side(POLICY, "decline", "decline") is None and side(POLICY, "approve", "approve") is None
+    # a referral decided is the refer band handed to people: no override, its own ledger kind
+    assert side(POLICY, "refer", "approve") is None and side(POLICY, "refer", "decline") is None and side(POLICY, "refer", "refer") is None
+    assert [review_kind(POLICY, m, f) for m, f in [("decline", "approve"), ("refer", "approve"), ("refer", "decline"), ("decline", "decline")]] == [
+        "override",
+        "referral_decision",
+        "referral_decision",
+        "confirm",
+    ]
+    # a portfolio whose policy counts referrals: refer -> approve is high, refer -> decline low
+    assert side(COUNTING_REFERRALS, "refer", "approve") == "high" and side(COUNTING_REFERRALS, "refer", "decline") == "low"
+    assert review_kind(COUNTING_REFERRALS, "refer", "decline") == "override" and side(COUNTING_REFERRALS, "refer", "refer") is None
 
 
 def test_a_reason_must_be_from_the_list_for_the_side_decided():
@@ -138,21 +154,31 @@ def test_the_final_decision_counts_completed_reviews_only_the_latest_winning():
     assert final_decision("refer", [confirmed, later]) == "decline"
 
 
-def test_override_metrics_by_side_reason_officer_and_segment():
-    rows = [{"model_decision": "approve", "final_decision": "approve", "segment": "branch"} for _ in range(16)]
+def test_override_metrics_by_side_reason_officer_and_segment_and_referral_decisions_apart():
+    rows = [{"model_decision": "approve", "final_decision": "approve", "segment": "branch"} for _ in range(14)]
     rows += [
         {"model_decision": "refer", "final_decision": "approve", "segment": "online", "reason": "R-A01", "officer": "a"},
-        {"model_decision": "decline", "final_decision": "approve", "segment": "online", "reason": "R-A02", "officer": "b"},
+        {"model_decision": "refer", "final_decision": "approve", "segment": "online", "reason": "R-A03", "officer": "b"},
         {"model_decision": "refer", "final_decision": "decline", "segment": "branch", "reason": "D-A01", "officer": "a"},
+        {"model_decision": "refer", "final_decision": "refer", "segment": "branch"},  # not decided yet
+        {"model_decision": "decline", "final_decision": "approve", "segment": "online", "reason": "R-A02", "officer": "b"},  # an appeal approved
+        {"model_decision": "approve", "final_decision": "decline", "segment": "branch", "reason": "D-A04", "officer": "a"},
         {"model_decision": "decline", "final_decision": "decline", "segment": "branch"},
+        {"model_decision": "decline", "final_decision": "decline", "segment": "branch", "reason": "D-A02", "officer": "c"},  # an appeal upheld
     ]
     m = override_metrics(rows, POLICY)
-    assert (m["applications"], m["reviewed"], m["overrides"], m["high_side"], m["low_side"]) == (20, 3, 3, 2, 1)
-    assert m["override_rate"] == 3 / 20 and not m["within_band"]
-    assert m["high_side_rate"] == 2 / 4 and m["low_side_rate"] == 1 / 18
-    assert m["by_officer"] == {"a": {"overrides": 2, "share": 2 / 3}, "b": {"overrides": 1, "share": 1 / 3}}
-    assert m["by_segment"]["online"]["overrides"] == 2 and set(m["by_reason"]) == {"R-A01", "R-A02", "D-A01"}
-    assert override_metrics(rows[:17], POLICY)["within_band"]
+    assert (m["applications"], m["reviewed"], m["overrides"], m["high_side"], m["low_side"]) == (22, 6, 2, 1, 1)
+    assert m["override_rate"] == 2 / 22 and m["within_band"] and not m["referrals_count_as_overrides"]
+    assert m["high_side_rate"] == 1 / 3 and m["low_side_rate"] == 1 / 15  # over the model's declines, and its approvals
+    assert m["by_officer"] == {"a": {"overrides": 1, "share": 0.5}, "b": {"overrides": 1, "share": 0.5}}
+    assert set(m["by_reason"]) == {"R-A02", "D-A04"} and m["by_segment"] == {"branch": {"overrides": 1, "share": 0.5}, "online": {"overrides": 1, "share": 0.5}}
+    referrals = m["referral_decisions"]
+    assert (referrals["referred"], referrals["decided"], referrals["approved"], referrals["approve_rate"]) == (4, 3, 2, 2 / 3)
+    assert referrals["by_officer"] == {"a": {"decided": 2, "approved": 1, "approve_rate": 0.5}, "b": {"decided": 1, "approved": 1, "approve_rate": 1.0}}
+    # counting referrals (as some portfolios do), the same month's overrides are five and outside the band
+    counted = override_metrics(rows, COUNTING_REFERRALS)
+    assert (counted["overrides"], counted["high_side"], counted["low_side"]) == (5, 3, 2) and not counted["within_band"]
+    assert counted["high_side_rate"] == 3 / 7 and counted["low_side_rate"] == 2 / 19 and counted["referral_decisions"] == referrals
 
 
 def test_overdue_items_are_those_waiting_beyond_the_service_level():
@@ -222,8 +248,8 @@ def test_a_decision_is_recorded_with_its_ledger_entry_and_a_second_one_refused(s
     (it,), _ = store.queue("2024-12")
     store.decide(it.id, "a@example.com", "password", "approve", APPROVE, "verified payslips")
     (entry,) = store.ledger.entries()
-    assert (entry.kind, entry.actor, entry.subject) == ("override", "a@example.com", "retail_pd/application/A1")
-    assert entry.payload["from_decision"] == "refer" and entry.payload["to_decision"] == "approve" and entry.payload["side"] == "high"
+    assert (entry.kind, entry.actor, entry.subject) == ("referral_decision", "a@example.com", "retail_pd/application/A1")
+    assert entry.payload["from_decision"] == "refer" and entry.payload["to_decision"] == "approve" and entry.payload["side"] is None
     assert "verified payslips" not in json.dumps(entry.payload)  # the note stays in the review table
     assert store.item(it.id).status == DECIDED and store.queue("2024-12")[1] == 0
     with pytest.raises(ReviewRefused, match="already reviewed"):
@@ -231,11 +257,12 @@ def test_a_decision_is_recorded_with_its_ledger_entry_and_a_second_one_refused(s
     assert len(store.ledger.entries()) == 1 and len(store.decisions_of("A1")) == 1
 
 
-def test_confirming_the_model_writes_a_confirm_entry(store):
-    store.enqueue([queue_row("A1", model_decision="decline", source="appeal")])
-    (it,), _ = store.queue("2024-12")
-    store.decide(it.id, "a@example.com", "password", "decline", DECLINE)
-    assert [e.kind for e in store.ledger.entries()] == ["confirm"]
+def test_an_appeal_upheld_is_a_confirm_entry_and_an_appeal_approved_an_override(store):
+    store.enqueue([queue_row("A1", model_decision="decline", source="appeal"), queue_row("A2", model_decision="decline", source="appeal")])
+    first, second = sorted(store.queue("2024-12")[0], key=lambda i: i.application_id)
+    store.decide(first.id, "a@example.com", "password", "decline", DECLINE)
+    store.decide(second.id, "a@example.com", "password", "approve", APPROVE)  # 10,000: under the four-eyes amount
+    assert [(e.kind, e.payload["side"]) for e in store.ledger.entries()] == [("confirm", None), ("override", "high")]
 
 
 def test_four_eyes_need_a_second_different_officer_before_anything_counts(store):
