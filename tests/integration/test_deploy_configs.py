@@ -112,6 +112,8 @@ def test_the_image_the_deployments_run_is_built_from_this_repository_with_the_pi
     for values in ("dagster-values.yaml", "mlflow-values.yaml"):
         text = (DEPLOY / "helm" / values).read_text()
         assert re.search(r"repository: risk-scoring\b", text) and f'tag: "{image.split(":")[1]}"' in text, values
+    (container,) = _review_chart()["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == image
 
 
 def _production_variables() -> set[str]:
@@ -204,3 +206,47 @@ def test_mlflow_runs_its_own_authentication_everywhere():
     assert values["enabled"] and values["appName"] == "basic-auth" and values["defaultPermission"] == "NO_PERMISSIONS"
     assert values["existingAdminSecret"]["name"] and not values.get("adminPassword")  # the admin's password never inline
     assert values["postgres"]["database"] == "mlflow_auth" and values["postgres"]["existingSecret"]["name"] and not values["postgres"].get("password")
+
+
+# The review page's own secrets (compose's `review` service, the chart's risk-review-secrets): its database role's URL, the
+# ledger's key, its signing key and its session key.
+REVIEW_SECRETS = {"RISK_LEDGER_URL", "RISK_LEDGER_KEY", "RISK_REVIEW_SIGNING_KEY", "RISK_REVIEW_SESSION_KEY"}
+
+
+def _review_chart() -> dict:
+    """The review chart's manifests by kind (its templates are plain YAML: nothing for Helm to fill in)."""
+    docs = [d for path in sorted((DEPLOY / "helm" / "risk-review" / "templates").glob("*.yaml")) for d in yaml.safe_load_all(path.read_text())]
+    return {d["kind"]: d for d in docs}
+
+
+def test_the_review_chart_runs_the_compose_review_service_inside_the_cluster_with_its_own_secrets():
+    review = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]["review"]
+    chart = _review_chart()
+    assert set(chart) == {"Deployment", "Service"} and yaml.safe_load((DEPLOY / "helm" / "risk-review" / "Chart.yaml").read_text())["apiVersion"] == "v2"
+    pod = chart["Deployment"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["command"] == review["command"]
+    env = {e["name"]: e for e in container["env"]}
+    assert set(env) == set(review["environment"])  # the same variables as compose
+    from_secret = {name: e["valueFrom"]["secretKeyRef"] for name, e in env.items() if "valueFrom" in e}
+    assert from_secret == {name: {"name": "risk-review-secrets", "key": name} for name in REVIEW_SECRETS}  # secrets never inline
+    assert {name for name, value in review["environment"].items() if "${" in str(value)} == REVIEW_SECRETS
+    inline = {name: e["value"] for name, e in env.items() if "value" in e}
+    assert inline["RISK_ENV"] == "production" and all(
+        inline[k] == review["environment"][k] for k in ("RISK_REVIEW_PORTFOLIO", "RISK_ALLOWED_SIGNERS", "RISK_REVIEWERS")
+    )
+    assert not (PIPELINE_SECRETS - REVIEW_SECRETS) & set(env)  # nothing of the pipeline's: no token key, no service key, no MLflow password
+    # the files compose mounts (allowed signers, officers' hashes) at the same paths, the officers' from their own Secret
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    assert {v.split(":")[1] for v in review["volumes"] if v.startswith("./")} <= set(mounts)
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes[mounts["/etc/risk/reviewers"]]["secret"]["secretName"] == "risk-review-officers"
+    assert volumes[mounts["/etc/risk/allowed_signers"]]["configMap"]["name"] == "risk-allowed-signers"
+    # inside the cluster only (compose: loopback), on the port gunicorn binds
+    port = int(review["ports"][0].rsplit(":", 1)[1])
+    assert f"0.0.0.0:{port}" in container["command"] and container["ports"] == [{"name": "http", "containerPort": port}]
+    service = chart["Service"]["spec"]
+    assert service["type"] == "ClusterIP" and service["ports"] == [{"name": "http", "port": port, "targetPort": "http"}]
+    labels = chart["Deployment"]["spec"]["template"]["metadata"]["labels"]
+    assert service["selector"] == chart["Deployment"]["spec"]["selector"]["matchLabels"] and service["selector"].items() <= labels.items()
+    assert pod["securityContext"]["runAsNonRoot"] and pod["automountServiceAccountToken"] is False and container["securityContext"]["readOnlyRootFilesystem"]
