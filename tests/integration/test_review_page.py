@@ -57,6 +57,7 @@ def server(tmp_path_factory):
     store = ReviewStore(Ledger.from_url(f"sqlite:///{data}/governance/ledger.db"), "retail_pd", POLICY)
     store.enqueue([row(f"APP-202412-{i:06d}", queued_at=f"2025-01-02T09:{i:02d}:00+00:00") for i in range(1, 6)])
     store.enqueue([row("APP-202412-000900", "decline", amount=50_000.0, queued_at="2025-01-03T09:00:00+00:00")])
+    store.enqueue([row("APP-202412-000800", "decline", amount=10_000.0, queued_at="2025-01-03T08:00:00+00:00")])  # appealed, under four eyes
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -110,7 +111,7 @@ def decide(client: httpx.Client, item: int, **form) -> httpx.Response:
     return client.post(f"/applications/{item}/decide", data={"csrf_token": csrf(client.get(f"/applications/{item}")), **form})
 
 
-def test_an_officer_overrides_a_referral_in_the_browser_and_the_ledger_records_it(server):
+def test_an_officer_overrides_an_appealed_decline_in_the_browser_and_the_ledger_records_it(server):
     from playwright.sync_api import sync_playwright
 
     url, store = server
@@ -127,9 +128,9 @@ def test_an_officer_overrides_a_referral_in_the_browser_and_the_ledger_records_i
         page.click("button[type=submit]")
         page.get_by_text("Waiting for review: 2024-12").wait_for()
         rows = page.locator("tbody tr td:first-child").all_inner_texts()
-        assert rows[0] == "APP-202412-000001" and len(rows) == 6  # oldest first
-        page.click("text=APP-202412-000001")
-        assert page.locator("#model-decision").inner_text() == "refer"
+        assert rows[0] == "APP-202412-000001" and rows[-2:] == ["APP-202412-000800", "APP-202412-000900"] and len(rows) == 7  # oldest first
+        page.click("text=APP-202412-000800")
+        assert page.locator("#model-decision").inner_text() == "decline"
         assert "annual_income" in page.content() and "full_name" not in page.content()
         page.check("input[value=approve]")
         page.select_option("#reason", APPROVE)
@@ -143,10 +144,11 @@ def test_an_officer_overrides_a_referral_in_the_browser_and_the_ledger_records_i
         assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
         browser.close()
     assert dialogs == []
-    (entry,) = store.ledger.entries(kind="override", subject="retail_pd/application/APP-202412-000001")
-    assert entry.actor == FIRST and entry.payload["from_decision"] == "refer" and entry.payload["to_decision"] == "approve"
+    (entry,) = store.ledger.entries(subject="retail_pd/application/APP-202412-000800")
+    assert entry.kind == "override" and entry.payload["side"] == "high"  # approving what the model declined
+    assert entry.actor == FIRST and entry.payload["from_decision"] == "decline" and entry.payload["to_decision"] == "approve"
     assert entry.payload["reason"] == APPROVE and entry.payload["auth_method"] == "password" and "script" not in json.dumps(entry.payload)
-    assert store.decisions_of("APP-202412-000001")[0].note == SCRIPT  # kept in the review table only
+    assert store.decisions_of("APP-202412-000800")[0].note == SCRIPT  # kept in the review table only
     # Signed by the review service's own key, over the whole payload:
     signers = load_allowed_signers(store.ledger.engine.url.database.replace("governance/ledger.db", "keys/allowed_signers"))
     verify(entry.payload["signed_request"].encode(), entry.payload["signature"], signers, "review_service")
@@ -198,6 +200,8 @@ def test_a_second_review_of_the_same_application_is_refused(server):
     url, store = server
     item = item_id(store, "APP-202412-000004")
     assert decide(logged_in(url, FIRST), item, decision="approve", reason=APPROVE).status_code == 302
+    (entry,) = store.ledger.entries(subject="retail_pd/application/APP-202412-000004")
+    assert entry.kind == "referral_decision" and entry.payload["side"] is None  # deciding a referral overrides nothing
     before = recorded(store)
     again = decide(logged_in(url, SECOND), item, decision="decline", reason=next(iter(POLICY.reasons["decline"])))
     assert again.status_code == 409 and "already reviewed" in again.text

@@ -1,7 +1,11 @@
 """Human review on real pipeline runs: a scored month's referrals are queued, officers decide some
-(through the store function the review page calls), and review_outcomes, final_decisions,
-override_metrics and the regulatory report show it; a referral past the service level fails the
-check and posts an alert to a real webhook."""
+and an appeal (through the store functions the review page calls), and review_outcomes,
+final_decisions, override_metrics and the regulatory report show it; a referral past the service
+level fails the check and posts an alert to a real webhook.
+
+The report of month m shows the reviews of m - 1 (its window closed when m was scored): published
+right after scoring, before any of m's referrals is decided, it rebuilds to the same bytes once they
+are, and they appear in the report of m + 1."""
 
 import datetime as dt
 import json
@@ -9,13 +13,14 @@ import json
 import dagster as dg
 import pytest
 
+from assets.review import enqueue_month
 from pipelines.definitions import build_definitions
 from resources.alerts import AlertWebhook
 from riskcore.review_store import queue
 from tests.integration.alerting import webhook
 from tests.integration.worlds import World
 
-COHORT, MONTH = "2023-04", "2023-05"  # one-month performance window: the report of 2023-05 back-tests 2023-04
+COHORT, MONTH, NEXT = "2023-04", "2023-05", "2023-06"  # one-month performance window: the report of 2023-05 back-tests 2023-04
 SCRIPT = "<script>alert(1)</script>"
 A, B = "first.officer@example.com", "second.officer@example.com"
 
@@ -23,6 +28,21 @@ A, B = "first.officer@example.com", "second.officer@example.com"
 def _referrals(world: World, month: str) -> list:
     items, _ = world.portfolio.review_store().queue(month, per_page=10**6)
     return sorted((i for i in items if i.model_decision == "refer"), key=lambda i: i.application_id)
+
+
+def _appeal(world: World, month: str):
+    """An applicant the model declined appeals: the application joins the month's queue."""
+    scores = world.store.read("risk_scores", month)
+    declined = sorted(scores.loc[scores["decision"] == "decline", "application_id"].astype(str))[0]
+    enqueue_month(world.portfolio, month, dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), {declined})
+    items, _ = world.portfolio.review_store().queue(month, per_page=10**6)
+    return next(i for i in items if i.source == "appeal")
+
+
+def _decide(world: World, item, officer: str, decision: str, reason: str, note: str = "") -> None:
+    store = world.portfolio.review_store()
+    if store.decide(item.id, officer, "password", decision, reason, note).needs_second_officer:  # four eyes above the policy's amount
+        store.confirm(item.id, B if officer == A else A, "password")
 
 
 def _materialized(result, asset: str) -> dict:
@@ -34,6 +54,10 @@ def _checks(result) -> dict:
     return {e.check_name: e for e in result.get_asset_check_evaluations()}
 
 
+def _report(world: World, month: str) -> dict:
+    return json.loads(world.store.file("regulatory_report", month, "report.json").read_bytes())
+
+
 @pytest.fixture(scope="module")
 def reviewed(tmp_path_factory, mlflow_uri):
     with dg.instance_for_test() as instance:
@@ -43,16 +67,31 @@ def reviewed(tmp_path_factory, mlflow_uri):
         for month in (COHORT, MONTH):
             world.run("monthly_scoring_job", month, assets=["risk_scores"])
             world.queued = _materialized(world.run("review_job", month, assets=["review_queue"]), "review_queue")
-        store = world.portfolio.review_store()
-        cohort_referral = _referrals(world, COHORT)[0]
-        store.decide(cohort_referral.id, A, "password", "approve", "R-A01", "verified payslips")
-        first, second, *_ = _referrals(world, MONTH)
-        store.decide(first.id, A, "password", "approve", "R-A01", SCRIPT)
-        store.decide(second.id, B, "password", "decline", "D-A02")
-        world.decided = {"cohort": cohort_referral, "high": first, "low": second}
+        # COHORT's window: two referrals decided (no overrides) and an appeal approved (a high-side override), then closed
+        approved, declined = _referrals(world, COHORT)[:2]
+        appeal = _appeal(world, COHORT)
+        _decide(world, approved, A, "approve", "R-A01", "verified payslips")
+        _decide(world, declined, B, "decline", "D-A02")
+        _decide(world, appeal, A, "approve", "R-A02", SCRIPT)
         world.run("review_job", COHORT)
+        world.report = world.run("regulatory_report_job", MONTH)  # right after MONTH was scored: none of its referrals decided
+        world.published = _report(world, MONTH)
+        # MONTH's reviews land after its report was published
+        first, second = _referrals(world, MONTH)[:2]
+        month_appeal = _appeal(world, MONTH)
+        _decide(world, first, A, "approve", "R-A01", SCRIPT)
+        _decide(world, second, B, "decline", "D-A02")
+        _decide(world, month_appeal, B, "approve", "R-A03")
+        world.decided = {
+            COHORT: {"approved": approved, "declined": declined, "appeal": appeal},
+            MONTH: {"first": first, "second": second, "appeal": month_appeal},
+        }
         world.results = world.run("review_job", MONTH)
-        world.report = world.run("regulatory_report_job", MONTH)
+        world.rebuild = world.run("regulatory_report_job", MONTH)
+        world.set_as_of(NEXT)  # a month on: NEXT is scored and reported, MONTH's labels have matured
+        world.run("monthly_scoring_job", NEXT)
+        world.run("performance_job", MONTH, assets=["loan_outcomes"])
+        world.next_report = world.run("regulatory_report_job", NEXT)
         yield world
 
 
@@ -60,51 +99,75 @@ def test_the_scored_months_referrals_are_queued_once(reviewed):
     scores = reviewed.store.read("risk_scores", MONTH)
     referred = set(scores.loc[scores["decision"] == "refer", "application_id"])
     items, total = reviewed.portfolio.review_store().queue(MONTH, per_page=10**6, waiting_only=False)
-    assert referred and {i.application_id for i in items} == referred and total == len(referred)
+    assert referred and {i.application_id for i in items if i.source == "referred"} == referred and total == len(referred) + 1  # and the appeal
     assert reviewed.queued == {"added": len(referred), "queued": len(referred)}
-    assert _materialized(reviewed.results, "review_queue") == {"added": 0, "queued": len(referred)}  # the second run adds nothing
+    assert _materialized(reviewed.results, "review_queue") == {"added": 0, "queued": len(referred) + 1}  # the second run adds nothing
 
 
-def test_outcomes_final_decisions_and_metrics_show_the_officers_overrides(reviewed):
-    high, low = reviewed.decided["high"], reviewed.decided["low"]
+def test_referral_decisions_are_not_overrides_an_appeal_approved_is(reviewed):
+    decided = reviewed.decided[MONTH]
+    first, second, appeal = decided["first"].application_id, decided["second"].application_id, decided["appeal"].application_id
     outcomes = reviewed.store.read("review_outcomes", MONTH)
-    assert list(outcomes["application_id"]) == [high.application_id, low.application_id]
-    assert list(outcomes["officer"]) == [A, B] and list(outcomes["side"]) == ["high", "low"] and outcomes["complete"].all()
-    ledger = {e.seq: e for e in reviewed.governance.ledger().entries(kind="override")}
-    assert ledger[int(outcomes["ledger_seq"].iloc[0])].subject == f"{reviewed.name}/application/{high.application_id}"
+    assert list(outcomes["application_id"]) == [first, second, appeal] and outcomes["complete"].all()
+    assert list(outcomes["side"]) == [None, None, "high"]
+    kinds = {
+        e.payload["application_token"]: e.kind
+        for e in reviewed.governance.ledger().entries()
+        if "application_token" in e.payload and e.payload["month"] == MONTH
+    }
+    assert kinds == {first: "referral_decision", second: "referral_decision", appeal: "override"}
 
     final = reviewed.store.read("final_decisions", MONTH).set_index("application_id")
     assert len(final) == reviewed.store.rows("risk_scores", MONTH)
-    assert final.loc[high.application_id, ["final_decision", "decided_by", "side", "reason", "officer"]].tolist() == ["approve", "officer", "high", "R-A01", A]
-    assert final.loc[low.application_id, ["final_decision", "side", "reason", "officer"]].tolist() == ["decline", "low", "D-A02", B]
-    untouched = final.drop(index=[high.application_id, low.application_id])
+    assert final.loc[first, ["model_decision", "final_decision", "decided_by", "reason", "officer"]].tolist() == ["refer", "approve", "officer", "R-A01", A]
+    assert final.loc[second, ["final_decision", "officer"]].tolist() == ["decline", B] and final[["side"]].loc[[first, second]].isna().all().all()
+    assert final.loc[appeal, ["model_decision", "final_decision", "side", "reason", "officer"]].tolist() == ["decline", "approve", "high", "R-A03", B]
+    untouched = final.drop(index=[first, second, appeal])
     assert (untouched["final_decision"] == untouched["model_decision"]).all() and (untouched["decided_by"] == "model").all()
 
     metrics = json.loads(reviewed.store.file("override_metrics", MONTH, "override_metrics.json").read_text())
-    assert (metrics["overrides"], metrics["high_side"], metrics["low_side"], metrics["reviewed"]) == (2, 1, 1, 2)
-    assert metrics["by_officer"] == {A: {"overrides": 1, "share": 0.5}, B: {"overrides": 1, "share": 0.5}}
-    assert set(metrics["by_reason"]) == {"R-A01", "D-A02"} and sum(s["overrides"] for s in metrics["by_segment"].values()) == 2
+    assert (metrics["overrides"], metrics["high_side"], metrics["low_side"], metrics["reviewed"]) == (1, 1, 0, 3)
+    assert (
+        metrics["override_rate"] == 1 / len(final) and metrics["by_officer"] == {B: {"overrides": 1, "share": 1.0}} and set(metrics["by_reason"]) == {"R-A03"}
+    )
+    referrals = metrics["referral_decisions"]
+    assert (referrals["decided"], referrals["approved"], referrals["approve_rate"]) == (2, 1, 0.5)
+    assert referrals["by_officer"] == {A: {"decided": 1, "approved": 1, "approve_rate": 1.0}, B: {"decided": 1, "approved": 0, "approve_rate": 0.0}}
     checks = _checks(reviewed.results)
     assert checks["check_override_rate_within_band"].passed and checks["check_review_sla"].passed
+    for check in checks.values():  # each names the policy it judged with
+        assert check.metadata["review_policy"].value == "credit-decision-review@1.0.0"
 
 
-def test_the_report_shows_the_overrides_and_escapes_the_note(reviewed):
+def test_the_report_shows_the_closed_months_overrides_and_referral_decisions_and_escapes_the_note(reviewed):
     assert reviewed.report.success
-    doc = json.loads(reviewed.store.file("regulatory_report", MONTH, "report.json").read_bytes())
-    o = doc["overrides"]
-    assert o["available"] and o["overrides"] == 2 and o["high_side"] == 1 and o["low_side"] == 1
-    assert set(o["by_officer"]) == {A, B} and set(o["by_reason"]) == {"R-A01", "D-A02"}
-    entries = {e["application_id"]: e for e in o["entries"]}
-    assert set(entries) == {reviewed.decided["high"].application_id, reviewed.decided["low"].application_id}
-    assert entries[reviewed.decided["high"].application_id]["note"] == SCRIPT and entries[reviewed.decided["low"].application_id]["officer"] == B
+    o, decided = reviewed.published["overrides"], reviewed.decided[COHORT]
+    assert o["month"] == COHORT and o["available"] and (o["overrides"], o["high_side"], o["low_side"]) == (1, 1, 0)
+    assert set(o["by_officer"]) == {A} and set(o["by_reason"]) == {"R-A02"}
+    assert (o["referral_decisions"]["decided"], o["referral_decisions"]["approved"]) == (2, 1) and set(o["referral_decisions"]["by_officer"]) == {A, B}
+    (entry,) = o["entries"]
+    assert entry["application_id"] == decided["appeal"].application_id and entry["note"] == SCRIPT and (entry["from"], entry["to"]) == ("decline", "approve")
     (attribute,) = o["adverse_impact_ratio"]
     assert set(o["adverse_impact_ratio"][attribute]) >= {"model", "final"}
-    # the cohort whose labels matured: its one overridden loan against its PD
+    # the cohort whose labels matured: its one overridden loan against its PD (its referral decisions are not overrides)
     matured = o["matured_cohort"]
-    assert matured["cohort"] == COHORT and matured["available"] and matured["by_side"]["high"]["rows"] == 1 and matured["by_side"]["low"]["rows"] == 0
+    assert matured["cohort"] == COHORT and matured["available"] and matured["by_side"]["high"]["rows"] == 1 and matured["by_side"]["all"]["rows"] == 1
     html = reviewed.store.file("regulatory_report", MONTH, "report.html").read_text()
+    assert f"reviews of {COHORT}</h2>" in html
     assert SCRIPT not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script" not in html
-    assert A in html and "R-A01" in html
+    assert A in html and "R-A02" in html
+
+
+def test_reviews_recorded_after_a_report_is_published_leave_its_rebuild_unchanged_and_appear_next_month(reviewed):
+    assert (
+        _materialized(reviewed.rebuild, "regulatory_report")["statuses"] == {MONTH: "reproduced"}
+        and _checks(reviewed.rebuild)["check_report_matches_published"].passed
+    )
+    assert _report(reviewed, MONTH) == reviewed.published
+    assert reviewed.next_report.success and _checks(reviewed.next_report)["check_report_matches_published"].passed
+    o, decided = _report(reviewed, NEXT)["overrides"], reviewed.decided[MONTH]
+    assert o["month"] == MONTH and o["overrides"] == 1 and [e["application_id"] for e in o["entries"]] == [decided["appeal"].application_id]
+    assert o["referral_decisions"]["decided"] == 2 and o["by_officer"] == {B: {"overrides": 1, "share": 1.0}}
 
 
 def test_a_referral_past_the_service_level_fails_the_check_and_alerts(reviewed):
@@ -121,4 +184,8 @@ def test_a_referral_past_the_service_level_fails_the_check_and_alerts(reviewed):
     sla = _checks(result)["check_review_sla"]
     assert not sla.passed and sla.metadata["overdue"].value == waiting > 0
     (payload,) = received
-    assert f"{waiting} referral(s)" in payload["text"] and MONTH in payload["text"] and reviewed.decided["high"].application_id not in payload["text"]
+    assert (
+        f"{waiting} referral(s)" in payload["text"]
+        and MONTH in payload["text"]
+        and all(i.application_id not in payload["text"] for i in reviewed.decided[MONTH].values())
+    )
