@@ -38,6 +38,7 @@ KINDS = (
     "contract_violation",
     "override",
     "report_published",
+    "retraining_decision",
 )
 
 metadata = sa.MetaData()

@@ -40,6 +40,15 @@ def test_no_drift_over_24_months_launches_no_retraining(world):
     launched = {m: d for m, d in decisions.items() if isinstance(d, dg.RunRequest)}
     assert not launched, launched
     assert all(stable.drift(m)["drift_share"] < 0.1 for m in months)
+    # the ledger: one decision per month, a skip with its reason, taken by the sensor under the policy
+    decided = stable.governance.ledger().entries(kind="retraining_decision")
+    assert [e.payload["month"] for e in decided] == months and {e.payload["decision"] for e in decided} == {"skip"}
+    assert all(e.payload["reason"] == decisions[e.payload["month"]].skip_message and e.actor == "drift_retraining_sensor" for e in decided)
+    assert decided[-1].payload["drift_shares"] == {m: stable.drift(m)["drift_share"] for m in ("2024-11", "2024-12")}
+    stable.tick(stable.sensor("drift_retraining_sensor"))  # a re-evaluation of the same month records nothing new
+    assert len(stable.governance.ledger().entries(kind="retraining_decision")) == 24
+    verified, _ = stable.governance.verify(stable.registry)  # `make verify-ledger`: the chain holds the head anchored in the registry
+    assert verified.ok and verified.entries == len(stable.governance.ledger().entries())
 
 
 def test_an_economic_shock_launches_retraining_once_it_persists_and_not_inside_the_cooldown(world):
@@ -56,6 +65,9 @@ def test_an_economic_shock_launches_retraining_once_it_persists_and_not_inside_t
     request = decisions["2023-09"]
     assert isinstance(request, dg.RunRequest) and request.run_key == "drift-retraining-2023-09"
     assert request.tags["decision"] == "drift persisted 2 months (2023-08, 2023-09)"
+    decided = {e.payload["month"]: e.payload for e in shocked.governance.ledger().entries(kind="retraining_decision")}
+    assert decided["2023-09"]["decision"] == "launch" and decided["2023-09"]["reason"] == request.tags["decision"]
+    assert decided[shock]["decision"] == "skip" and decided[shock]["reason"] == decisions[shock].skip_message
     # the launched run: a candidate, judged by the gates, left for approval (the champion stays)
     shocked.set_as_of("2023-10")
     for month in months_between("2023-05", "2023-09"):  # labels matured since ingestion: loaded as the monthly cycle does
