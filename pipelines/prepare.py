@@ -87,14 +87,20 @@ def synthetic_truth(landing: str, month: str):
     return frame[["application_id", "true_pd"]]
 
 
-def deliver_german_credit(landing: str, archive_dir: str) -> int:
-    """The German credit data set as monthly CSV files (applications and outcomes), once."""
-    from riskcore.german_credit import csv_bytes, fetch_archive, read_german_credit, to_landing
+def deliver_german_credit(landing: str, archive_dir: str, resample: tuple[int, int, int, int] | None = None) -> int:
+    """The German credit data set as monthly CSV files (applications and outcomes), once. With
+    `resample` (months, rows a month, seed, performance window in months): its rows bootstrapped
+    into that many stationary months instead of its 1,000 rows over 20 months."""
+    from riskcore.german_credit import DEFAULT_MONTHS, PERFORMANCE_WINDOW_MONTHS, bootstrap, csv_bytes, fetch_archive, read_german_credit, to_landing
 
     root = resolve_path(landing, {})
-    archive = fetch_archive(resolve_path(archive_dir, {}).path)
+    frame = read_german_credit(fetch_archive(resolve_path(archive_dir, {}).path))
+    months, window = DEFAULT_MONTHS, PERFORMANCE_WINDOW_MONTHS
+    if resample is not None:
+        months, rows, seed, window = resample
+        frame = bootstrap(frame, months * rows, seed)
     written = 0
-    for label, (applications, outcomes) in to_landing(read_german_credit(archive)).items():
+    for label, (applications, outcomes) in to_landing(frame, "2023-01", months, window).items():
         for kind, frame in (("applications", applications), ("outcomes", outcomes)):
             target = root / kind / f"{label}.csv"
             if not target.exists():

@@ -26,34 +26,72 @@ def feature_automation_sensor(portfolios: list[str]) -> dg.AutomationConditionSe
     )
 
 
+# The retraining sensor's identity in the ledger (the actor of its decisions).
+RETRAINING_IDENTITY = "drift_retraining_sensor"
+
+
+def retraining_subject(portfolio: str, month: str) -> str:
+    """The ledger subject of the retraining decision taken on a month's drift."""
+    return f"{portfolio}/retraining/{month}"
+
+
 def drift_retraining_sensor(portfolio: str, monitoring_policy: str, training_job) -> dg.SensorDefinition:
     @dg.sensor(
         name=f"{portfolio}_drift_retraining_sensor", job=training_job, minimum_interval_seconds=3600, default_status=dg.DefaultSensorStatus[automation_status()]
     )
-    def sensor(context: dg.SensorEvaluationContext):
+    def sensor(context: dg.SensorEvaluationContext, portfolios: Portfolios):
         """Launch retraining when drift persists (monitoring policy: persistence, cooldown).
 
         Reads only Dagster's records of drift_report (no data, no Evidently): runs in milliseconds.
         The cursor keeps the last launch, the run key makes a launch per month happen once, and
-        every decision, launch or skip, says why."""
+        every decision, launch or skip, says why. The decision on each newest drift month is
+        recorded once in the governance ledger (the cursor remembers the month recorded; later
+        ticks on the same month add nothing), before the run is requested."""
         import json
 
-        from riskcore.drift import retraining_decision
+        from riskcore.drift import persistence_window, retraining_decision
         from riskcore.monitoring_policy import load_monitoring_policy
+        from riskcore.months import month_index
 
         shares = {m: float(r["drift_share"]) for m, r in latest_metadata_by_month(context.instance, dg.AssetKey([portfolio, DRIFT])).items()}
         state = json.loads(context.cursor or "{}")
         policy = load_monitoring_policy(monitoring_policy)
         month, why = retraining_decision(shares, state.get("last_launch"), policy)
+        latest = max(shares, key=month_index) if shares else None
+        if latest is not None and latest != state.get("recorded"):
+            considered = {m: shares.get(m) for m in persistence_window(latest, policy)}
+            _record_decision(portfolios.named(portfolio), latest, month is not None, why, policy.label, considered)
+            state["recorded"] = latest
+        if month is not None:
+            state["last_launch"] = month
+        context.update_cursor(json.dumps(state, sort_keys=True))
         if month is None:
             return dg.SkipReason(why)
-        context.update_cursor(json.dumps({"last_launch": month}))
         return dg.RunRequest(
             run_key=f"drift-retraining-{month}",
             tags={"trigger": "drift_retraining_sensor", "drift_month": month, "decision": why, "monitoring_policy": policy.label},
         )
 
     return sensor
+
+
+def _record_decision(portfolio, month: str, launch: bool, reason: str, policy_label: str, drift_shares: dict) -> None:
+    """One ledger entry per month decided, then the head anchored as after every governance event.
+    Skipped when the ledger already holds it (a cursor lost or reset, a tick that failed after the append)."""
+    subject = retraining_subject(portfolio.name, month)
+    ledger = portfolio.governance.ledger()
+    if ledger.entries(kind="retraining_decision", subject=subject):
+        return
+    payload = {
+        "month": month,
+        "decision": "launch" if launch else "skip",
+        "reason": reason,
+        "monitoring_policy": policy_label,
+        "drift_shares": drift_shares,
+        "run_key": f"drift-retraining-{month}" if launch else None,
+    }
+    ledger.append("retraining_decision", subject, RETRAINING_IDENTITY, payload)
+    portfolio.governance.anchor(portfolio.registry)
 
 
 # The rollback sensor's identity: the promotion policy's `services` section says what it may do.

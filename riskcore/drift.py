@@ -163,12 +163,12 @@ def retraining_decision(drift_shares: dict[str, float], last_launch: str | None,
     """(month to launch retraining for, or None; why). Drift must persist for `persistence`
     consecutive months up to the latest reported one, and the cooldown since the last launch
     must have passed: a noisy month, or a second shock inside the cooldown, launches nothing."""
-    from riskcore.months import add_months, month_index
+    from riskcore.months import month_index
 
     if not drift_shares:
         return None, "no drift reports yet"
     latest = max(drift_shares, key=month_index)
-    window = [month_label(add_months(latest, -k)) for k in range(policy.persistence)]
+    window = persistence_window(latest, policy)
     missing = [m for m in window if m not in drift_shares]
     if missing:
         return None, f"no drift report for {', '.join(missing)}: persistence cannot be judged"
@@ -178,6 +178,13 @@ def retraining_decision(drift_shares: dict[str, float], last_launch: str | None,
     if last_launch is not None and month_index(latest) - month_index(last_launch) < policy.cooldown_months:
         return None, f"cooldown: last retraining launched for {last_launch}, {policy.cooldown_months} months must pass"
     return latest, f"drift persisted {policy.persistence} months ({', '.join(sorted(window))})"
+
+
+def persistence_window(latest: str, policy: MonitoringPolicy) -> list[str]:
+    """The months whose drift a retraining decision for `latest` weighs: it and the `persistence - 1` before it."""
+    from riskcore.months import add_months
+
+    return [month_label(add_months(latest, -k)) for k in range(policy.persistence)]
 
 
 def monitored_columns(numeric_features: list[str], categorical_features: list[str], sensitive: list[str]) -> tuple[list[str], list[str]]:

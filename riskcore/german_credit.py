@@ -182,6 +182,14 @@ def to_landing(
     return out
 
 
+def bootstrap(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
+    """`rows` rows drawn with replacement from `frame` (seeded): a stream of applications from one
+    unchanging distribution, the data set's own, for as many months as wanted (`to_landing` then
+    spreads them round robin, each drawn row with an id of its own)."""
+    picked = np.random.default_rng(seed).integers(0, len(frame), rows)
+    return frame.iloc[picked].reset_index(drop=True)
+
+
 def csv_bytes(frame: pd.DataFrame) -> bytes:
     """A landing CSV as an upstream system would send it: UTF-8, ISO dates, no index."""
     return frame.to_csv(index=False, date_format="%Y-%m-%d", lineterminator="\n").encode("utf-8")

@@ -40,6 +40,7 @@ KINDS = (
     "referral_decision",  # a person deciding a referral: the refer band the decision policy hands over, overriding nothing
     "confirm",  # a person upholding the model's approve or decline (an appealed decline declined again)
     "report_published",
+    "retraining_decision",
 )
 
 metadata = sa.MetaData()

@@ -12,11 +12,13 @@ from resources.portfolios import Portfolios
 from tests.signing import SERVICE, key_of, write_allowed_signers
 
 
-def write_portfolio(folder: Path, name: str, base: str = "retail_pd.yaml", calendar: dict | None = None, **changes) -> str:
-    """A shipped portfolio file under another name (its own model, ledger subjects, datasets)."""
-    doc = yaml.safe_load((PORTFOLIOS_DIR / base).read_text())
+def write_portfolio(folder: Path, name: str, base: str | Path = "retail_pd.yaml", calendar: dict | None = None, **changes) -> str:
+    """A shipped portfolio file (or a test's, `base` a path) under another name (its own model,
+    ledger subjects, datasets)."""
+    source = PORTFOLIOS_DIR / base
+    doc = yaml.safe_load(source.read_text())
     for section in ("contracts", "policies"):
-        doc[section] = {k: str((PORTFOLIOS_DIR / v).resolve()) for k, v in doc[section].items()}
+        doc[section] = {k: str((source.parent / v).resolve()) for k, v in doc[section].items()}
     doc.update(name=name, locations={"landing": name, "datasets": name}, allowed_signers=write_allowed_signers(folder / "allowed_signers"), **changes)
     if calendar is not None:
         doc["calendar"] = calendar

@@ -1,9 +1,13 @@
-"""The drift retraining sensor on a real instance: decisions from drift_report records only."""
+"""The drift retraining sensor on a real instance: decisions from drift_report records only, each
+month's decision recorded once in the portfolio's governance ledger."""
 
 import dagster as dg
+import pytest
 
-from pipelines.definitions import defs
+from pipelines.definitions import build_definitions, defs
 from pipelines.jobs import job_name
+from pipelines.sensors import retraining_subject
+from tests.integration.portfolio_files import deployment, write_portfolio
 
 PORTFOLIO = "retail_pd"
 
@@ -14,30 +18,60 @@ def _report(instance, month: str, share: float) -> None:
     )
 
 
-def _tick(instance, cursor=None):
-    context = dg.build_sensor_context(instance=instance, cursor=cursor)
-    return defs.get_sensor_def(f"{PORTFOLIO}_drift_retraining_sensor")(context), context.cursor
-
-
-def test_retraining_is_launched_once_after_persistent_drift_and_not_inside_the_cooldown():
+@pytest.fixture
+def sensor_world(tmp_path, mlflow_uri):
+    """The shipped portfolio's retraining sensor over a test deployment (its own ledger), and a tick
+    that carries the cursor over as the daemon does."""
+    resources = deployment(tmp_path, [write_portfolio(tmp_path / "portfolios", PORTFOLIO)], mlflow_uri)
+    sensor = build_definitions(resources).get_sensor_def(f"{PORTFOLIO}_drift_retraining_sensor")
     with dg.instance_for_test() as instance:
-        for month in ("2024-04", "2024-05"):
-            _report(instance, month, 0.0)
-        result, cursor = _tick(instance)
-        assert isinstance(result, dg.SkipReason) and "did not persist" in result.skip_message
-        _report(instance, "2024-06", 0.24)  # economic shock flagged at X...
-        result, cursor = _tick(instance, cursor)
-        assert isinstance(result, dg.SkipReason) and "2024-05" in result.skip_message
-        _report(instance, "2024-07", 0.24)  # ...launched at X + N - 1
-        result, cursor = _tick(instance, cursor)
-        assert isinstance(result, dg.RunRequest) and result.run_key == "drift-retraining-2024-07"
-        assert result.tags["decision"] == "drift persisted 2 months (2024-06, 2024-07)"
-        result, cursor = _tick(instance, cursor)  # the same state: no second launch
-        assert isinstance(result, dg.SkipReason) and result.skip_message.startswith("cooldown")
-        for month in ("2024-08", "2024-09"):  # a second shock inside the cooldown
-            _report(instance, month, 0.5)
-        result, cursor = _tick(instance, cursor)
-        assert isinstance(result, dg.SkipReason) and "cooldown" in result.skip_message
+
+        def tick(cursor=None):
+            context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
+            return sensor(context), context.cursor
+
+        yield instance, tick, resources["portfolios"].named(PORTFOLIO).governance.ledger()
+
+
+def test_retraining_is_launched_once_after_persistent_drift_and_not_inside_the_cooldown(sensor_world):
+    instance, _tick, ledger = sensor_world
+    for month in ("2024-04", "2024-05"):
+        _report(instance, month, 0.0)
+    result, cursor = _tick()
+    assert isinstance(result, dg.SkipReason) and "did not persist" in result.skip_message
+    _report(instance, "2024-06", 0.24)  # economic shock flagged at X...
+    result, cursor = _tick(cursor)
+    assert isinstance(result, dg.SkipReason) and "2024-05" in result.skip_message
+    _report(instance, "2024-07", 0.24)  # ...launched at X + N - 1
+    result, cursor = _tick(cursor)
+    assert isinstance(result, dg.RunRequest) and result.run_key == "drift-retraining-2024-07"
+    assert result.tags["decision"] == "drift persisted 2 months (2024-06, 2024-07)"
+    result, cursor = _tick(cursor)  # the same state: no second launch
+    assert isinstance(result, dg.SkipReason) and result.skip_message.startswith("cooldown")
+    for month in ("2024-08", "2024-09"):  # a second shock inside the cooldown
+        _report(instance, month, 0.5)
+    result, cursor = _tick(cursor)
+    assert isinstance(result, dg.SkipReason) and "cooldown" in result.skip_message
+    # the ledger: one decision per newest month decided (2024-08 was never the newest at a tick), launch or skip and why
+    decisions = {e.payload["month"]: e for e in ledger.entries(kind="retraining_decision")}
+    assert list(decisions) == ["2024-05", "2024-06", "2024-07", "2024-09"]
+    assert [decisions[m].payload["decision"] for m in decisions] == ["skip", "skip", "launch", "skip"]
+    launch = decisions["2024-07"]
+    assert launch.subject == retraining_subject(PORTFOLIO, "2024-07") and launch.actor == "drift_retraining_sensor"
+    assert launch.payload["reason"] == "drift persisted 2 months (2024-06, 2024-07)" and launch.payload["run_key"] == "drift-retraining-2024-07"
+    assert launch.payload["drift_shares"] == {"2024-07": 0.24, "2024-06": 0.24} and launch.payload["monitoring_policy"] == "pd-model-monitoring@2.0.0"
+    assert decisions["2024-09"].payload["reason"].startswith("cooldown") and decisions["2024-05"].payload["reason"].startswith("drift did not persist")
+    assert ledger.verify().ok
+
+
+def test_a_decision_is_recorded_once_even_when_the_cursor_is_lost(sensor_world):
+    instance, _tick, ledger = sensor_world
+    _report(instance, "2024-04", 0.0)
+    _, cursor = _tick()
+    for _ in range(3):  # ticks on the same month add nothing
+        _, cursor = _tick(cursor)
+    _tick(None)  # nor does a tick that lost the cursor: the ledger already holds the month
+    assert [e.subject for e in ledger.entries(kind="retraining_decision")] == [retraining_subject(PORTFOLIO, "2024-04")]
 
 
 def test_the_daily_monitoring_schedule_measures_the_cohort_that_just_matured_until_it_is_measured():

@@ -1,5 +1,7 @@
 """A synthetic world on a test instance: real pipeline, real MLflow, small sizes, time moving forward."""
 
+from pathlib import Path
+
 import dagster as dg
 
 from pipelines.definitions import build_definitions
@@ -24,14 +26,19 @@ def reorder_training_set(store, seed: int) -> None:
 
 
 class World:
-    """One synthetic world moving forward in time; `as_of` is the month the pipeline runs in.
+    """One world moving forward in time; `as_of` is the month the pipeline runs in.
 
-    Its portfolio is `scenario_<name>`: its own assets, model and ledger subjects."""
+    Its portfolio is `scenario_<name>`: its own assets, model and ledger subjects. By default the
+    synthetic retail book (`scenario` from `start`); with `base` (a portfolio file) and `deliver`
+    (landing folder, as-of month -> files written), any other source."""
 
-    def __init__(self, root, mlflow_uri, instance, name: str, scenario: str = "none", start: str = "2024-06", rows: int = ROWS):
-        self.instance, self.root, self.mlflow_uri = instance, root, mlflow_uri
+    def __init__(
+        self, root, mlflow_uri, instance, name: str, scenario: str = "none", start: str = "2024-06", rows: int = ROWS, base="retail_pd.yaml", deliver=None
+    ):
+        self.instance, self.root, self.mlflow_uri, self.base = instance, root, mlflow_uri, base
         self.name = f"scenario_{name}"
-        self.settings = SyntheticSettings(seed=11, rows_per_month=rows, scenario=scenario, scenario_start=start)
+        settings = SyntheticSettings(seed=11, rows_per_month=rows, scenario=scenario, scenario_start=start)
+        self.deliver = deliver or (lambda landing, as_of: deliver_synthetic(landing, months_between("2023-01", LAST_MONTH), as_of, 1, settings))
         self.cursors: dict[str, str | None] = {}
         self.set_as_of("2023-05")
 
@@ -39,13 +46,13 @@ class World:
         """Time moves on: the portfolio's evaluation month, and the files upstream has delivered by then."""
         self.as_of = month
         calendar = {"performance_window_months": 1, "out_of_time_months": 1, "evaluation_month": month}
-        file = write_portfolio(self.root / "portfolios", self.name, calendar=calendar)
+        file = write_portfolio(self.root / "portfolios", self.name, self.base, calendar=calendar)
         resources = deployment(self.root, [file], self.mlflow_uri, key="scenario-test-key")
         self.resources = resources
         self.defs = build_definitions(resources)
         self.portfolio = resources["portfolios"].named(self.name)
         self.store, self.registry, self.governance = self.portfolio.store, self.portfolio.registry, self.portfolio.governance
-        deliver_synthetic(self.portfolio.landing.path, months_between("2023-01", LAST_MONTH), month, 1, self.settings)
+        self.deliver(self.portfolio.landing.path, month)
 
     def key(self, asset: str) -> dg.AssetKey:
         return dg.AssetKey([self.name, asset])
@@ -78,5 +85,62 @@ class World:
         self.cursors[sensor.name] = context.cursor
         return result
 
+    def monitor(self, months: list[str]) -> dict[str, object]:
+        """The monthly cycle: ingest (when new), report drift, let the retraining sensor decide."""
+        decisions = {}
+        for month in months:
+            if month not in TRAINING_MONTHS:
+                self.run("monthly_ingestion_job", month)
+            self.run("monitoring_job", month)
+            decisions[month] = self.tick(self.sensor("drift_retraining_sensor"))
+        return decisions
+
     def drift(self, month: str) -> dict:
         return latest_metadata_by_month(self.instance, self.key("drift_report"))[month]
+
+
+HEAVY_TAILS = Path(__file__).parent / "portfolios" / "heavy_tails.yaml"
+
+
+def heavy_tail_files(rows: int, seed: int, change=None):
+    """A `deliver` for the heavy_tails portfolio: every month to LAST_MONTH drawn by the drift
+    bench's `draw` (the same columns, the same generator), outcomes from a logistic of four of them.
+    `change(month)` gives `draw`'s changed column, shift and scale for a month ({} when unchanged)."""
+
+    def deliver(landing: str, as_of: str) -> None:
+        import numpy as np
+        import pandas as pd
+
+        from bench.drift_false_alarms import draw
+        from resources.storage import atomic_write_bytes, parquet_bytes, resolve_path
+        from riskcore.months import add_months, month_index
+
+        root = resolve_path(landing, {})
+        for month in months_between("2023-01", LAST_MONTH):
+            if (root / "applications" / f"{month}.parquet").exists():
+                continue
+            rng = np.random.default_rng([seed, month_index(month)])
+            frame = draw(rng, rows, **(change(month) if change else {}))
+            logit = (
+                -2.0
+                - 0.04 * (frame["normal"] - 40.0)
+                + 0.4 * frame["poisson"]
+                + 0.8 * (frame["sentinel"] == 999.0)
+                - 0.3 * np.log10(frame["pareto"] / 20_000.0)
+            )
+            defaulted = (rng.random(rows) < 1.0 / (1.0 + np.exp(-logit))).astype("int64")
+            ids = [f"HT-{month}-{i:06d}" for i in range(rows)]
+            start = pd.Timestamp(f"{month}-01")
+            applications = frame.assign(application_id=ids, application_date=start + pd.to_timedelta(np.arange(rows) % 28, unit="D"))
+            outcomes = pd.DataFrame({"application_id": ids, "observed_date": pd.Timestamp(add_months(month, 1)), "defaulted": defaulted})
+            atomic_write_bytes(root / "applications" / f"{month}.parquet", parquet_bytes(applications))
+            atomic_write_bytes(root / "outcomes" / f"{month}.parquet", parquet_bytes(outcomes))
+
+    return deliver
+
+
+def german_credit_files(archive_dir: str, rows: int, seed: int, months: int = 24):
+    """A `deliver` for a German credit portfolio: its rows bootstrapped into `months` stationary months from 2023-01."""
+    from pipelines.prepare import deliver_german_credit
+
+    return lambda landing, as_of: deliver_german_credit(landing, archive_dir, resample=(months, rows, seed, 1))

@@ -142,3 +142,25 @@ def test_a_scorecard_trained_on_the_landed_months_ranks_out_of_time(landing, mon
     assert metrics["train_rows"] == 700 and metrics["oot_rows"] == 300
     # Published results on this data are about 0.77-0.80; 300 out-of-time rows are a noisy sample.
     assert metrics["oot_auc"] > 0.65
+
+
+def test_resampled_months_are_draws_of_the_data_set_with_ids_of_their_own(tmp_path, archive, frame):
+    """Bootstrapped stationary months (the drift tests' German credit): seeded, the size asked,
+    every row one of the 1,000, each draw its own application id, labels one month later."""
+    deliver_german_credit(str(tmp_path / "a"), str(archive.parent), resample=(24, 300, 14, 1))
+    deliver_german_credit(str(tmp_path / "b"), str(archive.parent), resample=(24, 300, 14, 1))
+    files = sorted((tmp_path / "a" / "applications").iterdir())
+    assert len(files) == 24 and all(f.read_bytes() == (tmp_path / "b" / "applications" / f.name).read_bytes() for f in files)
+
+    def read(path):
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+    assert len(read(files[-1])) == 300 and files[-1].name == "2024-12.csv"
+    everything = pd.concat([read(f) for f in files], ignore_index=True)
+    assert everything["application_id"].is_unique and len(everything) == 7200
+    columns = list(frame.columns.drop("creditability"))
+    originals = set(map(tuple, read(german_credit.io.BytesIO(german_credit.csv_bytes(frame)))[columns].to_numpy()))  # the same text as landed
+    assert set(map(tuple, everything[columns].to_numpy())) <= originals
+    assert everything["credit_amount"].nunique() > 500  # a bootstrap, not a few rows repeated
+    outcomes = read(tmp_path / "a" / "outcomes" / "2024-12.csv")
+    assert set(outcomes["observed_date"]) == {"2025-01-01"}
