@@ -8,6 +8,7 @@ from riskcore.datasets import (
     APPLICATIONS,
     CHAMPION_MODEL,
     DRIFT,
+    ESTIMATED,
     FEATURES,
     MODEL_EVALUATION,
     OUTCOMES,
@@ -119,11 +120,15 @@ def portfolio_jobs(portfolio: str, partitions: dg.PartitionsDefinition) -> dict:
         "monthly_scoring_job": asset_job("monthly_scoring_job", ingestion | assets(SCORES), "Ingest one month and score it with the champion.", kind="scoring"),
         "monthly_cycle_job": asset_job(
             "monthly_cycle_job",
-            ingestion | assets(SCORES, DRIFT, REPORT),
-            "The month's whole cycle: ingest, score with the champion, measure drift, build and publish the regulatory report.",
+            ingestion | assets(SCORES, DRIFT, ESTIMATED, REPORT),
+            "The month's whole cycle: ingest, score with the champion, measure drift, estimate performance, build and publish the regulatory report.",
             kind="scoring",
         ),
-        "monitoring_job": asset_job("monitoring_job", assets(DRIFT), "Drift of one month against the champion's training reference."),
+        "monitoring_job": asset_job(
+            "monitoring_job",
+            assets(DRIFT, ESTIMATED),
+            "Drift of one month against the champion's training reference, and its performance estimated from the scores before labels mature.",
+        ),
         "performance_job": asset_job(
             "performance_job",
             assets(OUTCOMES, PERFORMANCE),

@@ -34,3 +34,13 @@ def failure_alert(job: str, run_id: str, error: str, run_url: str | None, enviro
     where = slack_link(run_url, f"run {run_id[:8]}") if run_url else slack_text(f"run {run_id}")
     text = f":red_circle: {slack_text(job)} failed ({where}): {slack_text(error)}"
     return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}
+
+
+def early_warning_alert(portfolio: str, month: str, model: str, why: str) -> dict:
+    """A Slack-compatible payload for an estimate that breaks the early-warning rule: figures and
+    names only (no row, no PII), and it says that nothing was launched or rolled back."""
+    text = (
+        f":warning: {slack_text(portfolio)} {slack_text(month)}: estimated performance of {slack_text(model)} before labels mature: {slack_text(why)}."
+        " Alert only: no retraining or rollback is launched on an estimate; the back-test follows when labels mature."
+    )
+    return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}

@@ -4,6 +4,7 @@ import dagster as dg
 
 from pipelines.definitions import defs
 from pipelines.jobs import job_name
+from resources.alerts import AlertWebhook
 
 PORTFOLIO = "retail_pd"
 
@@ -15,7 +16,7 @@ def _report(instance, month: str, share: float) -> None:
 
 
 def _tick(instance, cursor=None):
-    context = dg.build_sensor_context(instance=instance, cursor=cursor)
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"alerts": AlertWebhook()})
     return defs.get_sensor_def(f"{PORTFOLIO}_drift_retraining_sensor")(context), context.cursor
 
 

@@ -6,6 +6,7 @@ from pipelines.definitions import build_definitions
 from pipelines.jobs import job_name
 from pipelines.prepare import SyntheticSettings, deliver_synthetic
 from pipelines.sensors import latest_metadata_by_month
+from resources.alerts import AlertWebhook
 from resources.registry import CHAMPION
 from riskcore.months import month_label, months_between
 from tests.integration.portfolio_files import deployment, write_portfolio
@@ -33,6 +34,7 @@ class World:
         self.name = f"scenario_{name}"
         self.settings = SyntheticSettings(seed=11, rows_per_month=rows, scenario=scenario, scenario_start=start)
         self.cursors: dict[str, str | None] = {}
+        self.alerts = AlertWebhook()  # where sensors post alerts; a test points it at a receiver (tests.integration.alerting)
         self.set_as_of("2023-05")
 
     def set_as_of(self, month: str) -> None:
@@ -73,7 +75,7 @@ class World:
 
     def tick(self, sensor):
         """One evaluation, the cursor carried over like the daemon does."""
-        context = dg.build_sensor_context(instance=self.instance, cursor=self.cursors.get(sensor.name), resources=self.resources)
+        context = dg.build_sensor_context(instance=self.instance, cursor=self.cursors.get(sensor.name), resources={**self.resources, "alerts": self.alerts})
         result = sensor(context)
         self.cursors[sensor.name] = context.cursor
         return result
