@@ -26,7 +26,7 @@ class MonitoringPolicy:
     min_matured_months: int = 1
     confidence: float = 0.95  # estimated performance: bounds cover the realised value with this probability if calibration holds
     auc_warning_drop: float = 0.03
-    default_rate_warning_ratio: float = 1.25
+    default_rate_warning_ratio: float = 1.2
 
 
 def load_monitoring_policy(path=None) -> MonitoringPolicy:
@@ -37,7 +37,7 @@ def load_monitoring_policy(path=None) -> MonitoringPolicy:
     if floor < 0 or not 0 < rate < 1:
         raise ValueError(f"drift: psi_floor must be at least 0 and false_alarm_rate between 0 and 1 (exclusive), not {floor} and {rate}")
     confidence, drop, ratio = (
-        _number(doc, "estimation", key, default) for key, default in (("confidence", 0.95), ("auc_warning_drop", 0.03), ("default_rate_warning_ratio", 1.25))
+        _number(doc, "estimation", key, default) for key, default in (("confidence", 0.95), ("auc_warning_drop", 0.03), ("default_rate_warning_ratio", 1.2))
     )
     if not 0 < confidence < 1:
         raise ValueError(f"estimation.confidence must be between 0 and 1 (exclusive), not {confidence}")

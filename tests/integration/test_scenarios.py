@@ -1,7 +1,7 @@
 """Drift and performance scenarios on the real pipeline at small sizes.
 
 Each world is a synthetic source with its own landing folder, datasets, ledger and registered
-model, on a test instance. Months are ingested and monitored one by one, and after each the
+model, on a test instance. Months are ingested, scored and monitored one by one, and after each the
 sensors are evaluated with build_sensor_context, as the daemon would evaluate them.
 """
 
@@ -10,7 +10,7 @@ import pytest
 
 from resources.registry import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION
 from riskcore.months import add_months, month_label, months_between
-from tests.integration.worlds import APPROVER, TRAINING_MONTHS, World
+from tests.integration.worlds import APPROVER, World, monitor_month_by_month
 from tests.signing import approval_config
 
 
@@ -20,22 +20,11 @@ def world(tmp_path, mlflow_uri, request):
         yield lambda scenario="none", start="2024-06": World(tmp_path, mlflow_uri, instance, f"{request.node.name[5:40]}", scenario, start)
 
 
-def _monitor_month_by_month(world: World, months: list[str]) -> dict[str, object]:
-    """The monthly cycle: ingest (when new), report drift, let the retraining sensor decide."""
-    decisions = {}
-    for month in months:
-        if month not in TRAINING_MONTHS:
-            world.run("monthly_ingestion_job", month)
-        world.run("monitoring_job", month)
-        decisions[month] = world.tick(world.sensor("drift_retraining_sensor"))
-    return decisions
-
-
 def test_no_drift_over_24_months_launches_no_retraining(world):
     stable = world("none")
     stable.train_baseline()
     months = months_between("2023-01", "2024-12")
-    decisions = _monitor_month_by_month(stable, months)
+    decisions = monitor_month_by_month(stable, months)
     assert len(decisions) == 24
     launched = {m: d for m, d in decisions.items() if isinstance(d, dg.RunRequest)}
     assert not launched, launched
@@ -46,7 +35,7 @@ def test_an_economic_shock_launches_retraining_once_it_persists_and_not_inside_t
     shock = "2023-08"
     shocked = world("economic_shock", start=shock)
     before = shocked.train_baseline()
-    decisions = _monitor_month_by_month(shocked, months_between("2023-05", "2023-09"))
+    decisions = monitor_month_by_month(shocked, months_between("2023-05", "2023-09"))
     # flagged at X, not before
     assert shocked.drift("2023-07")["drift_share"] < 0.1 <= shocked.drift(shock)["drift_share"]
     assert {"annual_income", "credit_utilisation"} <= set(shocked.drift(shock)["drifted_features"].split(", "))
@@ -66,19 +55,19 @@ def test_an_economic_shock_launches_retraining_once_it_persists_and_not_inside_t
     registered = shocked.governance.ledger().entries(kind="candidate_registered", subject=challenger.label)
     assert registered[0].payload["dagster_run_id"] == run.run_id
     # the shock goes on inside the cooldown: nothing more is launched
-    later = _monitor_month_by_month(shocked, ["2023-10", "2023-11"])
+    later = monitor_month_by_month(shocked, ["2023-10", "2023-11"])
     assert all(shocked.drift(m)["drift_share"] >= 0.1 for m in later)
     assert all(isinstance(d, dg.SkipReason) and d.skip_message.startswith("cooldown") for d in later.values())
     # ...and once the cooldown has passed, persistent drift launches again
     assert shocked.tick(shocked.sensor("drift_retraining_sensor")).skip_message.startswith("cooldown")
-    again = _monitor_month_by_month(shocked, ["2023-12"])["2023-12"]
+    again = monitor_month_by_month(shocked, ["2023-12"])["2023-12"]
     assert isinstance(again, dg.RunRequest) and again.run_key == "drift-retraining-2023-12"
 
 
 def test_a_new_segment_is_named_in_the_drift_report(world):
     segment = world("new_segment", start="2023-06")
     segment.train_baseline()
-    _monitor_month_by_month(segment, ["2023-05", "2023-06"])
+    monitor_month_by_month(segment, ["2023-05", "2023-06"])
     assert segment.drift("2023-05")["new_categories"] == "{}"
     report = segment.drift("2023-06")
     assert report["new_categories"] == '{"channel": "partner_api"}'
@@ -91,7 +80,7 @@ def test_a_new_segment_is_named_in_the_drift_report(world):
 def test_a_data_fault_is_blocked_by_the_contract_and_launches_no_retraining(world):
     faulty = world("data_fault", start="2023-06")
     faulty.train_baseline()
-    _monitor_month_by_month(faulty, ["2023-05"])
+    monitor_month_by_month(faulty, ["2023-05"])
     for month in ("2023-06", "2023-07"):
         ingestion = faulty.run("monthly_ingestion_job", month, raise_on_error=False)
         failed = {e.check_name: e for e in ingestion.get_asset_check_evaluations() if not e.passed}

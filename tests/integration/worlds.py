@@ -82,3 +82,14 @@ class World:
 
     def drift(self, month: str) -> dict:
         return latest_metadata_by_month(self.instance, self.key("drift_report"))[month]
+
+
+def monitor_month_by_month(world: World, months: list[str]) -> dict[str, object]:
+    """The monthly cycle: ingest (when new) and score, report drift and estimated performance, let
+    the retraining sensor decide; month -> its decision."""
+    decisions = {}
+    for month in months:
+        world.run("monthly_scoring_job", month, assets=None if month not in TRAINING_MONTHS else ["risk_scores"])
+        world.run("monitoring_job", month)
+        decisions[month] = world.tick(world.sensor("drift_retraining_sensor"))
+    return decisions

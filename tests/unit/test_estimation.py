@@ -114,7 +114,7 @@ def test_backtest_reports_the_error_and_whether_the_bounds_held():
     [
         ("  confidence: 0.95", "  confidence: 1.5", "estimation.confidence must be between 0 and 1"),
         ("  auc_warning_drop: 0.03", "  auc_warning_drop: a lot", "estimation.auc_warning_drop must be a number, not 'a lot'"),
-        ("  default_rate_warning_ratio: 1.25", "  default_rate_warning_ratio: 0.9", "estimation.default_rate_warning_ratio must be above 1"),
+        ("  default_rate_warning_ratio: 1.2", "  default_rate_warning_ratio: 0.9", "estimation.default_rate_warning_ratio must be above 1"),
     ],
 )
 def test_a_bad_estimation_policy_is_refused_naming_the_key(tmp_path, line, bad, message):
