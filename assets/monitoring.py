@@ -1,4 +1,5 @@
-"""Drift of each month against the champion's training reference."""
+"""Each month against the champion's training reference: drift of its inputs, its performance
+estimated before labels mature, and its realised performance once they have."""
 
 import dagster as dg
 
@@ -7,7 +8,7 @@ from resources.partitions import monthly_partitions
 from resources.portfolios import Portfolios
 from resources.registry import CHAMPION
 from resources.storage import atomic_write_bytes
-from riskcore.datasets import APPLICATIONS, CHAMPION_MODEL, DRIFT, FEATURES, OUTCOMES, PERFORMANCE, SCORES, STABILITY
+from riskcore.datasets import APPLICATIONS, CHAMPION_MODEL, DRIFT, ESTIMATED, FEATURES, OUTCOMES, PERFORMANCE, SCORES, STABILITY
 from riskcore.months import month_label
 
 
@@ -153,18 +154,78 @@ def _evidently_reference(profile, reference_sample, n: int, seed: int):
     partitions_def=monthly_partitions,
     group_name="monitoring",
     kinds={"parquet"},
-    deps=[SCORES, OUTCOMES, FEATURES],
+    deps=[SCORES],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "check_estimated_performance_within_policy",
+            asset=ESTIMATED,
+            description="WARN when the month's estimated AUC or default rate breaks the monitoring policy's early-warning rule (an alert; nothing is blocked).",
+        )
+    ],
+)
+def estimated_performance(context: dg.AssetExecutionContext, portfolios: Portfolios):
+    """The month's AUC and default rate estimated from the PDs of the version that scored it, with
+    bounds (riskcore.estimation, CBPE), long before its labels mature; beside that version's own
+    estimate on its out-of-time rows, what the early-warning rule compares. model_performance
+    back-tests it once the labels are in."""
+    import pandas as pd
+
+    from riskcore.estimation import early_warning
+    from riskcore.estimation import estimated_performance as estimate
+
+    portfolio = portfolios.of(context)
+    store, registry = portfolio.store, portfolio.registry
+    month = month_label(context.partition_key)
+    scores = store.read(SCORES, month, columns=["pd", "model_version", "model_run_id"])
+    (version, run_id), *others = scores[["model_version", "model_run_id"]].drop_duplicates().itertuples(index=False)
+    if others:
+        raise ValueError(f"risk_scores {month}: expected the scores of one model version, found {sorted(scores['model_version'].unique())}")
+    policy = portfolio.monitoring_policy()
+    estimated = estimate(scores["pd"].to_numpy(), policy.confidence)
+    trained = registry.run_metrics(run_id)  # versions trained before the estimate was recorded lack oot_estimated_auc
+    reference = {"reference_auc": trained.get("oot_estimated_auc"), "reference_default_rate": trained.get("oot_mean_pd")}
+    warning = early_warning(estimated, reference["reference_auc"], reference["reference_default_rate"], policy)
+    row = {**estimated, **reference, "confidence": policy.confidence, "model_version": version, "early_warning": warning or ""}
+    written = store.write(ESTIMATED, pd.DataFrame([row]), month)
+    yield dg.MaterializeResult(
+        metadata={
+            **written.metadata(),
+            "model": f"{registry.model_name}/{version}",
+            "model_version": version,
+            "policy": policy.label,
+            **{k: float(v) for k, v in {**estimated, **reference, "confidence": policy.confidence}.items() if v is not None},
+            "early_warning": warning or "none",
+        }
+    )
+    yield dg.AssetCheckResult(
+        check_name="check_estimated_performance_within_policy",
+        passed=warning is None,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "early_warning": warning or "none",
+            "estimated_auc": estimated["estimated_auc"],
+            "estimated_default_rate": estimated["estimated_default_rate"],
+        },
+    )
+
+
+@dg.asset(
+    partitions_def=monthly_partitions,
+    group_name="monitoring",
+    kinds={"parquet"},
+    deps=[SCORES, OUTCOMES, FEATURES, ESTIMATED],
     output_required=False,
 )
 def model_performance(context: dg.AssetExecutionContext, portfolios: Portfolios):
     """Realised AUC, KS, Brier and calibration by decile of the version that scored month m, once
     its labels matured, beside the version it replaced on the same rows: what the rollback sensor
-    compares. Nothing is materialised before the labels mature."""
+    compares; and beside the month's estimate made before the labels existed: the back-test of
+    estimated_performance. Nothing is materialised before the labels mature."""
     import json
 
     from riskcore.features import feature_specs, model_matrix
     from riskcore.metrics import calibration_by_decile
-    from riskcore.performance import realised_performance
+    from riskcore.performance import estimate_backtest, realised_performance
 
     portfolio = portfolios.of(context)
     landing, calendar, store, registry = portfolio.landing, portfolio.calendar, portfolio.store, portfolio.registry
@@ -194,6 +255,7 @@ def model_performance(context: dg.AssetExecutionContext, portfolios: Portfolios)
     if replaced:
         rows = labelled[[id_column]].merge(store.read(FEATURES, month), on=id_column, how="left", validate="one_to_one")
         compared = realised_performance(y, registry.load(replaced).predict_pd(model_matrix(rows, feature_specs(contract))))
+    estimated = store.read(ESTIMATED, month).iloc[0].to_dict() if month in store.partitions(ESTIMATED) else None  # months scored before it existed have none
     calibration = calibration_by_decile(y, labelled["pd"].to_numpy())
     written = store.write(PERFORMANCE, calibration.assign(model_version=version), month)
     yield dg.MaterializeResult(
@@ -208,6 +270,7 @@ def model_performance(context: dg.AssetExecutionContext, portfolios: Portfolios)
             **{k: float(v) for k, v in measured.items()},
             "compared_with_version": replaced or "none",
             **({"compared_auc": compared["auc"], "compared_brier": compared["brier"], "auc_gap": compared["auc"] - measured["auc"]} if compared else {}),
+            **(estimate_backtest(estimated, measured) if estimated and estimated["model_version"] == version else {"estimated_before_labels": False}),
             "calibration_by_decile": dg.MetadataValue.json(json.loads(calibration.round(4).to_json(orient="records"))),
         }
     )

@@ -8,6 +8,7 @@ from riskcore.datasets import (
     APPLICATIONS,
     CHAMPION_MODEL,
     DRIFT,
+    ESTIMATED,
     FEATURES,
     FINAL_DECISIONS,
     MODEL_EVALUATION,
@@ -125,14 +126,14 @@ def portfolio_jobs(portfolio: str, partitions: dg.PartitionsDefinition) -> dict:
         "monthly_scoring_job": asset_job("monthly_scoring_job", ingestion | assets(SCORES), "Ingest one month and score it with the champion.", kind="scoring"),
         "monthly_cycle_job": asset_job(
             "monthly_cycle_job",
-            ingestion | assets(SCORES, REVIEW_QUEUE, DRIFT, STABILITY, REPORT),
-            "The month's whole cycle: ingest, score with the champion, queue its referrals for review, measure drift and stability, build and publish the regulatory report.",
+            ingestion | assets(SCORES, REVIEW_QUEUE, DRIFT, STABILITY, ESTIMATED, REPORT),
+            "The month's whole cycle: ingest, score with the champion, queue its referrals for review, measure drift and stability, estimate performance, build and publish the regulatory report.",
             kind="scoring",
         ),
         "monitoring_job": asset_job(
             "monitoring_job",
-            assets(DRIFT, STABILITY),
-            "Drift of one month against the champion's training reference, and the stability pack (CSI, score bands, gains, calibration by band).",
+            assets(DRIFT, STABILITY, ESTIMATED),
+            "Drift of one month against the champion's training reference, the stability pack (CSI, score bands, gains, calibration by band), and performance estimated from the scores before labels mature.",
         ),
         "performance_job": asset_job(
             "performance_job",

@@ -3,7 +3,7 @@ import dagster as dg
 from pipelines.environment import automation_status
 from resources.alerts import AlertWebhook
 from resources.portfolios import Portfolios
-from riskcore.datasets import CHAMPION_MODEL, DRIFT, FEATURES, PERFORMANCE
+from riskcore.datasets import CHAMPION_MODEL, DRIFT, ESTIMATED, FEATURES, PERFORMANCE
 
 
 def latest_metadata_by_month(instance: dg.DagsterInstance, asset: dg.AssetKey, limit: int = 240) -> dict:
@@ -39,14 +39,17 @@ def drift_retraining_sensor(portfolio: str, monitoring_policy: str, training_job
     @dg.sensor(
         name=f"{portfolio}_drift_retraining_sensor", job=training_job, minimum_interval_seconds=3600, default_status=dg.DefaultSensorStatus[automation_status()]
     )
-    def sensor(context: dg.SensorEvaluationContext, portfolios: Portfolios):
-        """Launch retraining when drift persists (monitoring policy: persistence, cooldown).
+    def sensor(context: dg.SensorEvaluationContext, portfolios: Portfolios, alerts: AlertWebhook):
+        """Launch retraining when drift persists (monitoring policy: persistence, cooldown); post an
+        early warning when the newest month's estimated performance breaks the policy's rule.
 
-        Reads only Dagster's records of drift_report (no data, no Evidently): runs in milliseconds.
-        The cursor keeps the last launch, the run key makes a launch per month happen once, and
-        every decision, launch or skip, says why. The decision on each newest drift month is
-        recorded once in the governance ledger (the cursor remembers the month recorded; later
-        ticks on the same month add nothing), before the run is requested."""
+        Reads only Dagster's records of drift_report and estimated_performance (no data, no
+        Evidently): runs in milliseconds. The cursor keeps the last launch and the last month warned
+        about, the run key makes a launch per month happen once, and every decision, launch or skip,
+        says why. The decision on each newest drift month is recorded once in the governance ledger
+        (the cursor remembers the month recorded; later ticks on the same month add nothing), before
+        the run is requested. An estimate rests on calibration holding, so a warning alerts people
+        and never launches or rolls back anything by itself."""
         import json
 
         from riskcore.drift import persistence_window, retraining_decision
@@ -56,26 +59,36 @@ def drift_retraining_sensor(portfolio: str, monitoring_policy: str, training_job
         shares = {m: float(r["drift_share"]) for m, r in latest_metadata_by_month(context.instance, dg.AssetKey([portfolio, DRIFT])).items()}
         state = json.loads(context.cursor or "{}")
         policy = load_monitoring_policy(monitoring_policy)
+        warned, warning = _early_warning(portfolio, context.instance, state.get("last_warning"), policy, alerts), ""
+        if warned:
+            state["last_warning"] = warned[0]
+            warning = f"; early warning for {warned[0]} alerted, not acted on (an estimate alone launches and rolls back nothing): {warned[1]}"
         month, why = retraining_decision(shares, state.get("last_launch"), policy)
         latest = max(shares, key=month_index) if shares else None
         if latest is not None and latest != state.get("recorded"):
             considered = {m: shares.get(m) for m in persistence_window(latest, policy)}
-            _record_decision(portfolios.named(portfolio), latest, month is not None, why, policy.label, considered)
+            _record_decision(portfolios.named(portfolio), latest, month is not None, why, policy.label, considered, warned[1] if warned else None)
             state["recorded"] = latest
         if month is not None:
             state["last_launch"] = month
         context.update_cursor(json.dumps(state, sort_keys=True))
         if month is None:
-            return dg.SkipReason(why)
+            return dg.SkipReason(why + warning)
         return dg.RunRequest(
             run_key=f"drift-retraining-{month}",
-            tags={"trigger": "drift_retraining_sensor", "drift_month": month, "decision": why, "monitoring_policy": policy.label},
+            tags={
+                "trigger": "drift_retraining_sensor",
+                "drift_month": month,
+                "decision": why,
+                "monitoring_policy": policy.label,
+                **({"early_warning": warning.removeprefix("; ")} if warned else {}),
+            },
         )
 
     return sensor
 
 
-def _record_decision(portfolio, month: str, launch: bool, reason: str, policy_label: str, drift_shares: dict) -> None:
+def _record_decision(portfolio, month: str, launch: bool, reason: str, policy_label: str, drift_shares: dict, early_warning: str | None) -> None:
     """One ledger entry per month decided, then the head anchored as after every governance event.
     Skipped when the ledger already holds it (a cursor lost or reset, a tick that failed after the append)."""
     subject = retraining_subject(portfolio.name, month)
@@ -89,9 +102,30 @@ def _record_decision(portfolio, month: str, launch: bool, reason: str, policy_la
         "monitoring_policy": policy_label,
         "drift_shares": drift_shares,
         "run_key": f"drift-retraining-{month}" if launch else None,
+        "early_warning": early_warning,  # alerted, never acted on by itself
     }
     ledger.append("retraining_decision", subject, RETRAINING_IDENTITY, payload)
     portfolio.governance.anchor(portfolio.registry)
+
+
+def _early_warning(portfolio: str, instance: dg.DagsterInstance, last_warning: str | None, policy, alerts: AlertWebhook) -> tuple[str, str] | None:
+    """(month, why) when the newest month's estimate breaks the early-warning rule
+    (riskcore.estimation), else None; posted to the alert webhook once per month."""
+    from riskcore.alerts import early_warning_alert
+    from riskcore.estimation import early_warning
+    from riskcore.months import month_index
+
+    estimates = latest_metadata_by_month(instance, dg.AssetKey([portfolio, ESTIMATED]))
+    if not estimates:
+        return None
+    month = max(estimates, key=month_index)
+    record = estimates[month]
+    why = early_warning(record, record.get("reference_auc"), record.get("reference_default_rate"), policy)
+    if why is None:
+        return None
+    if month != last_warning:
+        alerts.post(early_warning_alert(portfolio, month, record["model"], why))
+    return month, why
 
 
 # The rollback sensor's identity: the promotion policy's `services` section says what it may do.

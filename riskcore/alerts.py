@@ -44,3 +44,13 @@ def review_sla_alert(portfolio: str, month: str, overdue: int, oldest_queued_at:
         f"(oldest queued {slack_text(oldest_queued_at)}); see {where}"
     )
     return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}
+
+
+def early_warning_alert(portfolio: str, month: str, model: str, why: str) -> dict:
+    """A Slack-compatible payload for an estimate that breaks the early-warning rule: figures and
+    names only (no row, no PII), and it says that nothing was launched or rolled back."""
+    text = (
+        f":warning: {slack_text(portfolio)} {slack_text(month)}: estimated performance of {slack_text(model)} before labels mature: {slack_text(why)}."
+        " Alert only: no retraining or rollback is launched on an estimate; the back-test follows when labels mature."
+    )
+    return {"text": text, "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}]}

@@ -12,6 +12,7 @@ CHAMPION_MODEL = "champion_model"
 SCORES = "risk_scores"
 DRIFT = "drift_report"
 STABILITY = "stability_pack"
+ESTIMATED = "estimated_performance"
 PERFORMANCE = "model_performance"
 REPORT = "regulatory_report"
 REVIEW_QUEUE = "review_queue"  # rows in the governance database's review tables, not a file

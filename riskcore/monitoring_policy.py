@@ -1,5 +1,6 @@
-"""The monitoring policy: how drift is read and when it acts (retraining, rollback). Light on
-purpose: the code location checks every portfolio's policy at load, without numpy or pandas."""
+"""The monitoring policy: how drift is read, how performance is estimated before labels mature, and
+when either acts (retraining, rollback, an early warning). Light on purpose: the code location
+checks every portfolio's policy at load, without numpy or pandas."""
 
 from __future__ import annotations
 
@@ -23,6 +24,9 @@ class MonitoringPolicy:
     auc_tolerance: float = 0.02
     auc_floor: float = 0.65
     min_matured_months: int = 1
+    confidence: float = 0.95  # estimated performance: bounds cover the realised value with this probability if calibration holds
+    auc_warning_drop: float = 0.03
+    default_rate_warning_ratio: float = 1.2
     # the stability pack: frozen score bands in points, [edge i, edge i + 1), and the per-band calibration test
     score_bands: tuple[float, ...] = field(kw_only=True)
     calibration_confidence: float = field(kw_only=True)
@@ -41,6 +45,15 @@ def load_monitoring_policy(path=None) -> MonitoringPolicy:
         raise ValueError(f"stability.score_bands must be at least two increasing points, not {list(bands)}")
     if floor < 0 or not 0 < rate < 1:
         raise ValueError(f"drift: psi_floor must be at least 0 and false_alarm_rate between 0 and 1 (exclusive), not {floor} and {rate}")
+    confidence, drop, ratio = (
+        _number(doc, "estimation", key, default) for key, default in (("confidence", 0.95), ("auc_warning_drop", 0.03), ("default_rate_warning_ratio", 1.2))
+    )
+    if not 0 < confidence < 1:
+        raise ValueError(f"estimation.confidence must be between 0 and 1 (exclusive), not {confidence}")
+    if drop < 0:
+        raise ValueError(f"estimation.auc_warning_drop must be at least 0, not {drop}")
+    if ratio <= 1:
+        raise ValueError(f"estimation.default_rate_warning_ratio must be above 1 (a rise), not {ratio}")
     return MonitoringPolicy(
         f"{doc['policy_id']}@{doc['version']}",
         float(doc["psi"]["investigate"]),
@@ -54,8 +67,19 @@ def load_monitoring_policy(path=None) -> MonitoringPolicy:
         float(performance.get("auc_tolerance", 0.02)),
         float(performance.get("auc_floor", 0.65)),
         int(performance.get("min_matured_months", 1)),
+        confidence,
+        drop,
+        ratio,
         score_bands=bands,
         calibration_confidence=float(calibration["confidence"]),
         calibration_tolerance=float(calibration["tolerance"]),
         calibration_min_expected_defaults=float(calibration["min_expected_defaults"]),
     )
+
+
+def _number(doc: dict, section: str, key: str, default: float) -> float:
+    """`section.key` as a number (the default when absent); an error that names the key otherwise."""
+    value = (doc.get(section) or {}).get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{section}.{key} must be a number, not {value!r}")
+    return float(value)

@@ -24,6 +24,22 @@ def realised_performance(y: np.ndarray, pd_: np.ndarray) -> dict[str, float]:
     }
 
 
+def estimate_backtest(estimated: dict, realised: dict[str, float]) -> dict:
+    """How far the estimate made before the labels existed (riskcore.estimation) was off: realised
+    minus estimated, and whether the realised value fell inside the estimate's bounds."""
+    backtest: dict = {"estimated_before_labels": True}
+    for metric in ("auc", "default_rate"):
+        value, low, high = (float(estimated[f"estimated_{metric}{end}"]) for end in ("", "_low", "_high"))
+        backtest |= {
+            f"estimated_{metric}": value,
+            f"estimated_{metric}_low": low,
+            f"estimated_{metric}_high": high,
+            f"{metric}_estimate_error": realised[metric] - value,
+            f"{metric}_within_estimate_bounds": bool(low <= realised[metric] <= high),
+        }
+    return backtest
+
+
 def rollback_decision(months: dict[str, dict[str, float | None]], policy: MonitoringPolicy) -> tuple[bool, str]:
     """(roll back?, why) from the champion's matured months: each month's `rows`, realised `auc` and
     `compared_auc` (the version it replaced, same rows; None when it replaced none). Months are

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from riskcore.features import FeatureSpec, model_matrix
-from riskcore.metrics import brier, calibration_by_decile, ks_statistic, roc_auc
+from riskcore.metrics import bayes_optimal_auc, brier, calibration_by_decile, ks_statistic, roc_auc
 from riskcore.model import PDScorecard, train_scorecard
 
 SAMPLE_COLUMN = "sample"
@@ -51,6 +51,7 @@ def evaluate(model: PDScorecard, frame: pd.DataFrame, specs: list[FeatureSpec], 
         "ks": ks_statistic(y, pd_),
         "brier": brier(y, pd_),
         "mean_pd": float(pd_.mean()),
+        "estimated_auc": bayes_optimal_auc(pd_),  # from the PDs alone: what estimated_performance compares each month with
         "default_rate": float(y.mean()),
         "rows": float(len(y)),
     }

@@ -1,8 +1,8 @@
-"""What the run-failure sensor posts for a failed run, received by a real webhook on loopback."""
+"""What sensors post (a failed run's alert, an early warning), received by a real webhook on loopback."""
 
+import contextlib
 import json
 import threading
-from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import dagster as dg
@@ -11,9 +11,9 @@ from pipelines.sensors import run_failure_alert_sensor
 from resources.alerts import AlertWebhook
 
 
-@contextmanager
-def webhook():
-    """A real webhook receiver on loopback: (its URL, the payloads it received)."""
+@contextlib.contextmanager
+def webhook_receiver():
+    """A real webhook on loopback: yields (its URL, the payloads it has received so far)."""
     received = []
 
     class Receiver(BaseHTTPRequestHandler):
@@ -35,7 +35,7 @@ def webhook():
 
 def alert_posted_for(result, instance, ui_url: str | None = None) -> dict:
     """The one payload the sensor posts for `result` (a failed in-process run on `instance`)."""
-    with webhook() as (url, received):
+    with webhook_receiver() as (url, received):
         failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.RUN_FAILURE)
         context = dg.build_run_status_sensor_context(
             sensor_name=run_failure_alert_sensor.name,

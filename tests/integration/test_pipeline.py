@@ -349,5 +349,6 @@ def test_drift_report_against_the_champions_reference(pipeline):
     # every feature, the PD, the decision and the sensitive attributes
     assert sorted(stats["column"]) == sorted([f.name for f in contract.features] + ["pd", "decision", *pipeline.portfolio.spec.sensitive_attributes])
     assert "psi_decision" in metadata and "psi_applicant_sex" in metadata
-    (check,) = result.get_asset_check_evaluations()
-    assert check.check_name == "check_feature_drift_within_policy" and check.passed
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert checks["check_feature_drift_within_policy"].passed
+    assert checks["check_estimated_performance_within_policy"].passed  # the same month's estimate, from its scores (scenario none: no warning)

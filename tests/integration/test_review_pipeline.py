@@ -17,7 +17,7 @@ from assets.review import enqueue_month
 from pipelines.definitions import build_definitions
 from resources.alerts import AlertWebhook
 from riskcore.review_store import queue
-from tests.integration.alerting import webhook
+from tests.integration.alerting import webhook_receiver
 from tests.integration.worlds import World
 
 COHORT, MONTH, NEXT = "2023-04", "2023-05", "2023-06"  # one-month performance window: the report of 2023-05 back-tests 2023-04
@@ -176,7 +176,7 @@ def test_a_referral_past_the_service_level_fails_the_check_and_alerts(reviewed):
     with store.ledger.engine.begin() as connection:  # a week passes with the month's referrals still waiting
         connection.execute(queue.update().where(queue.c.portfolio == reviewed.name, queue.c.month == MONTH).values(queued_at=long_ago))
     waiting = len(store.queue(MONTH, per_page=10**6)[0])
-    with webhook() as (url, received):
+    with webhook_receiver() as (url, received):
         defs = build_definitions({**reviewed.resources, "alerts": AlertWebhook(url=url)})
         result = defs.resolve_job_def(reviewed.job("review_job")).execute_in_process(
             instance=reviewed.instance, partition_key=f"{MONTH}-01", asset_selection=[reviewed.key("override_metrics")], raise_on_error=False

@@ -1,7 +1,7 @@
 """Drift and performance scenarios on the real pipeline at small sizes.
 
 Each world is a synthetic source with its own landing folder, datasets, ledger and registered
-model, on a test instance. Months are ingested and monitored one by one, and after each the
+model, on a test instance. Months are ingested, scored and monitored one by one, and after each the
 sensors are evaluated with build_sensor_context, as the daemon would evaluate them.
 """
 

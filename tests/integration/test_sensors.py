@@ -7,6 +7,7 @@ import pytest
 from pipelines.definitions import build_definitions, defs
 from pipelines.jobs import job_name
 from pipelines.sensors import retraining_subject
+from resources.alerts import AlertWebhook
 from tests.integration.portfolio_files import deployment, write_portfolio
 
 PORTFOLIO = "retail_pd"
@@ -27,7 +28,7 @@ def sensor_world(tmp_path, mlflow_uri):
     with dg.instance_for_test() as instance:
 
         def tick(cursor=None):
-            context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
+            context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={**resources, "alerts": AlertWebhook()})
             return sensor(context), context.cursor
 
         yield instance, tick, resources["portfolios"].named(PORTFOLIO).governance.ledger()
@@ -59,7 +60,7 @@ def test_retraining_is_launched_once_after_persistent_drift_and_not_inside_the_c
     launch = decisions["2024-07"]
     assert launch.subject == retraining_subject(PORTFOLIO, "2024-07") and launch.actor == "drift_retraining_sensor"
     assert launch.payload["reason"] == "drift persisted 2 months (2024-06, 2024-07)" and launch.payload["run_key"] == "drift-retraining-2024-07"
-    assert launch.payload["drift_shares"] == {"2024-07": 0.24, "2024-06": 0.24} and launch.payload["monitoring_policy"] == "pd-model-monitoring@2.0.0"
+    assert launch.payload["drift_shares"] == {"2024-07": 0.24, "2024-06": 0.24} and launch.payload["monitoring_policy"] == "pd-model-monitoring@2.1.0"
     assert decisions["2024-09"].payload["reason"].startswith("cooldown") and decisions["2024-05"].payload["reason"].startswith("drift did not persist")
     assert ledger.verify().ok
 

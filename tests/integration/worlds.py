@@ -8,6 +8,7 @@ from pipelines.definitions import build_definitions
 from pipelines.jobs import job_name
 from pipelines.prepare import SyntheticSettings, deliver_synthetic
 from pipelines.sensors import latest_metadata_by_month
+from resources.alerts import AlertWebhook
 from resources.registry import CHAMPION
 from riskcore.months import month_label, months_between
 from tests.integration.portfolio_files import deployment, write_portfolio
@@ -40,6 +41,7 @@ class World:
         settings = SyntheticSettings(seed=11, rows_per_month=rows, scenario=scenario, scenario_start=start)
         self.deliver = deliver or (lambda landing, as_of: deliver_synthetic(landing, months_between("2023-01", LAST_MONTH), as_of, 1, settings))
         self.cursors: dict[str, str | None] = {}
+        self.alerts = AlertWebhook()  # where sensors post alerts; a test points it at a receiver (tests.integration.alerting)
         self.set_as_of("2023-05")
 
     def set_as_of(self, month: str) -> None:
@@ -80,17 +82,17 @@ class World:
 
     def tick(self, sensor):
         """One evaluation, the cursor carried over like the daemon does."""
-        context = dg.build_sensor_context(instance=self.instance, cursor=self.cursors.get(sensor.name), resources=self.resources)
+        context = dg.build_sensor_context(instance=self.instance, cursor=self.cursors.get(sensor.name), resources={**self.resources, "alerts": self.alerts})
         result = sensor(context)
         self.cursors[sensor.name] = context.cursor
         return result
 
     def monitor(self, months: list[str]) -> dict[str, object]:
-        """The monthly cycle: ingest (when new), report drift, let the retraining sensor decide."""
+        """The monthly cycle: ingest (when new) and score, report drift, stability and estimated
+        performance, let the retraining sensor decide; month -> its decision."""
         decisions = {}
         for month in months:
-            if month not in TRAINING_MONTHS:
-                self.run("monthly_ingestion_job", month)
+            self.run("monthly_scoring_job", month, assets=None if month not in TRAINING_MONTHS else ["risk_scores"])
             self.run("monitoring_job", month)
             decisions[month] = self.tick(self.sensor("drift_retraining_sensor"))
         return decisions
