@@ -47,6 +47,7 @@ def deployment(
             ledger_key=ledger_key,  # entries authenticated, as a deployment with RISK_LEDGER_KEY has them
             auto_approve=auto_approve,
             service_signing_key=key_of(SERVICE)[0],  # the rollback sensor's own key (RISK_SERVICE_SIGNING_KEY)
+            rollout_key="integration-test-rollout-assignment-key",  # RISK_ROLLOUT_KEY
         ),
         "tokeniser": PiiTokeniser(key=key),
         "validator": ContractValidator(data_docs_dir=str(root / "gx_data_docs") if docs else None),
