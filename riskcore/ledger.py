@@ -39,6 +39,9 @@ KINDS = (
     "override",
     "confirm",
     "report_published",
+    "rollout_canary",  # a staged rollout (riskcore.rollout): its start, each step, its rollback
+    "rollout_advance",
+    "rollout_rollback",
 )
 
 metadata = sa.MetaData()

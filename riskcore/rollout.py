@@ -129,6 +129,7 @@ def cell_performance(cell: pd.DataFrame, target: str | None = None) -> dict[str,
         y = labelled[target].to_numpy(dtype="int64")
         if len(labelled) and 0 < y.sum() < len(y):
             out["cell_labelled"] = float(len(labelled))
+            out["cell_matured_defaults"] = float(y.sum())
             out["cell_realised_auc"] = roc_auc(y, labelled["challenger_pd"].to_numpy())
             out["cell_champion_realised_auc"] = roc_auc(y, labelled["champion_pd"].to_numpy())
     return out
@@ -148,6 +149,8 @@ def step_gates(policy: RolloutPolicy, cell: pd.DataFrame, sensitive: pd.DataFram
     (challenger_pd, champion_pd, decision; `target` where labels matured), its sensitive attributes
     row-aligned. Realised performance is judged only once some labels matured."""
     figures = cell_performance(cell, target)
+    defaults = figures.get("cell_matured_defaults", 0.0)
+    realised = defaults >= policy.min_matured_defaults
     gates = [Gate("cell_decisions", figures["cell_decisions"], f">= {policy.min_cell_decisions}", figures["cell_decisions"] >= policy.min_cell_decisions)]
     gates += _auc_gates(
         "estimated_auc",
@@ -159,11 +162,11 @@ def step_gates(policy: RolloutPolicy, cell: pd.DataFrame, sensitive: pd.DataFram
     )
     gates += _auc_gates(
         "realised_auc",
-        figures.get("cell_realised_auc"),
+        figures.get("cell_realised_auc") if realised else None,
         figures.get("cell_champion_realised_auc"),
         policy.min_realised_auc,
         policy.realised_auc_tolerance,
-        "no matured labels in the cell yet: judged once they mature",
+        f"{defaults:.0f} matured defaults in the cell, {policy.min_matured_defaults} needed: judged once they have matured",
     )
     gates.append(cell_fairness(policy, (cell["decision"] == "approve").to_numpy(), sensitive.reset_index(drop=True)))
     return gates
@@ -196,6 +199,8 @@ def rollback_decision(months: dict[str, dict[str, float]], policy: RolloutPolicy
         have = [m for m in months.values() if m.get(key) is not None and m.get(weight)]
         return float(np.average([m[key] for m in have], weights=[m[weight] for m in have])) if have else None
 
+    defaults = sum(m.get("cell_matured_defaults", 0.0) for m in months.values())
+
     checks = (
         ("estimated", "cell_decisions", policy.min_estimated_auc, policy.estimated_auc_tolerance),
         ("realised", "cell_labelled", policy.min_realised_auc, policy.realised_auc_tolerance),
@@ -203,7 +208,7 @@ def rollback_decision(months: dict[str, dict[str, float]], policy: RolloutPolicy
     said = []
     for kind, weight, floor, tolerance in checks:
         own, champion = pooled(f"cell_{kind}_auc", weight), pooled(f"cell_champion_{kind}_auc", weight)
-        if own is None:
+        if own is None or (kind == "realised" and defaults < policy.min_matured_defaults):
             continue
         if own < floor:
             return True, f"{kind} AUC {own:.4f} in the canary cell over {span} is below the floor {floor} (champion {champion:.4f} on the same rows)"

@@ -24,6 +24,7 @@ class RolloutPolicy:
     min_cell_decisions: int
     min_estimated_auc: float
     estimated_auc_tolerance: float
+    min_matured_defaults: int
     min_realised_auc: float
     realised_auc_tolerance: float
     min_adverse_impact_ratio: float
@@ -71,6 +72,7 @@ def load_rollout_policy(path: str | Path = DEFAULT_ROLLOUT_POLICY) -> RolloutPol
         min_cell_decisions=get("gates.min_cell_decisions", int, 1),
         min_estimated_auc=get("gates.min_estimated_auc", float, 0, 1),
         estimated_auc_tolerance=get("gates.estimated_auc_tolerance_vs_champion", float, 0, 1),
+        min_matured_defaults=get("gates.min_matured_defaults", int, 1),
         min_realised_auc=get("gates.min_realised_auc", float, 0, 1),
         realised_auc_tolerance=get("gates.realised_auc_tolerance_vs_champion", float, 0, 1),
         min_adverse_impact_ratio=get("gates.min_adverse_impact_ratio", float, 0, 1),

@@ -12,11 +12,14 @@ from resources.portfolios import Portfolios
 from tests.signing import SERVICE, key_of, write_allowed_signers
 
 
-def write_portfolio(folder: Path, name: str, base: str = "retail_pd.yaml", calendar: dict | None = None, **changes) -> str:
-    """A shipped portfolio file under another name (its own model, ledger subjects, datasets)."""
+def write_portfolio(
+    folder: Path, name: str, base: str = "retail_pd.yaml", calendar: dict | None = None, policies: dict[str, str] | None = None, **changes
+) -> str:
+    """A shipped portfolio file under another name (its own model, ledger subjects, datasets); `policies`: some of its policy files replaced."""
     doc = yaml.safe_load((PORTFOLIOS_DIR / base).read_text())
     for section in ("contracts", "policies"):
         doc[section] = {k: str((PORTFOLIOS_DIR / v).resolve()) for k, v in doc[section].items()}
+    doc["policies"].update(policies or {})
     doc.update(name=name, locations={"landing": name, "datasets": name}, allowed_signers=write_allowed_signers(folder / "allowed_signers"), **changes)
     if calendar is not None:
         doc["calendar"] = calendar

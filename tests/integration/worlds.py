@@ -28,8 +28,10 @@ class World:
 
     Its portfolio is `scenario_<name>`: its own assets, model and ledger subjects."""
 
-    def __init__(self, root, mlflow_uri, instance, name: str, scenario: str = "none", start: str = "2024-06", rows: int = ROWS):
-        self.instance, self.root, self.mlflow_uri = instance, root, mlflow_uri
+    def __init__(
+        self, root, mlflow_uri, instance, name: str, scenario: str = "none", start: str = "2024-06", rows: int = ROWS, policies: dict[str, str] | None = None
+    ):
+        self.instance, self.root, self.mlflow_uri, self.policies = instance, root, mlflow_uri, policies
         self.name = f"scenario_{name}"
         self.settings = SyntheticSettings(seed=11, rows_per_month=rows, scenario=scenario, scenario_start=start)
         self.cursors: dict[str, str | None] = {}
@@ -39,7 +41,7 @@ class World:
         """Time moves on: the portfolio's evaluation month, and the files upstream has delivered by then."""
         self.as_of = month
         calendar = {"performance_window_months": 1, "out_of_time_months": 1, "evaluation_month": month}
-        file = write_portfolio(self.root / "portfolios", self.name, calendar=calendar)
+        file = write_portfolio(self.root / "portfolios", self.name, calendar=calendar, policies=self.policies)
         resources = deployment(self.root, [file], self.mlflow_uri, key="scenario-test-key")
         self.resources = resources
         self.defs = build_definitions(resources)

@@ -114,7 +114,7 @@ def test_step_gates_hold_for_a_sound_challenger_and_stop_a_flat_one():
     cell, groups = frame[canary].reset_index(drop=True), sensitive[canary].reset_index(drop=True)
     gates = {g.name: g for g in step_gates(policy, cell, groups)}
     assert all(g.passed for g in gates.values()), gates
-    assert gates["realised_auc"].value is None and "no matured labels" in gates["realised_auc"].note
+    assert gates["realised_auc"].value is None and "0 matured defaults in the cell, 40 needed" in gates["realised_auc"].note
     judged = {g.name: g for g in step_gates(policy, cell, groups, "defaulted")}
     assert judged["realised_auc"].value > 0.65 and "realised_auc_vs_champion" in judged
     flat = cell.assign(challenger_pd=0.1 + 0.001 * np.random.default_rng(1).random(len(cell)))
@@ -130,7 +130,9 @@ def test_the_rollback_decision_pools_months_by_decisions():
     flat = {**good, "cell_estimated_auc": 0.55}
     roll, why = rollback_decision({"2024-01": flat}, policy)
     assert roll and "estimated AUC 0.5500 in the canary cell over 2024-01 is below the floor 0.65" in why
-    trailing = {**good, "cell_labelled": 90.0, "cell_realised_auc": 0.66, "cell_champion_realised_auc": 0.71}
+    trailing = {**good, "cell_labelled": 90.0, "cell_matured_defaults": 12.0, "cell_realised_auc": 0.66, "cell_champion_realised_auc": 0.71}
+    assert rollback_decision({"2024-02": trailing}, policy)[0] is False  # 12 defaults: too few to judge
+    trailing["cell_matured_defaults"] = 45.0
     roll, why = rollback_decision({"2024-01": good, "2024-02": trailing}, policy)
     assert roll and why.startswith("realised AUC 0.6600 in the canary cell over 2024-01..2024-02 trails")
     assert rollback_decision({}, policy) == (False, "no month decided at this step yet")
