@@ -1,6 +1,8 @@
 """A challenger earns its place on live applications (issue 17), on the real pipeline at small
 sizes: shadow scores, swap set, a keyed canary cell, staged rollout with gates, rollback."""
 
+import json
+
 import dagster as dg
 import numpy as np
 import pytest
@@ -138,6 +140,11 @@ def test_a_worse_challenger_forced_is_stopped_at_5_percent_by_the_sensor(world):
     assert (before["cell"] == "canary").sum() > 60
     figures = _swap(world, "2023-05")
     assert figures["cell_estimated_auc"] < 0.65 < figures["cell_champion_estimated_auc"]
+    # the month's report says who decided which cell, and holds the swap set
+    world.run("regulatory_report_job", "2023-05")
+    section = json.loads(world.store.file("regulatory_report", "2023-05", "report.json").read_text())["rollout"]
+    assert section["rollout_step"] == 1 and {c["cell"]: c["decided_by"] for c in section["cells"]} == {"canary": weak.version, "champion": good.version}
+    assert sum(r["rows"] for r in section["swap_set"]) == len(before)
 
     request = world.tick(world.sensor("rollout_rollback_sensor"))
     assert isinstance(request, dg.RunRequest) and request.run_key == f"rollout-rollback-{world.name}-{weak.version}-step-1"
