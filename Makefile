@@ -9,7 +9,7 @@ DATA_DIR := data
 export DAGSTER_HOME := $(CURDIR)/dagster_home
 export RISK_DATA_DIR := $(DATA_DIR)
 
-.PHONY: install system-deps run german-credit portfolio train approve reject rollback signing-key ledger verify-ledger backfill up down image test dev mlflow-ui check bench lock clean review officer enqueue-review
+.PHONY: install system-deps run german-credit portfolio train approve reject rollback canary advance signing-key ledger verify-ledger backfill up down image test dev mlflow-ui check bench lock clean review officer enqueue-review
 
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -95,6 +95,14 @@ reject: install
 
 rollback: install
 	$(BIN)/python -m pipelines.governance rollback --portfolio $(PORTFOLIO) --approver "$(APPROVER)" --reason "$(REASON)" $(if $(VERSION),--version "$(VERSION)") $(SIGNING)
+
+## A challenger's staged rollout (rollout policy): start its canary cell / advance it a step when the
+## step's gates hold (the last step promotes it); `make rollback` without VERSION returns the cell to the champion.
+canary: install
+	$(BIN)/python -m pipelines.governance canary --portfolio $(PORTFOLIO) --version "$(VERSION)" --approver "$(APPROVER)" --reason "$(REASON)" $(SIGNING)
+
+advance: install
+	$(BIN)/python -m pipelines.governance advance --portfolio $(PORTFOLIO) --version "$(VERSION)" --approver "$(APPROVER)" --reason "$(REASON)" $(SIGNING)
 
 ## A development signing key for IDENTITY (local environment only), listed in data/keys/allowed_signers.
 signing-key: install

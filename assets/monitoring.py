@@ -176,7 +176,8 @@ def estimated_performance(context: dg.AssetExecutionContext, portfolios: Portfol
     portfolio = portfolios.of(context)
     store, registry = portfolio.store, portfolio.registry
     month = month_label(context.partition_key)
-    scores = store.read(SCORES, month, columns=["pd", "model_version", "model_run_id"])
+    scores = store.read(SCORES, month, columns=["pd", "model_version", "model_run_id", "cell"])
+    scores = scores[scores["cell"] != "canary"]  # the champion's decisions: a rollout's canary cell is estimated in swap_set
     (version, run_id), *others = scores[["model_version", "model_run_id"]].drop_duplicates().itertuples(index=False)
     if others:
         raise ValueError(f"risk_scores {month}: expected the scores of one model version, found {sorted(scores['model_version'].unique())}")
@@ -237,7 +238,8 @@ def model_performance(context: dg.AssetExecutionContext, portfolios: Portfolios)
         return
     contract = landing.applications()
     id_column, target = contract.only("id"), landing.outcomes().only("target")
-    scores = store.read(SCORES, month, columns=[id_column, "pd", "model_version"])
+    scores = store.read(SCORES, month, columns=[id_column, "pd", "model_version", "cell"])
+    scores = scores[scores["cell"] != "canary"]  # the champion's decisions: a rollout's canary cell is judged in swap_set
     outcomes = store.read(OUTCOMES, month, columns=[id_column, target])
     if outcomes.empty:
         raise ValueError(
@@ -348,6 +350,7 @@ def stability_pack(context: dg.AssetExecutionContext, portfolios: Portfolios):
             yield dg.AssetCheckResult(check_name=check, passed=True, severity=dg.AssetCheckSeverity.WARN, metadata={"not_judged": why})
         return
     scores = store.read(SCORES, month)
+    scores = scores[scores["cell"] != "canary"]  # the champion's decisions, against its own reference
     versions = sorted(scores[["model_name", "model_version", "model_run_id"]].drop_duplicates().itertuples(index=False))
     if len(versions) != 1:
         raise ValueError(f"risk_scores {month}: expected the scores of one model version, found {len(versions) or 'none'}")

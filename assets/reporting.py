@@ -7,10 +7,10 @@ from resources.partitions import MONTHLY_BY_THE_3RD, monthly_partitions
 from resources.portfolios import PortfolioResources, Portfolios
 from resources.registry import ModelRegistry
 from resources.storage import DatasetStore
-from riskcore.datasets import APPLICATIONS, DRIFT, FINAL_DECISIONS, OUTCOMES, OVERRIDE_METRICS, QUARANTINED, REPORT, SCORES, STABILITY
+from riskcore.datasets import APPLICATIONS, DRIFT, FINAL_DECISIONS, OUTCOMES, OVERRIDE_METRICS, QUARANTINED, REPORT, SCORES, STABILITY, SWAP_SET
 from riskcore.months import month_label
 
-TRAIL_KINDS = ("candidate_registered", "gate_results", "approval", "promotion")
+TRAIL_KINDS = ("candidate_registered", "gate_results", "approval", "promotion", "rollout_canary", "rollout_advance", "rollout_rollback")
 
 
 class ReportNotReady(RuntimeError):
@@ -52,6 +52,7 @@ def recorded_model(ledger, registry: ModelRegistry, label: str) -> dict:
         DRIFT,
         STABILITY,
         *[dg.AssetDep(name, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)) for name in (FINAL_DECISIONS, OVERRIDE_METRICS)],
+        SWAP_SET,  # the rollout section
         dg.AssetDep(OUTCOMES, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-12, end_offset=-12)),
     ],
     backfill_policy=dg.BackfillPolicy.single_run(),
@@ -167,6 +168,7 @@ def report_inputs(month: str, portfolio: PortfolioResources):
         backtest_in_sample=in_sample,
         stability_pack=pack,
         overrides=override_inputs(month_label(add_months(month, -1)), cohort, store, id_column, sensitive, backtest),
+        swap_set=store.read(SWAP_SET, month) if month in store.partitions(SWAP_SET) else None,
     )
 
 

@@ -33,22 +33,32 @@ def check_ledger_intact(context: dg.AssetCheckExecutionContext, portfolios: Port
     blocking=True,
     partitions_def=monthly_partitions,
     description="Every score was made by the version the ledger's last promotion or rollback made champion (and the registry agrees), "
-    "read from a ledger that still holds the head anchored in the registry.",
+    "or in a rollout's canary cell by the version the ledger's rollout put there, read from a ledger that still holds the head anchored in the registry.",
 )
 def check_scores_by_governed_champion(context: dg.AssetCheckExecutionContext, portfolios: Portfolios) -> dg.AssetCheckResult:
     from resources.governance import ChampionNotGoverned
 
     portfolio = portfolios.of(context)
-    versions = sorted(set(portfolio.store.read(SCORES, month_label(context.partition_key), columns=["model_version"])["model_version"]))
+    scores = portfolio.store.read(SCORES, month_label(context.partition_key), columns=["model_version", "cell"])
+    versions = sorted(set(scores["model_version"]))
     # Every scoring run compares the ledger with its anchor: a trail cut back or rewritten cannot vouch for a champion.
     trail, anchored = portfolio.governance.verify(portfolio.registry)
     if not trail.ok:
         return dg.AssetCheckResult(passed=False, metadata={"scored_by": versions, "problem": f"ledger: {trail.problem}", "anchored_head": anchored or "none"})
     try:
         champion = portfolio.governance.governed_champion(portfolio.registry).version
+        rollout = portfolio.governance.governed_rollout(portfolio.registry)
     except ChampionNotGoverned as refused:
         return dg.AssetCheckResult(passed=False, metadata={"scored_by": versions, "problem": str(refused)})
+    governed = {"champion": champion, **({"canary": rollout.version} if rollout.active else {})}
+    by_cell = {cell: sorted(set(group)) for cell, group in scores.groupby("cell")["model_version"]}
     return dg.AssetCheckResult(
-        passed=versions == [champion],
-        metadata={"scored_by": versions, "governed_champion": champion, "ledger_entries": trail.entries, "anchored_head": anchored or "none yet"},
+        passed=all(cell in governed and found == [governed[cell]] for cell, found in by_cell.items()),
+        metadata={
+            "scored_by": versions,
+            "governed_champion": champion,
+            "governed_canary": rollout.version or "none",
+            "ledger_entries": trail.entries,
+            "anchored_head": anchored or "none yet",
+        },
     )

@@ -14,18 +14,24 @@ warnings.filterwarnings("ignore", message=".*Parameter `backfill_policy`.*")
 warnings.filterwarnings("ignore", message=".*Parameter `owners` of initializer `SensorDefinition.*")
 
 from assets import features, ingestion, monitoring, registry, reporting, review, scoring, training  # noqa: E402
-from checks import contract_checks, governance_checks, reconciliation  # noqa: E402
+from checks import contract_checks, governance_checks, reconciliation, rollout_checks  # noqa: E402
 from pipelines.environment import current_environment, resources_for  # noqa: E402
 from pipelines.jobs import portfolio_jobs  # noqa: E402
 from pipelines.schedules import daily_monitoring_schedule, daily_review_schedule, monthly_cycle_schedule  # noqa: E402
-from pipelines.sensors import drift_retraining_sensor, feature_automation_sensor, performance_rollback_sensor, run_failure_alert_sensor  # noqa: E402
+from pipelines.sensors import (  # noqa: E402
+    drift_retraining_sensor,
+    feature_automation_sensor,
+    performance_rollback_sensor,
+    rollout_rollback_sensor,
+    run_failure_alert_sensor,
+)
 from resources.alerts import AlertWebhook  # noqa: E402
 from resources.partitions import monthly_partitions  # noqa: E402
 from riskcore.datasets import APPLICATIONS, FEATURES, OUTCOMES, QUARANTINED, RAW_APPLICATIONS, SCORES  # noqa: E402
 from riskcore.portfolio import Portfolio  # noqa: E402
 
 ASSET_MODULES = [ingestion, features, training, registry, scoring, review, monitoring, reporting]
-CHECK_MODULES = [contract_checks, governance_checks, reconciliation]
+CHECK_MODULES = [contract_checks, governance_checks, reconciliation, rollout_checks]
 
 
 # Who answers for a dataset: the owner of the contract that governs it (the portfolio's owner for the rest).
@@ -60,7 +66,11 @@ def portfolio_definitions(portfolio: Portfolio) -> dg.Definitions:
             daily_monitoring_schedule(prefix, jobs["performance_job"]),
             daily_review_schedule(prefix, jobs["review_job"]),
         ],
-        sensors=[drift_retraining_sensor(prefix, policy, jobs["model_training_job"]), performance_rollback_sensor(prefix, policy, jobs["rollback_job"])],
+        sensors=[
+            drift_retraining_sensor(prefix, policy, jobs["model_training_job"]),
+            performance_rollback_sensor(prefix, policy, jobs["rollback_job"]),
+            rollout_rollback_sensor(prefix, jobs["rollback_job"]),
+        ],
     )
 
 

@@ -16,6 +16,9 @@ ENVIRONMENTS = ("local", "production")
 WEBHOOK_VAR = "RISK_ALERT_WEBHOOK_URL"
 LEDGER_KEY_VAR = "RISK_LEDGER_KEY"
 SERVICE_KEY_VAR = "RISK_SERVICE_SIGNING_KEY"
+ROLLOUT_KEY_VAR = "RISK_ROLLOUT_KEY"
+# Locally only: the canary cell's keyed hash without a secret. Its id is recorded when a canary starts.
+DEVELOPMENT_ROLLOUT_KEY = "development-only-rollout-assignment-key-not-a-secret"
 
 
 def _alerts() -> AlertWebhook:
@@ -33,6 +36,11 @@ def _service_key() -> dict:
     """The private key the sensors' service identity signs with (RISK_SERVICE_SIGNING_KEY); without
     it, a rollback the sensor asks for is refused (and alerts) rather than made unsigned."""
     return {"service_signing_key": dg.EnvVar(SERVICE_KEY_VAR)} if os.environ.get(SERVICE_KEY_VAR) else {}
+
+
+def _rollout_key(default: str | None) -> dict:
+    """The secret of the canary cell's keyed hash (RISK_ROLLOUT_KEY); without it, `default`."""
+    return {"rollout_key": dg.EnvVar(ROLLOUT_KEY_VAR) if os.environ.get(ROLLOUT_KEY_VAR) else default}
 
 
 def development_keys(data: str) -> Path:
@@ -106,6 +114,7 @@ def local_resources() -> dict:
             ledger_url=dg.EnvVar("RISK_LEDGER_URL") if os.environ.get("RISK_LEDGER_URL") else f"sqlite:///{data}/governance/ledger.db",
             **_ledger_key(),
             **(_service_key() or _development_service_key(data)),
+            **_rollout_key(DEVELOPMENT_ROLLOUT_KEY),
             # Development: the first version becomes champion without approval (recorded as such).
             auto_approve="bootstrap",
             # The embedded default is a simulated world whose "now" is the end of its 24 synthetic months.
@@ -137,6 +146,7 @@ def production_resources() -> dict:
             ledger_url=dg.EnvVar("RISK_LEDGER_URL"),
             **_ledger_key(),
             **_service_key(),
+            **_rollout_key(None),  # no canary starts without a real key
         ),
         # Refuses, when a run sets it up (before anything is written), the development key and keys under 32 bytes.
         "tokeniser": PiiTokeniser(

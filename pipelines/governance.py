@@ -1,6 +1,8 @@
 """Governance from the command line (the same functions the Dagster jobs call):
 `make approve VERSION= APPROVER= REASON= [KEY=]`, `make reject ...`, `make rollback APPROVER= REASON= [VERSION=]`,
-`make ledger`, `make verify-ledger`, `make signing-key IDENTITY=`.
+`make canary VERSION= APPROVER= REASON=` (a staged rollout's first step), `make advance VERSION= APPROVER= REASON=` (its next,
+the last one the promotion), `make ledger`, `make verify-ledger`, `make signing-key IDENTITY=`. While a rollout runs,
+`make rollback` without VERSION returns its canary cell to the champion.
 
 Every approval, rejection and rollback is a request signed with its maker's own SSH key: `--key`
 signs here; or `request` prints what to sign, the maker signs it wherever their key lives
@@ -16,9 +18,9 @@ import dagster as dg
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("command", choices=["verify", "list", "approve", "reject", "rollback", "request", "signing-key"])
-    parser.add_argument("action", nargs="?", choices=["approve", "reject", "rollback"], help="request: the action to print a request for")
-    parser.add_argument("--version", help="model version (approve, reject; rollback: a named target)")
+    parser.add_argument("command", choices=["verify", "list", "approve", "reject", "rollback", "canary", "advance", "request", "signing-key"])
+    parser.add_argument("action", nargs="?", choices=["approve", "reject", "rollback", "canary", "advance"], help="request: the action to print a request for")
+    parser.add_argument("--version", help="model version (approve, reject, canary, advance; rollback: a named target)")
     parser.add_argument("--approver", help="identity of the approver (must be listed in the promotion policy)")
     parser.add_argument("--reason", help="why: recorded in the ledger and on the model version")
     parser.add_argument("--expected-entries", type=int, help="verify: entries of a head kept elsewhere (a report's ledger_head.txt: count:hash)")
@@ -38,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
 
     portfolio = configured_portfolio(args.portfolio)
     governance, registry = portfolio.governance, portfolio.registry
-    if args.command in ("approve", "reject", "rollback", "request"):
+    if args.command in ("approve", "reject", "rollback", "canary", "advance", "request"):
         action = args.action if args.command == "request" else args.command
         if action is None:
             parser.error("request needs the action: approve, reject or rollback")
@@ -68,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             print(f"{registry.model_name}/{args.version} rejected by {args.approver}")
             return 0
-        # Approvals and rollbacks run as Dagster jobs on the instance, so the UI shows them too.
+        # Approvals, rollbacks and rollout steps run as Dagster jobs on the instance, so the UI shows them too.
         return _run_job(args, request)
     ledger = governance.ledger()
     if args.command == "list":
@@ -178,6 +180,9 @@ def _run_job(args, request) -> int:
     signed = {"reason": request.reason, "signed_at": request.signed_at, "signature": request.signature}
     if args.command == "approve":
         job, op, config = "promotion_job", "approve_and_promote", {"version": args.version, "approver": args.approver, **signed}
+    elif args.command in ("canary", "advance"):
+        job, op = {"canary": ("canary_job", "start_canary"), "advance": ("advance_job", "advance_rollout")}[args.command]
+        config = {"version": args.version, "approver": args.approver, **signed}
     else:
         job, op, config = (
             "rollback_job",

@@ -4,8 +4,10 @@ import dagster as dg
 
 from assets.registry import champion_metadata
 from resources.portfolios import Portfolios
+from resources.registry import RegisteredModel
 from riskcore.datasets import (
     APPLICATIONS,
+    CHALLENGER_SCORES,
     CHAMPION_MODEL,
     DRIFT,
     ESTIMATED,
@@ -23,6 +25,7 @@ from riskcore.datasets import (
     RISK_MODEL,
     SCORES,
     STABILITY,
+    SWAP_SET,
     TRAINING_SET,
 )
 
@@ -96,6 +99,63 @@ def roll_back_champion(context: dg.OpExecutionContext, config: RollbackConfig, p
     context.log.info(f"{champion.label} is champion again ({config.reason})")
 
 
+class RolloutConfig(SignedConfig):
+    version: str  # the challenger in (or entering) the canary cell
+    approver: str
+
+
+@dg.op
+def start_canary(context: dg.OpExecutionContext, config: RolloutConfig, portfolios: Portfolios) -> None:
+    portfolio = portfolios.named(context.run_tags[PORTFOLIO_TAG])
+    registry, governance = portfolio.registry, portfolio.governance
+    state = governance.start_canary(registry, config.request("canary", registry.model_name, config.approver, config.version), run_id=context.run_id)
+    context.log.info(f"{registry.model_name}/{state.version} decides {state.share:.0%} of applicants from the next scoring, started by {config.approver}")
+
+
+@dg.op
+def advance_rollout(context: dg.OpExecutionContext, config: RolloutConfig, portfolios: Portfolios) -> None:
+    """The next step when the current step's gates hold on the cell's decisions since it began; the
+    last step promotes the challenger (recorded as the champion is, so sensors and reports see it)."""
+    portfolio = portfolios.named(context.run_tags[PORTFOLIO_TAG])
+    registry, governance = portfolio.registry, portfolio.governance
+    rules = governance.rollout_rules()
+    gates, months = step_gates_of(portfolio, context.instance, governance.rollout(registry))
+    context.log.info(f"step gates on {', '.join(months) or 'no month'}: " + "; ".join(f"{g.name} {g.value} {'pass' if g.passed else 'FAIL'}" for g in gates))
+    result = governance.advance(registry, config.request("advance", registry.model_name, config.approver, config.version), gates, run_id=context.run_id)
+    if isinstance(result, RegisteredModel):  # the last step: a promotion
+        context.log_event(
+            dg.AssetMaterialization(
+                [portfolio.name, CHAMPION_MODEL],
+                metadata=champion_metadata(
+                    result, f"promoted by its rollout's last step, approved by {config.approver} (signed): {config.reason}", rules.label
+                ),
+            )
+        )
+    context.log.info(f"{registry.model_name}/{config.version}: {'champion' if isinstance(result, RegisteredModel) else rules.step_label(result.step)}")
+
+
+def step_gates_of(portfolio, instance: dg.DagsterInstance, rollout) -> tuple[list, list[str]]:
+    """The rollout policy's step gates on the canary cell's decisions of every month scored at the
+    current step (Dagster's records of risk_scores say which), with their labels where matured."""
+    import pandas as pd
+
+    from pipelines.sensors import latest_metadata_by_month
+    from riskcore.rollout import CANARY, step_gates
+
+    scored = latest_metadata_by_month(instance, dg.AssetKey([portfolio.name, SCORES]))
+    months = sorted(m for m, r in scored.items() if r.get("rollout_step") == rollout.step and r.get("canary_version") == rollout.version)
+    cells, groups = [], []
+    for month in months:
+        frame, sensitive, target = portfolio.rollout_rows(month)
+        canary = (frame["cell"] == CANARY).to_numpy()
+        cells.append(frame.loc[canary].rename(columns={target: "defaulted"} if target else {}).reset_index(drop=True))
+        groups.append(sensitive[canary].reset_index(drop=True))
+    empty = pd.DataFrame({"challenger_pd": [], "champion_pd": [], "decision": []})
+    cell = pd.concat(cells, ignore_index=True) if cells else empty
+    sensitive = pd.concat(groups, ignore_index=True) if groups else pd.DataFrame(columns=list(portfolio.spec.sensitive_attributes))
+    return step_gates(portfolio.governance.rollout_rules(), cell, sensitive, "defaulted" if "defaulted" in cell else None), months
+
+
 def portfolio_jobs(portfolio: str, partitions: dg.PartitionsDefinition) -> dict:
     """Every job of one portfolio, by its short name."""
 
@@ -123,11 +183,17 @@ def portfolio_jobs(portfolio: str, partitions: dg.PartitionsDefinition) -> dict:
             kind="training",
             partitioned=False,
         ),
-        "monthly_scoring_job": asset_job("monthly_scoring_job", ingestion | assets(SCORES), "Ingest one month and score it with the champion.", kind="scoring"),
+        "monthly_scoring_job": asset_job(
+            "monthly_scoring_job",
+            ingestion | assets(SCORES, CHALLENGER_SCORES, SWAP_SET),
+            "Ingest one month and score it: the champion decides, or in a rollout's canary cell the challenger; the challenger's shadow scores and the swap set beside.",
+            kind="scoring",
+        ),
         "monthly_cycle_job": asset_job(
             "monthly_cycle_job",
-            ingestion | assets(SCORES, REVIEW_QUEUE, DRIFT, STABILITY, ESTIMATED, REPORT),
-            "The month's whole cycle: ingest, score with the champion, queue its referrals for review, measure drift and stability, estimate performance, build and publish the regulatory report.",
+            ingestion | assets(SCORES, CHALLENGER_SCORES, SWAP_SET, REVIEW_QUEUE, DRIFT, STABILITY, ESTIMATED, REPORT),
+            "The month's whole cycle: ingest, score (by cell during a staged rollout, with the challenger's shadow scores and the swap set), queue its referrals "
+            "for review, measure drift and stability, estimate performance, build and publish the regulatory report.",
             kind="scoring",
         ),
         "monitoring_job": asset_job(
@@ -137,8 +203,9 @@ def portfolio_jobs(portfolio: str, partitions: dg.PartitionsDefinition) -> dict:
         ),
         "performance_job": asset_job(
             "performance_job",
-            assets(OUTCOMES, PERFORMANCE),
-            "Load a month's matured default flags and measure the model that scored it (nothing before they mature).",
+            assets(OUTCOMES, PERFORMANCE, SWAP_SET),
+            "Load a month's matured default flags and measure the model that scored it (nothing before they mature); refresh the swap set's "
+            "canary-cell figures with them.",
         ),
         "review_job": asset_job(
             "review_job",
@@ -161,6 +228,19 @@ def portfolio_jobs(portfolio: str, partitions: dg.PartitionsDefinition) -> dict:
     jobs["rollback_job"] = dg.GraphDefinition(f"{portfolio}_rollback", node_defs=[roll_back_champion]).to_job(
         name=job_name(portfolio, "rollback_job"),
         tags=tags,
-        description="Point champion back to previous_champion, or to a named version that passed its gates (a signed request from the rollback list or a service allowed to).",
+        description="Point champion back to previous_champion, or to a named version that passed its gates; while a rollout runs, return its "
+        "canary cell to the champion (a signed request from the rollback list or a service allowed to).",
+    )
+    jobs["canary_job"] = dg.GraphDefinition(f"{portfolio}_canary", node_defs=[start_canary]).to_job(
+        name=job_name(portfolio, "canary_job"),
+        tags=tags,
+        description="Start a challenger's staged rollout: its canary cell (the rollout policy's first share, a keyed hash of the application id) "
+        "is decided by it from the next scoring (a request signed by an approver; its offline gates passed).",
+    )
+    jobs["advance_job"] = dg.GraphDefinition(f"{portfolio}_advance", node_defs=[advance_rollout]).to_job(
+        name=job_name(portfolio, "advance_job"),
+        tags=tags,
+        description="Advance the rollout one step when the step's gates hold in the canary cell (decisions, estimated and realised AUC against the "
+        "champion, adverse impact ratio); the last step promotes the challenger (a request signed by an approver).",
     )
     return jobs

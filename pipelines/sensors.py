@@ -3,7 +3,7 @@ import dagster as dg
 from pipelines.environment import automation_status
 from resources.alerts import AlertWebhook
 from resources.portfolios import Portfolios
-from riskcore.datasets import CHAMPION_MODEL, DRIFT, ESTIMATED, FEATURES, PERFORMANCE
+from riskcore.datasets import CHAMPION_MODEL, DRIFT, ESTIMATED, FEATURES, PERFORMANCE, SWAP_SET
 
 
 def latest_metadata_by_month(instance: dg.DagsterInstance, asset: dg.AssetKey, limit: int = 240) -> dict:
@@ -174,6 +174,49 @@ def performance_rollback_sensor(portfolio: str, monitoring_policy: str, rollback
             run_key=f"performance-rollback-{name}-{version}",
             run_config={"ops": {"roll_back_champion": {"config": config}}},
             tags={"trigger": "performance_rollback_sensor", "champion": f"{name}/{version}", "decision": why, "monitoring_policy": policy.label},
+        )
+
+    return sensor
+
+
+def rollout_rollback_sensor(portfolio: str, rollback_job) -> dg.SensorDefinition:
+    @dg.sensor(
+        name=f"{portfolio}_rollout_rollback_sensor",
+        job=rollback_job,
+        minimum_interval_seconds=3600,
+        default_status=dg.DefaultSensorStatus[automation_status()],
+    )
+    def sensor(context: dg.SensorEvaluationContext, portfolios: Portfolios):
+        """Roll a rollout's canary cell back to the champion when the cell's estimated performance, or
+        its realised performance once labels mature, breaks the rollout policy's floor or trails the
+        champion on the same rows by more than its tolerance (riskcore.rollout.rollback_decision).
+
+        Reads only Dagster's records (swap_set's cell figures of the months at the newest month's
+        rollout step). One rollback per canary version and step (run key); the rollback job refuses
+        if that version no longer holds the cell. Signed with the service identity's key."""
+        import datetime as dt
+
+        from riskcore.rollout import rollback_decision
+        from riskcore.signatures import SignedRequest
+
+        swaps = latest_metadata_by_month(context.instance, dg.AssetKey([portfolio, SWAP_SET]))
+        newest = swaps[max(swaps)] if swaps else {}
+        version, step = newest.get("canary_version"), newest.get("rollout_step")
+        if not version:
+            return dg.SkipReason("no canary cell in the newest swap set")
+        governance = portfolios.named(portfolio).governance
+        months = {m: r for m, r in swaps.items() if r.get("canary_version") == version and r.get("rollout_step") == step}
+        roll_back, why = rollback_decision(months, governance.rollout_rules())
+        name = portfolios.named(portfolio).registry.model_name
+        if not roll_back:
+            return dg.SkipReason(f"{name}/{version} at step {step}: {why}")
+        now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        request = governance.sign_as_service(SignedRequest("rollback", name, None, SERVICE_IDENTITY, why, now, version))
+        config = {"actor": SERVICE_IDENTITY, "reason": why, "from_version": version, "signed_at": now, "signature": request.signature}
+        return dg.RunRequest(
+            run_key=f"rollout-rollback-{name}-{version}-step-{step}",
+            run_config={"ops": {"roll_back_champion": {"config": config}}},
+            tags={"trigger": "rollout_rollback_sensor", "canary": f"{name}/{version}", "rollout_step": str(step), "decision": why},
         )
 
     return sensor

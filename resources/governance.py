@@ -5,9 +5,10 @@ from pathlib import Path
 
 import dagster as dg
 
-from resources.registry import CHAMPION, PREVIOUS_CHAMPION, ModelRegistry, RegisteredModel
+from resources.registry import CANARY, CHAMPION, PREVIOUS_CHAMPION, ModelRegistry, RegisteredModel
 from resources.storage import absolute_sqlite_url
 from riskcore.promotion import DEFAULT_PROMOTION_POLICY, PromotionPolicy, PromotionRefused, auto_approval, check_authority, check_gates, load_promotion_policy
+from riskcore.rollout_policy import DEFAULT_ROLLOUT_POLICY, RolloutPolicy, load_rollout_policy
 from riskcore.signatures import SignedRequest
 
 # The registered-model tag that keeps the ledger's head (`count:hash`) outside the ledger's database.
@@ -28,6 +29,9 @@ class Governance(dg.ConfigurableResource):
     portfolio_file: str = "(no portfolio file)"
     # The private key of the deployment's service identity (sensors), RISK_SERVICE_SIGNING_KEY: an EnvVar.
     service_signing_key: str | None = None
+    # The staged-rollout policy, and the secret key of the canary cell's keyed hash (RISK_ROLLOUT_KEY, an EnvVar).
+    rollout_policy: str = str(DEFAULT_ROLLOUT_POLICY)
+    assignment_key: str | None = None
 
     def ledger(self):
         from riskcore.ledger import Ledger  # SQLAlchemy: at run time, not when the code location loads
@@ -38,6 +42,9 @@ class Governance(dg.ConfigurableResource):
         candidate = Path(self.promotion_policy)
         path = candidate if candidate.is_file() else DEFAULT_PROMOTION_POLICY.parent / self.promotion_policy
         return load_promotion_policy(path, auto_approve=self.auto_approve)
+
+    def rollout_rules(self) -> RolloutPolicy:
+        return load_rollout_policy(self.rollout_policy)
 
     def sign_as_service(self, request: SignedRequest) -> SignedRequest:
         """A service identity's request (a sensor's), signed with the deployment's service key; unsigned
@@ -91,11 +98,22 @@ class Governance(dg.ConfigurableResource):
         """Make `version` champion, the old one previous_champion. Needs passed gates and a request
         signed by an approver (or an auto-approval the policy grants: `request` None); serialised
         through the ledger's lock, so two racing promotions happen one after the other and both
-        are recorded in order."""
+        are recorded in order. Refused while a rollout runs: it ends in its own promotion or rollback."""
         policy = self.policy()
-        label = f"{registry.model_name}/{version}"
         # Checked before the ledger's write lock is taken (the check reads the ledger).
         proof = {} if request is None else self.authorise(policy, request, "approve", registry.model_name, version)
+        rollout = self.rollout(registry)
+        if rollout.active:
+            raise PromotionRefused(
+                f"a rollout of {registry.model_name}/{rollout.version} runs ({self.rollout_rules().step_label(rollout.step)}): advance it to its last step "
+                "(the promotion) or roll it back first"
+            )
+        return self._promote(registry, version, request, proof, run_id)
+
+    def _promote(self, registry: ModelRegistry, version: str, request: SignedRequest | None, proof: dict, run_id: str | None, **recorded) -> RegisteredModel:
+        """The promotion itself, once authorised: by an approval, or by a rollout's last step (`recorded`: its gates)."""
+        policy = self.policy()
+        label = f"{registry.model_name}/{version}"
         with self.ledger().exclusive() as record, _registry_calls(label):
             current = registry.by_alias(CHAMPION)
             if current is not None and current.version == version:
@@ -117,6 +135,7 @@ class Governance(dg.ConfigurableResource):
                 "gates_passed": tags.get("gates_passed", "not evaluated"),
                 "previous": current.label if current else None,
                 "dagster_run_id": run_id,
+                **recorded,
             }
             record("approval", label, approver, payload)
             if current is not None:
@@ -142,10 +161,17 @@ class Governance(dg.ConfigurableResource):
         """Point champion back to previous_champion (or the named version, which must have passed its
         gates), as a member of the policy's rollback list or a service allowed to roll back asked,
         signed. With `from_version`, only if that version is still champion: a request made on
-        stale information (a sensor's, say) changes nothing."""
+        stale information (a sensor's, say) changes nothing.
+
+        While a rollout runs, a rollback without a version, or from the canary's version, rolls the
+        rollout back instead (its cell returns to the champion; the champion stays); a rollback of
+        the champion itself ends the rollout too."""
         policy = self.policy()
         actor, reason, to_version, from_version = request.identity, request.reason, request.version, request.from_version
         proof = self.authorise(policy, request, "rollback", registry.model_name, None)
+        rollout = self.rollout(registry)
+        if rollout.active and to_version is None and from_version in (None, rollout.version):
+            return self._roll_back_rollout(registry, rollout, request, proof, run_id)
         rolled_back_from = {e.payload.get("from") for e in self.ledger().entries(kind="rollback")}
         with self.ledger().exclusive() as record, _registry_calls(f"{registry.model_name} champion"):
             current = registry.by_alias(CHAMPION)
@@ -167,10 +193,161 @@ class Governance(dg.ConfigurableResource):
                 raise PromotionRefused(f"{current.label} is already champion")
             registry.set_alias(CHAMPION, to_version)
             registry.set_alias(PREVIOUS_CHAMPION, current.version)
-            record("rollback", f"{registry.model_name}/{to_version}", actor, {**proof, "reason": reason, "from": current.label, "dagster_run_id": run_id})
+            ended = self._end_rollout(registry, rollout)
+            record(
+                "rollback",
+                f"{registry.model_name}/{to_version}",
+                actor,
+                {**proof, "reason": reason, "from": current.label, "dagster_run_id": run_id, **({"ended_rollout": ended} if ended else {})},
+            )
             _add_to_card(registry, current.version, f"rolled back by {actor} (champion returned to version {to_version}): {reason}")
         self.anchor(registry)
         return registry.by_alias(CHAMPION)
+
+    def rollout(self, registry: ModelRegistry):
+        """The model's rollout as the ledger records it (riskcore.rollout.RolloutState)."""
+        from riskcore.rollout import rollout_state
+
+        return rollout_state(self.ledger().entries(), registry.model_name)
+
+    def governed_rollout(self, registry: ModelRegistry):
+        """The rollout scoring follows: the ledger's, only if the registry's `canary` alias agrees (an
+        alias moved by hand decides nothing) and the assignment key is the one the rollout began with
+        (another key would reshuffle the cells mid-rollout)."""
+        from riskcore.rollout import assignment_key_id
+
+        state = self.rollout(registry)
+        alias = registry.by_alias(CANARY)
+        if (alias.version if alias else None) != state.version:
+            raise ChampionNotGoverned(
+                f"the registry's `{CANARY}` alias is {alias.label if alias else 'not set'}, but the ledger's rollout of {registry.model_name} "
+                f"{'has ' + registry.model_name + '/' + state.version + ' in its canary cell' if state.active else 'is not running'}: "
+                "the alias was moved outside governance; scoring refused (restore it, or use make canary / make advance / make rollback)"
+            )
+        if state.active and (self.assignment_key is None or assignment_key_id(self.assignment_key) != state.key_id):
+            raise ChampionNotGoverned(
+                f"the rollout of {registry.model_name}/{state.version} began under assignment key {state.key_id}; the environment holds "
+                f"{'none' if self.assignment_key is None else assignment_key_id(self.assignment_key)} (RISK_ROLLOUT_KEY): scoring refused, "
+                "the cells would be reshuffled"
+            )
+        return state
+
+    def start_canary(self, registry: ModelRegistry, request: SignedRequest, run_id: str | None = None):
+        """Step 1 of a staged rollout: the challenger `request.version` (its offline gates passed)
+        decides the policy's first share of applicants, signed by an approver; ledgered, mirrored
+        in the registry (alias `canary`, tag `rollout_step`)."""
+        from riskcore.rollout import START, assignment_key_id
+        from riskcore.rollout_policy import ANY_KEY
+
+        policy, rules = self.policy(), self.rollout_rules()
+        label = f"{registry.model_name}/{request.version}"
+        proof = self.authorise(policy, request, "canary", registry.model_name, request.version)
+        if self.assignment_key is None:
+            raise PromotionRefused(f"canary of {label} refused: no assignment key (set RISK_ROLLOUT_KEY to a secret)")
+        key_id = assignment_key_id(self.assignment_key)
+        if rules.key_id not in (ANY_KEY, key_id):
+            raise PromotionRefused(f"canary of {label} refused: {rules.label} names assignment key {rules.key_id}, the environment holds {key_id}")
+        rollout = self.rollout(registry)
+        if rollout.active:
+            raise PromotionRefused(f"a rollout of {registry.model_name}/{rollout.version} runs already ({rules.step_label(rollout.step)})")
+        with self.ledger().exclusive() as record, _registry_calls(label):
+            champion = registry.by_alias(CHAMPION)
+            if champion is None or champion.version == request.version:
+                raise PromotionRefused(f"canary of {label} refused: {'it is the champion' if champion else 'no champion to compare it with'}")
+            check_gates(label, registry.version_tags(request.version))
+            payload = {
+                **proof,
+                "reason": request.reason,
+                "policy": rules.label,
+                "version": request.version,
+                "champion": champion.version,
+                "step": 1,
+                "share": rules.share(1),
+                "key_id": key_id,
+                "dagster_run_id": run_id,
+            }
+            record(START, label, request.identity, payload)
+            self._mirror_rollout(registry, request.version, rules.step_label(1))
+            _add_to_card(registry, request.version, f"canary started by {request.identity} ({rules.step_label(1)}): {request.reason}")
+        self.anchor(registry)
+        return self.rollout(registry)
+
+    def advance(self, registry: ModelRegistry, request: SignedRequest, gates: list, run_id: str | None = None):
+        """The rollout's next step, signed by an approver, only when every gate of the step holds
+        (`gates`: riskcore.rollout.step_gates on the cell's decisions at this step). The last step
+        is the promotion: the challenger becomes champion, the rollout ends."""
+        from riskcore.rollout import ADVANCE
+
+        policy, rules = self.policy(), self.rollout_rules()
+        label = f"{registry.model_name}/{request.version}"
+        proof = self.authorise(policy, request, "advance", registry.model_name, request.version)
+        rollout = self.rollout(registry)
+        if not rollout.active or rollout.version != request.version:
+            raise PromotionRefused(
+                f"advance of {label} refused: the rollout running is {registry.model_name + '/' + rollout.version if rollout.active else 'none'}"
+            )
+        judged = {
+            g.name: {"value": None if g.value is None else round(float(g.value), 6), "threshold": g.threshold, "passed": g.passed, "note": g.note}
+            for g in gates
+        }
+        failed = [
+            f"{g.name} {g.value if g.value is None else round(float(g.value), 4)} ({g.threshold}{'; ' + g.note if g.note else ''})"
+            for g in gates
+            if not g.passed
+        ]
+        if failed:
+            raise PromotionRefused(f"advance of {label} from {rules.step_label(rollout.step)} refused: gates failed: {'; '.join(failed)}")
+        step = rollout.step + 1
+        recorded = {"rollout_step": step, "share": rules.share(step), "rollout_policy": rules.label, "step_gates": judged}
+        if rules.share(step) >= 1.0:
+            champion = self._promote(registry, request.version, request, proof, run_id, **recorded)
+            self._end_rollout(registry, rollout)
+            self.anchor(registry)
+            return champion
+        with self.ledger().exclusive() as record, _registry_calls(label):
+            record(
+                ADVANCE,
+                label,
+                request.identity,
+                {**proof, "reason": request.reason, "policy": rules.label, "step": step, "share": rules.share(step), "gates": judged, "dagster_run_id": run_id},
+            )
+            self._mirror_rollout(registry, request.version, rules.step_label(step))
+            _add_to_card(registry, request.version, f"rollout advanced by {request.identity} to {rules.step_label(step)}: {request.reason}")
+        self.anchor(registry)
+        return self.rollout(registry)
+
+    def _roll_back_rollout(self, registry: ModelRegistry, rollout, request: SignedRequest, proof: dict, run_id: str | None) -> RegisteredModel:
+        from riskcore.rollout import ROLLBACK
+
+        label = f"{registry.model_name}/{rollout.version}"
+        step = self.rollout_rules().step_label(rollout.step)
+        with self.ledger().exclusive() as record, _registry_calls(label):
+            record(
+                ROLLBACK,
+                label,
+                request.identity,
+                {**proof, "reason": request.reason, "from_step": rollout.step, "share": rollout.share, "dagster_run_id": run_id},
+            )
+            self._end_rollout(registry, rollout)
+            _add_to_card(
+                registry, rollout.version, f"rollout rolled back by {request.identity} at {step} (its cell returned to the champion): {request.reason}"
+            )
+        self.anchor(registry)
+        return registry.by_alias(CHAMPION)
+
+    def _mirror_rollout(self, registry: ModelRegistry, version: str, step: str) -> None:
+        registry.set_alias(CANARY, version)
+        registry.tag_version(version, {"rollout_step": step})
+        registry.set_model_tag("rollout", f"{registry.model_name}/{version} {step}")
+
+    def _end_rollout(self, registry: ModelRegistry, rollout) -> str | None:
+        """The registry's mirror of a rollout that ended (alias `canary` gone); returns what ended, or None."""
+        if not rollout.active:
+            return None
+        registry.delete_alias(CANARY)
+        registry.tag_version(rollout.version, {"rollout_step": "ended"})
+        registry.set_model_tag("rollout", "none")
+        return f"{registry.model_name}/{rollout.version}"
 
     def anchor(self, registry: ModelRegistry) -> str:
         """Keep the ledger's head outside its database, on the registered model in MLflow (another

@@ -57,6 +57,27 @@ class PortfolioResources:
 
         return ReviewStore(self.governance.ledger(), self.name, self.review_policy(), attest)
 
+    def rollout_rows(self, month: str):
+        """(one row per application: the decision, the champion's and the challenger's PD and decision,
+        cell, step, outcome where matured; its sensitive attributes row-aligned; the outcome column or None)."""
+        from riskcore.datasets import APPLICATIONS, CHALLENGER_SCORES, OUTCOMES, SCORES
+
+        landing, store, calendar = self.landing, self.store, self.calendar
+        id_column = landing.applications().only("id")
+        scores = store.read(
+            SCORES, month, columns=[id_column, "pd", "decision", "model_version", "champion_pd", "champion_decision", "cell", "rollout_step", "canary_share"]
+        )
+        shadow = store.read(CHALLENGER_SCORES, month, columns=[id_column, "pd", "decision", "model_version"])
+        shadow = shadow.rename(columns={"pd": "challenger_pd", "decision": "challenger_decision", "model_version": "challenger_version"})
+        frame = scores.merge(shadow, on=id_column, how="inner", validate="one_to_one")
+        target = None
+        if calendar.matured(month) and month in store.partitions(OUTCOMES):
+            target = landing.outcomes().only("target")
+            frame = frame.merge(store.read(OUTCOMES, month, columns=[id_column, target]), on=id_column, how="left", validate="one_to_one")
+        columns = list(self.spec.sensitive_attributes)
+        sensitive = frame[[id_column]].merge(store.read(APPLICATIONS, month, columns=[id_column, *columns]), on=id_column, how="left", validate="one_to_one")
+        return frame, sensitive[columns], target
+
 
 def _join(root: str, location: str) -> str:
     """A portfolio location: a URL or absolute path as is, a relative one under the environment's root."""
@@ -76,6 +97,7 @@ class Portfolios(dg.ConfigurableResource):
     ledger_url: str
     ledger_key: str | None = None
     service_signing_key: str | None = None  # RISK_SERVICE_SIGNING_KEY (an EnvVar): the sensors' service identity signs with it
+    rollout_key: str | None = None  # RISK_ROLLOUT_KEY (an EnvVar): the canary cell's keyed hash; None: no canary can start
     auto_approve: str | None = None  # development only: overrides the promotion policy's setting
     storage_options: dict[str, str] = {}
     # values for ${VAR} in portfolio files when the environment does not set VAR (the local world's RISK_AS_OF)
@@ -131,6 +153,8 @@ class Portfolios(dg.ConfigurableResource):
                 allowed_signers=spec.allowed_signers,
                 portfolio_file=spec.file,
                 service_signing_key=self.service_signing_key,
+                rollout_policy=spec.policies["rollout"],
+                assignment_key=self.rollout_key,
             ),
         )
 

@@ -16,6 +16,7 @@ from resources.storage import absolute_sqlite_url
 from riskcore.datasets import TRAINING_SET
 
 CHAMPION, CHALLENGER, PREVIOUS_CHAMPION = "champion", "challenger", "previous_champion"
+CANARY = "canary"  # the challenger deciding a rollout's canary cell, while one runs (the ledger says which)
 # A candidate trained from the same training set (its SHA-256), features, contract and code is the same
 # candidate: registering it again returns the version that exists (a rerun after a killed run).
 IDENTITY_TAGS = ("training_set_sha256", "code_version", "feature_set_version", "contract_version")
@@ -219,6 +220,11 @@ class ModelRegistry(dg.ConfigurableResource):
 
     def set_alias(self, alias: str, version: str) -> None:
         self.client().set_registered_model_alias(self.model_name, alias, version)
+
+    def delete_alias(self, alias: str) -> None:
+        """Remove `alias` (nothing to do when it is not set)."""
+        if self.by_alias(alias) is not None:
+            self.client().delete_registered_model_alias(self.model_name, alias)
 
     def load(self, version: str):
         """The model object of a registered version (not an alias: it could move mid-run)."""

@@ -41,6 +41,9 @@ KINDS = (
     "confirm",  # a person upholding the model's approve or decline (an appealed decline declined again)
     "report_published",
     "retraining_decision",
+    "rollout_canary",  # a staged rollout (riskcore.rollout): its start, each step, its rollback
+    "rollout_advance",
+    "rollout_rollback",
 )
 
 metadata = sa.MetaData()

@@ -10,7 +10,7 @@ name: retail_pd                     # asset key prefix, MLflow model name, ledge
 owner: credit-risk@example.com
 contracts: {applications: ..., outcomes: ..., features: ..., scores: ...}   # paths, relative to this file
 policies: {decision: ..., promotion: ..., monitoring: ...}                  # paths, relative to this file
-                                    # (review: optional, the shipped riskcore/policies/review.yaml by default)
+                                    # (review, rollout: optional, the shipped riskcore/policies/ files by default)
 calendar:
   performance_window_months: 12
   out_of_time_months: 3
@@ -39,7 +39,7 @@ from riskcore.yamlfile import load_yaml
 
 CONTRACT_KINDS = ("applications", "outcomes", "features", "scores")
 POLICY_KINDS = ("decision", "promotion", "monitoring")
-OPTIONAL_POLICIES = {"review": "review.yaml"}  # kind -> the shipped policy (riskcore/policies/) used when the file names none
+OPTIONAL_POLICIES = {"review": "review.yaml", "rollout": "rollout.yaml"}  # kind -> the shipped policy (riskcore/policies/) used when the file names none
 LAST_COMPLETE = "last_complete"
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -243,6 +243,7 @@ def _check_files(portfolio: Portfolio) -> None:
     from riskcore.monitoring_policy import load_monitoring_policy
     from riskcore.promotion import load_promotion_policy
     from riskcore.review_policy import load_review_policy
+    from riskcore.rollout_policy import load_rollout_policy
 
     file = portfolio.file
     for kind in CONTRACT_KINDS:
@@ -252,7 +253,13 @@ def _check_files(portfolio: Portfolio) -> None:
             raise
         except (ValueError, KeyError, TypeError) as error:
             raise PortfolioError(file, f"contracts.{kind}", _naming(portfolio.contracts[kind], error)) from None
-    loaders = (("decision", load_policy), ("promotion", load_promotion_policy), ("monitoring", load_monitoring_policy), ("review", load_review_policy))
+    loaders = (
+        ("decision", load_policy),
+        ("promotion", load_promotion_policy),
+        ("monitoring", load_monitoring_policy),
+        ("review", load_review_policy),
+        ("rollout", load_rollout_policy),
+    )
     for kind, loader in loaders:
         try:
             loader(portfolio.policies[kind])

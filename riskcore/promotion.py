@@ -10,7 +10,8 @@ from riskcore.yamlfile import load_yaml
 AUTO_APPROVER = "auto-approval"
 DEFAULT_PROMOTION_POLICY = Path(__file__).parent / "policies" / "promotion.yaml"
 AUTO_APPROVE = ("never", "bootstrap", "always")
-ACTIONS = ("approve", "reject", "rollback", "override", "referral_decision", "confirm")  # the last three: a review decision's ledger entry (services only)
+# override, referral_decision, confirm: a review decision's ledger entry (services only); canary, advance: a staged rollout's start and steps (approvers)
+ACTIONS = ("approve", "reject", "rollback", "override", "referral_decision", "confirm", "canary", "advance")
 NO_SENSITIVE_ATTRIBUTE = ("pass", "refuse")
 
 
@@ -36,8 +37,10 @@ class PromotionPolicy:
     signature_max_age_hours: float = 24.0
 
     def may(self, identity: str, action: str) -> bool:
-        """Approvers approve and reject; the rollback list rolls back; a service only what it lists."""
-        people = {"approve": self.approvers, "reject": self.approvers, "rollback": self.rollback}.get(action, ())
+        """Approvers approve, reject, start and advance a rollout; the rollback list rolls back (a champion
+        or a rollout); a service only what it lists."""
+        people = {"approve": self.approvers, "reject": self.approvers, "canary": self.approvers, "advance": self.approvers, "rollback": self.rollback}
+        people = people.get(action, ())
         return identity in people or action in self.services.get(identity, ())
 
     def allowed(self, action: str) -> list[str]:

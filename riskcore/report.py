@@ -65,6 +65,7 @@ class ReportInputs:
     backtest_in_sample: dict = field(default_factory=dict)  # model version -> the cohort lies in its training window (True/False/"unknown")
     overrides: OverrideInputs = field(default_factory=OverrideInputs)
     stability_pack: dict | None = None  # the month's stability_pack: `notes` (pack.json), `characteristics` and `score_bands` tables
+    swap_set: pd.DataFrame | None = None  # the month's swap_set (champion x challenger decisions); None: no challenger then
 
 
 def _round(value, digits: int = 6):
@@ -116,6 +117,7 @@ def build_report(inputs: ReportInputs) -> dict:
             "quarantined_share": _round(inputs.quarantined / received if received else 0.0, 4),
         },
         "overrides": _overrides(inputs),
+        "rollout": _rollout(inputs),
         "lineage": {
             "input_files": sorted(inputs.input_files, key=lambda f: f["name"]),
             "accepted_file_digests": sorted(inputs.applications["source_file_sha256"].unique().tolist()),
@@ -125,6 +127,31 @@ def build_report(inputs: ReportInputs) -> dict:
             "code_versions": sorted(scores["code_version"].unique().tolist()),
             "scoring_dagster_run_ids": sorted(scores["dagster_run_id"].unique().tolist()),
         },
+    }
+
+
+def _rollout(inputs: ReportInputs) -> dict:
+    """The challenger on live applications this month: the step, each cell's volume, deciding
+    version and approval rate (they reconcile with the decisions above), and the swap set."""
+    scores = inputs.scores
+    cells = [
+        {
+            "cell": cell,
+            "decisions": len(part),
+            "share": _round(len(part) / len(scores), 4),
+            "decided_by": ", ".join(sorted(part["model_version"].unique())),
+            "approve_rate": _round((part["decision"] == "approve").mean(), 4),
+            "mean_pd": _round(part["pd"].mean()),
+        }
+        for cell, part in scores.groupby("cell", sort=True)
+    ]
+    swap = [] if inputs.swap_set is None else _records(inputs.swap_set, list(inputs.swap_set.columns))
+    return {
+        "rollout_step": int(scores["rollout_step"].max()),
+        "canary_share": _round(scores["canary_share"].max(), 4),
+        "cells": cells,
+        "swap_set": swap,
+        "note": "" if swap else "no challenger beside the champion when the month was scored: no shadow scores, no swap set",
     }
 
 
@@ -402,12 +429,24 @@ def render_html(doc: dict) -> str:
         table([{"rule": r, "rows": n} for r, n in doc["contract"]["quarantine_by_rule"].items()]),
         f"<h2>Overrides and referral decisions: reviews of {html_text(str(doc['overrides']['month']))}</h2>",
         _overrides_html(doc["overrides"], table),
+        *_rollout_html(doc["rollout"], table),
         "<h2>Lineage</h2>",
         table(doc["lineage"]["input_files"]),
         table([{"what": k, "values": ", ".join(v)} for k, v in doc["lineage"].items() if k != "input_files"]),
         "</body></html>\n",
     ]
     return "".join(parts)
+
+
+def _rollout_html(r: dict, table) -> list[str]:
+    step = "champion only (no rollout)" if r["rollout_step"] == 0 else f"step {r['rollout_step']}: the challenger decides {r['canary_share']:.0%} of applicants"
+    return [
+        "<h2>Challenger rollout</h2>",
+        f"<p>{html_text(step)}. Cells (a keyed hash of the application id), with the version that decided each:</p>",
+        table(r["cells"]),
+        "<p>Swap set: champion decision against challenger decision on every application (shadow scores), expected bad rate from each model's PD.</p>",
+        table(r["swap_set"]) if r["swap_set"] else f"<p>{html_text(r['note'])}</p>",
+    ]
 
 
 def _stability_pack_html(doc: dict, table) -> list[str]:

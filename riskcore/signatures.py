@@ -193,7 +193,7 @@ class SignedRequest:
     """A governance request as its maker signed it: the message is every field but the signature,
     as canonical JSON, so the ledger keeps what was signed and anyone can re-verify it."""
 
-    action: str  # approve | reject | rollback
+    action: str  # approve | reject | rollback | canary | advance (a staged rollout)
     model: str
     version: str | None  # approve, reject: the version; rollback: the target (None: previous_champion)
     identity: str

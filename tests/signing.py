@@ -71,3 +71,11 @@ def rollback_config(
         "signature": request.signature,
     }
     return {"ops": {"roll_back_champion": {"config": config}}}
+
+
+def rollout_config(action: str, model: str, version: str, approver: str, reason: str) -> dict:
+    """Run config of a portfolio's canary_job (`action` canary) or advance_job (advance), signed."""
+    request = signed(action, model, version, approver, reason)
+    op = {"canary": "start_canary", "advance": "advance_rollout"}[action]
+    config = {"version": version, "approver": approver, "reason": reason, "signed_at": request.signed_at, "signature": request.signature}
+    return {"ops": {op: {"config": config}}}

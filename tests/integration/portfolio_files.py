@@ -12,13 +12,16 @@ from resources.portfolios import Portfolios
 from tests.signing import SERVICE, key_of, write_allowed_signers
 
 
-def write_portfolio(folder: Path, name: str, base: str | Path = "retail_pd.yaml", calendar: dict | None = None, **changes) -> str:
+def write_portfolio(
+    folder: Path, name: str, base: str | Path = "retail_pd.yaml", calendar: dict | None = None, policies: dict[str, str] | None = None, **changes
+) -> str:
     """A shipped portfolio file (or a test's, `base` a path) under another name (its own model,
-    ledger subjects, datasets)."""
+    ledger subjects, datasets); `policies`: some of its policy files replaced."""
     source = PORTFOLIOS_DIR / base
     doc = yaml.safe_load(source.read_text())
     for section in ("contracts", "policies"):
         doc[section] = {k: str((source.parent / v).resolve()) for k, v in doc[section].items()}
+    doc["policies"].update(policies or {})
     doc.update(name=name, locations={"landing": name, "datasets": name}, allowed_signers=write_allowed_signers(folder / "allowed_signers"), **changes)
     if calendar is not None:
         doc["calendar"] = calendar
@@ -49,6 +52,7 @@ def deployment(
             ledger_key=ledger_key,  # entries authenticated, as a deployment with RISK_LEDGER_KEY has them
             auto_approve=auto_approve,
             service_signing_key=key_of(SERVICE)[0],  # the rollback sensor's own key (RISK_SERVICE_SIGNING_KEY)
+            rollout_key="integration-test-rollout-assignment-key",  # RISK_ROLLOUT_KEY
         ),
         "tokeniser": PiiTokeniser(key=key),
         "validator": ContractValidator(data_docs_dir=str(root / "gx_data_docs") if docs else None),

@@ -34,9 +34,19 @@ class World:
     (landing folder, as-of month -> files written), any other source."""
 
     def __init__(
-        self, root, mlflow_uri, instance, name: str, scenario: str = "none", start: str = "2024-06", rows: int = ROWS, base="retail_pd.yaml", deliver=None
+        self,
+        root,
+        mlflow_uri,
+        instance,
+        name: str,
+        scenario: str = "none",
+        start: str = "2024-06",
+        rows: int = ROWS,
+        base="retail_pd.yaml",
+        deliver=None,
+        policies: dict[str, str] | None = None,
     ):
-        self.instance, self.root, self.mlflow_uri, self.base = instance, root, mlflow_uri, base
+        self.instance, self.root, self.mlflow_uri, self.base, self.policies = instance, root, mlflow_uri, base, policies
         self.name = f"scenario_{name}"
         settings = SyntheticSettings(seed=11, rows_per_month=rows, scenario=scenario, scenario_start=start)
         self.deliver = deliver or (lambda landing, as_of: deliver_synthetic(landing, months_between("2023-01", LAST_MONTH), as_of, 1, settings))
@@ -48,7 +58,7 @@ class World:
         """Time moves on: the portfolio's evaluation month, and the files upstream has delivered by then."""
         self.as_of = month
         calendar = {"performance_window_months": 1, "out_of_time_months": 1, "evaluation_month": month}
-        file = write_portfolio(self.root / "portfolios", self.name, self.base, calendar=calendar)
+        file = write_portfolio(self.root / "portfolios", self.name, self.base, calendar=calendar, policies=self.policies)
         resources = deployment(self.root, [file], self.mlflow_uri, key="scenario-test-key")
         self.resources = resources
         self.defs = build_definitions(resources)

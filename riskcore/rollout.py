@@ -1,0 +1,255 @@
+"""A challenger on live applications: the canary cell, the swap set, the step gates and the rollout's
+state as the ledger records it. Pure: no registry, no Dagster; the governance resource and the
+scoring assets call these."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from riskcore.gates import Gate, _unjudged, adverse_impact_ratio
+from riskcore.metrics import bayes_optimal_auc, roc_auc
+from riskcore.rollout_policy import RolloutPolicy
+
+CANARY, CHAMPION = "canary", "champion"  # the cells: decided by the challenger, by the champion
+DECISIONS = ("approve", "refer", "decline")
+# Ledger kinds of a rollout: its start (step 1), each further step, its end without promotion. The
+# last step is recorded as the promotion it is (kinds approval and promotion), so the champion's
+# authority stays where governed_champion reads it.
+START, ADVANCE, ROLLBACK = "rollout_canary", "rollout_advance", "rollout_rollback"
+_UNIT = float(2**64)
+
+
+def assignment_key_id(key: str) -> str:
+    """The assignment key's public id (the first 8 hex of HMAC-SHA256(key, "key-id"), as a PII token key's)."""
+    from riskcore.pii import key_id
+
+    return key_id(key)
+
+
+def assignment_units(ids, key: str) -> np.ndarray:
+    """Each application id mapped to [0, 1) by HMAC-SHA256 under a secret key: the same id always
+    lands on the same number, and without the key no one can tell (or choose) where an id lands,
+    so the cell is unrelated to anything about the applicant."""
+    secret = key.encode()
+    return np.fromiter(
+        (int.from_bytes(hmac.new(secret, str(i).encode(), hashlib.sha256).digest()[:8], "big") / _UNIT for i in ids), dtype="float64", count=len(ids)
+    )
+
+
+def assign_cells(units: np.ndarray, share: float) -> np.ndarray:
+    """The canary cell is units below the step's share: a larger share keeps every applicant already in it."""
+    return np.where(np.asarray(units) < share, CANARY, CHAMPION)
+
+
+@dataclass(frozen=True)
+class RolloutState:
+    """Where a model's rollout stands, as the ledger's entries say (step 0: none, champion only)."""
+
+    step: int = 0
+    version: str | None = None  # the challenger deciding the canary cell
+    champion: str | None = None  # the champion when the canary started
+    share: float = 0.0
+    key_id: str | None = None
+    policy: str | None = None
+    since_seq: int | None = None  # the entry that set the current step
+
+    @property
+    def active(self) -> bool:
+        return self.step > 0
+
+
+def rollout_state(entries, model_name: str) -> RolloutState:
+    """Fold the ledger's entries of `model_name`: a canary starts at step 1, each advance sets its
+    step; the promotion it ends in, its rollback, or any change of champion ends it."""
+    state = RolloutState()
+    for e in entries:
+        if not e.subject.startswith(f"{model_name}/"):
+            continue
+        if e.kind == START:
+            p = e.payload
+            state = RolloutState(1, p["version"], p["champion"], float(p["share"]), p["key_id"], p["policy"], e.seq)
+        elif e.kind == ADVANCE and state.active:
+            state = RolloutState(int(e.payload["step"]), state.version, state.champion, float(e.payload["share"]), state.key_id, state.policy, e.seq)
+        elif e.kind in (ROLLBACK, "promotion", "rollback"):
+            state = RolloutState()
+    return state
+
+
+def swap_table(frame: pd.DataFrame, sensitive: pd.DataFrame, min_group_size: int) -> pd.DataFrame:
+    """Champion decision x challenger decision, every cell listed (zero rows too): volume, share,
+    how many of them the challenger decided (canary cell), the expected bad rate from each model's
+    PD, and per sensitive attribute the ratio of the lowest to the highest group's rate of landing
+    in the cell (1: groups land there alike). `frame` holds champion_decision, champion_pd,
+    challenger_decision, challenger_pd and cell, row-aligned with `sensitive`."""
+    frame = frame.reset_index(drop=True)
+    rows = []
+    for champion in DECISIONS:
+        for challenger in DECISIONS:
+            inside = (frame["champion_decision"] == champion).to_numpy() & (frame["challenger_decision"] == challenger).to_numpy()
+            part = frame[inside]
+            row = {
+                "champion_decision": champion,
+                "challenger_decision": challenger,
+                "swap": "same" if champion == challenger else ("swap_in" if challenger == "approve" else "swap_out" if champion == "approve" else "other"),
+                "rows": int(inside.sum()),
+                "share": float(inside.mean()) if len(frame) else 0.0,
+                "canary_rows": int((part["cell"] == CANARY).sum()),
+                "champion_expected_bad_rate": float(part["champion_pd"].mean()) if len(part) else float("nan"),
+                "challenger_expected_bad_rate": float(part["challenger_pd"].mean()) if len(part) else float("nan"),
+            }
+            for column in sensitive.columns:
+                # the rate of landing in this cell, per group: adverse_impact_ratio's lowest over highest
+                ratio, _ = adverse_impact_ratio(inside, sensitive[column].reset_index(drop=True), min_group_size)
+                row[f"{column}_rate_ratio"] = float("nan") if ratio is None else ratio
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def estimated_auc(pd_: np.ndarray) -> float:
+    """The AUC a model's PDs imply on these rows were they the true PDs: its performance estimated
+    before any label matures (honest only as far as the model is calibrated; realised AUC checks that)."""
+    return bayes_optimal_auc(pd_)
+
+
+def cell_performance(cell: pd.DataFrame, target: str | None = None) -> dict[str, float]:
+    """The canary cell's figures the gates and the rollback sensor read: decisions, estimated AUC of
+    challenger and champion on the same rows, and realised AUCs on the rows whose labels matured
+    (`target`: 0/1, missing where not matured; both classes needed)."""
+    out = {"cell_decisions": float(len(cell))}
+    if len(cell) >= 2:
+        out["cell_estimated_auc"] = estimated_auc(cell["challenger_pd"].to_numpy())
+        out["cell_champion_estimated_auc"] = estimated_auc(cell["champion_pd"].to_numpy())
+    if target is not None and target in cell:
+        labelled = cell[cell[target].notna()]
+        y = labelled[target].to_numpy(dtype="int64")
+        if len(labelled) and 0 < y.sum() < len(y):
+            out["cell_labelled"] = float(len(labelled))
+            out["cell_matured_defaults"] = float(y.sum())
+            out["cell_realised_auc"] = roc_auc(y, labelled["challenger_pd"].to_numpy())
+            out["cell_champion_realised_auc"] = roc_auc(y, labelled["champion_pd"].to_numpy())
+    return out
+
+
+def _auc_gates(name: str, own: float | None, champion: float | None, floor: float, tolerance: float, missing: str) -> list[Gate]:
+    if own is None or champion is None:
+        return [Gate(name, None, f">= {floor}", True, missing)]
+    return [
+        Gate(name, own, f">= {floor}", own >= floor),
+        Gate(f"{name}_vs_champion", own - champion, f">= -{tolerance}", own >= champion - tolerance, f"champion {champion:.4f} on the same rows"),
+    ]
+
+
+def step_gates(policy: RolloutPolicy, cell: pd.DataFrame, sensitive: pd.DataFrame, target: str | None = None) -> list[Gate]:
+    """The gates a step must hold before the next: on the canary cell's decisions since it began
+    (challenger_pd, champion_pd, decision; `target` where labels matured), its sensitive attributes
+    row-aligned. Realised performance is judged only once some labels matured."""
+    figures = cell_performance(cell, target)
+    defaults = figures.get("cell_matured_defaults", 0.0)
+    realised = defaults >= policy.min_matured_defaults
+    gates = [Gate("cell_decisions", figures["cell_decisions"], f">= {policy.min_cell_decisions}", figures["cell_decisions"] >= policy.min_cell_decisions)]
+    gates += _auc_gates(
+        "estimated_auc",
+        figures.get("cell_estimated_auc"),
+        figures.get("cell_champion_estimated_auc"),
+        policy.min_estimated_auc,
+        policy.estimated_auc_tolerance,
+        "too few decisions to estimate",
+    )
+    gates += _auc_gates(
+        "realised_auc",
+        figures.get("cell_realised_auc") if realised else None,
+        figures.get("cell_champion_realised_auc"),
+        policy.min_realised_auc,
+        policy.realised_auc_tolerance,
+        f"{defaults:.0f} matured defaults in the cell, {policy.min_matured_defaults} needed: judged once they have matured",
+    )
+    gates.append(cell_fairness(policy, (cell["decision"] == "approve").to_numpy(), sensitive.reset_index(drop=True)))
+    return gates
+
+
+def cell_fairness(policy: RolloutPolicy, approved: np.ndarray, sensitive: pd.DataFrame) -> Gate:
+    """The lowest adverse impact ratio of the cell's approvals over the sensitive attributes; an
+    attribute whose groups are too small in the cell is not judged (the step waits: it fails)."""
+    threshold = f">= {policy.min_adverse_impact_ratio}"
+    if sensitive.columns.empty:
+        return Gate("cell_adverse_impact_ratio", None, threshold, True, "no sensitive attribute declared")
+    ratios = {c: adverse_impact_ratio(approved, sensitive[c], policy.min_group_size)[0] for c in sensitive.columns}
+    notes = [_unjudged(sensitive[c], policy.min_group_size) for c, r in ratios.items() if r is None]
+    judged = {c: r for c, r in ratios.items() if r is not None}
+    if not judged or notes:
+        return Gate("cell_adverse_impact_ratio", min(judged.values()) if judged else None, threshold, False, "; ".join(notes))
+    worst = min(judged, key=judged.get)
+    return Gate("cell_adverse_impact_ratio", judged[worst], threshold, judged[worst] >= policy.min_adverse_impact_ratio, f"lowest: {worst}")
+
+
+def rollback_decision(months: dict[str, dict[str, float]], policy: RolloutPolicy) -> tuple[bool, str]:
+    """(roll the canary back?, why) from the cell's figures of the months decided at the current step
+    (cell_performance's, per month), pooled by the cell's decisions: the policy's floors and
+    tolerances against the champion on the same rows, estimated and, where matured, realised."""
+    if not months:
+        return False, "no month decided at this step yet"
+    span = f"{min(months)}..{max(months)}" if len(months) > 1 else min(months)
+
+    def pooled(key: str, weight: str) -> float | None:
+        have = [m for m in months.values() if m.get(key) is not None and m.get(weight)]
+        return float(np.average([m[key] for m in have], weights=[m[weight] for m in have])) if have else None
+
+    defaults = sum(m.get("cell_matured_defaults", 0.0) for m in months.values())
+
+    checks = (
+        ("estimated", "cell_decisions", policy.min_estimated_auc, policy.estimated_auc_tolerance),
+        ("realised", "cell_labelled", policy.min_realised_auc, policy.realised_auc_tolerance),
+    )
+    said = []
+    for kind, weight, floor, tolerance in checks:
+        own, champion = pooled(f"cell_{kind}_auc", weight), pooled(f"cell_champion_{kind}_auc", weight)
+        if own is None or (kind == "realised" and defaults < policy.min_matured_defaults):
+            continue
+        if own < floor:
+            return True, f"{kind} AUC {own:.4f} in the canary cell over {span} is below the floor {floor} (champion {champion:.4f} on the same rows)"
+        if champion is not None and champion - own > tolerance:
+            return True, f"{kind} AUC {own:.4f} in the canary cell over {span} trails the champion's {champion:.4f} on the same rows by more than {tolerance}"
+        said.append(f"{kind} AUC {own:.4f} (champion {champion:.4f})")
+    return False, f"canary cell over {span}: " + ("; ".join(said) or "nothing to judge yet") + ": within the policy"
+
+
+def decide_by_cell(champion: pd.DataFrame, challenger: pd.DataFrame | None, cells: np.ndarray, step: int, share: float) -> pd.DataFrame:
+    """The month's decisions: the champion's rows in its cell, the challenger's whole rows (PD,
+    decision, its own reason codes, its lineage) in the canary cell; and on every row what the
+    champion would have decided (the swap set's other side), the cell and the rollout step.
+    `champion` and `challenger` score the same rows in the same order."""
+    canary = pd.Series(np.asarray(cells) == CANARY, index=champion.index)
+    out = champion if challenger is None or not canary.any() else champion.where(~canary, challenger[champion.columns], axis=0)
+    out = out.astype(champion.dtypes.to_dict())
+    return out.assign(champion_pd=champion["pd"], champion_decision=champion["decision"], cell=np.asarray(cells), rollout_step=step, canary_share=share)
+
+
+def reconciliation_problems(scores: pd.DataFrame, shadow: pd.DataFrame, id_column: str, compared: list[str]) -> list[str]:
+    """What does not add up between the month's decisions and the challenger's shadow scores: the
+    same applications on both sides, and in the canary cell the decisions equal to the shadow's
+    on `compared` columns (PD, decision, reason codes, version): the challenger decided them."""
+    problems = []
+    if len(scores) != len(shadow) or set(scores[id_column]) != set(shadow[id_column]):
+        problems.append(f"{len(scores)} decisions and {len(shadow)} shadow scores are not the same applications")
+    canary = scores[scores["cell"] == CANARY].merge(shadow, on=id_column, how="left", suffixes=("", "_shadow"), validate="one_to_one")
+    for column in compared:
+        differ = int((canary[column].astype("string").fillna("") != canary[f"{column}_shadow"].astype("string").fillna("")).sum())
+        if differ:
+            problems.append(f"{differ} canary decisions differ from the challenger's shadow {column}")
+    champion = scores[scores["cell"] == CHAMPION]
+    if (champion["decision"] != champion["champion_decision"]).any():
+        problems.append("decisions in the champion cell differ from the champion's")
+    return problems
+
+
+def share_deviation(canary_rows: int, rows: int, share: float) -> float:
+    """How many binomial standard errors the cell's share of `rows` lies from the step's `share`
+    (0 when the share is 0 or 1: nothing random to deviate)."""
+    if rows == 0 or share in (0.0, 1.0):
+        return 0.0 if rows == 0 or canary_rows == round(share * rows) else float("inf")
+    return abs(canary_rows / rows - share) / float(np.sqrt(share * (1 - share) / rows))
