@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from riskcore.charts import expected_vs_observed, grouped_bars, horizontal_bars
+from riskcore.charts import expected_vs_observed, grouped_bars, horizontal_bars, line_chart
 from riskcore.drift import psi_band as psi_band_of
 from riskcore.escaping import html_text
 from riskcore.gates import adverse_impact_ratio
@@ -64,6 +64,7 @@ class ReportInputs:
     backtest_note: str = ""
     backtest_in_sample: dict = field(default_factory=dict)  # model version -> the cohort lies in its training window (True/False/"unknown")
     overrides: OverrideInputs = field(default_factory=OverrideInputs)
+    performance_history: list[dict] = field(default_factory=list)  # per month up to this one: estimated AUC with bounds, realised AUC once matured
     stability_pack: dict | None = None  # the month's stability_pack: `notes` (pack.json), `characteristics` and `score_bands` tables
     swap_set: pd.DataFrame | None = None  # the month's swap_set (champion x challenger decisions); None: no challenger then
 
@@ -107,6 +108,7 @@ def build_report(inputs: ReportInputs) -> dict:
             "pd_quantiles": {f"p{q}": _round(scores["pd"].quantile(q / 100)) for q in (5, 25, 50, 75, 95)},
         },
         "backtest": _backtest(inputs),
+        "performance_over_time": {"months": [{k: _round(v) if k != "month" else v for k, v in row.items()} for row in inputs.performance_history]},
         "stability": _stability(inputs),
         **_stability_pack(inputs),
         "fairness": fairness,
@@ -386,6 +388,25 @@ def render_html(doc: dict) -> str:
         )
         if b["available"]
         else f"<p>not available: {e(b['note'])}</p>",
+        "<h2>Estimated against realised AUC over the months</h2>",
+        "<p>Estimated from each month's PDs when it was scored (CBPE, bounds where the realised AUC falls if calibration holds); "
+        "realised once the month's labels matured.</p>"
+        + table(doc["performance_over_time"]["months"])
+        + line_chart(
+            "AUC: estimated before labels mature against realised",
+            [r["month"] for r in doc["performance_over_time"]["months"]],
+            [
+                ("estimated", [r["estimated_auc"] for r in doc["performance_over_time"]["months"]]),
+                ("realised", [r["realised_auc"] for r in doc["performance_over_time"]["months"]]),
+            ],
+            "month",
+            "AUC",
+            band=(
+                "estimate bounds",
+                [r["estimated_auc_low"] for r in doc["performance_over_time"]["months"]],
+                [r["estimated_auc_high"] for r in doc["performance_over_time"]["months"]],
+            ),
+        ),
         "<h2>Stability and drift</h2>",
         (
             f"<p>Against the training reference of {e(str(s['reference']))}; score PSI {e(_fmt(s['score_psi']))}; drifted: {e(', '.join(s['drifted_columns']) or 'none')}.</p>"

@@ -45,6 +45,7 @@ def reported(tmp_path_factory, mlflow_uri):
                 world.run("monthly_ingestion_job", month)
             world.run("monthly_scoring_job", month, assets=["risk_scores"])
         world.monitoring = world.run("monitoring_job", "2023-03")
+        world.run("monitoring_job", "2023-02", assets=["estimated_performance"])  # a month before: its AUC is realised by 2023-03's report
         world.set_as_of("2024-01")  # the year is over: every month's labels have matured (one-month window)
         for month in MONTHS:
             world.run("performance_job", month, assets=["loan_outcomes"])
@@ -96,10 +97,17 @@ def test_the_report_draws_its_own_figures(reported):
     month = "2023-03"
     doc = json.loads(reported.store.file(REPORT, month, "report.json").read_bytes())
     html = reported.store.file(REPORT, month, "report.html").read_text()
-    # three charts, each right after its table: calibration by decile (back-test), PSI per column (stability), score bands against the reference (pack)
+    # four charts, each right after its table: calibration by decile (back-test), AUC over the months, PSI per column (stability), score bands (pack)
     starts = [i for i in range(len(html)) if html.startswith("<svg", i)]
-    calibration, psi, bands = (html[start : html.index("</svg>", start)] for start in starts)
-    assert len(starts) == 3 and html.index("Back-test") < html.index(calibration) < html.index("Stability") < html.index(psi) < html.index(bands)
+    calibration, auc, psi, bands = (html[start : html.index("</svg>", start)] for start in starts)
+    assert len(starts) == 4 and html.index("Back-test") < html.index(calibration) < html.index(auc) < html.index("Stability") < html.index(psi) < html.index(
+        bands
+    )
+    # the AUC estimated when each month was scored (with its bounds), realised where its labels matured by this month
+    history = doc["performance_over_time"]["months"]
+    assert [r["month"] for r in history] == ["2023-02", month] and history[-1]["realised_auc"] is None  # 2023-03's labels matured after its report
+    assert abs(history[0]["realised_auc"] - doc["backtest"]["auc"]) < 1e-6  # 2023-02 is the back-tested cohort
+    assert all(f"{r['month']}: estimated {_label(r['estimated_auc'])}, realised {_label(r['realised_auc'])}" in auc for r in history)
     assert all(
         f"{r['band']}: reference {_label(r['reference_share'])}, this month {_label(r['current_share'])}" in bands for r in doc["score_band_stability"]["bands"]
     )

@@ -224,9 +224,10 @@ def test_payload_is_inert_and_visible_in_the_regulatory_report():
     page = render_html(build_report(_report_inputs()))
     parsed = _assert_inert(page)
     assert [t for t, _ in parsed.tags if t in ("a", "img", "iframe", "image", "use", "foreignobject")] == []  # the page has no links or images of its own
-    # its charts (PSI per column, then score bands against the reference; no back-test here): the first holds the payload column name as text
-    assert [t for t, _ in parsed.tags if t == "svg"] == ["svg", "svg"]
-    chart = page[page.index("<svg") : page.index("</svg>")]
+    # its charts (AUC over the months, empty here; PSI per column; score bands against the reference; no back-test here): PSI's holds the payload column name as text
+    assert [t for t, _ in parsed.tags if t == "svg"] == ["svg", "svg", "svg"]
+    second = page.index("<svg", page.index("<svg") + 1)
+    chart = page[second : page.index("</svg>", second)]
     assert PAYLOADS[6] in unescape(chart) and html_text(PAYLOADS[6]) in chart
 
 
