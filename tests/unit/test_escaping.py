@@ -164,6 +164,9 @@ def _report_inputs() -> ReportInputs:
             "policy_version": PAYLOADS[3],
             "code_version": PAYLOADS[4],
             "dagster_run_id": PAYLOADS[5],
+            "cell": "champion",
+            "rollout_step": 0,
+            "canary_share": 0.0,
         }
     )
     drift = pd.DataFrame({"column": ["pd", PAYLOADS[6]], "psi": [0.01, 0.3], "psi_band": ["stable", PAYLOADS[7]], "drifted": [False, True]})
