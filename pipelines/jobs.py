@@ -52,10 +52,10 @@ class SignedConfig(dg.Config):
     signed_at: str
     signature: str
 
-    def request(self, action: str, model: str, identity: str, version: str | None, from_version: str | None = None):
+    def request(self, action: str, model: str, identity: str, version: str | None, from_version: str | None = None, from_step: int | None = None):
         from riskcore.signatures import SignedRequest
 
-        return SignedRequest(action, model, version, identity, self.reason, self.signed_at, from_version, self.signature)
+        return SignedRequest(action, model, version, identity, self.reason, self.signed_at, from_version, from_step, self.signature)
 
 
 class ApprovalConfig(SignedConfig):
@@ -67,6 +67,7 @@ class RollbackConfig(SignedConfig):
     actor: str
     to_version: str | None = None  # default: previous_champion
     from_version: str | None = None  # only if this version is still champion (sensors set it)
+    from_step: int | None = None  # with from_version: only if that version still holds the canary cell at this step (the rollout sensor sets it)
 
 
 @dg.op
@@ -88,7 +89,7 @@ def approve_and_promote(context: dg.OpExecutionContext, config: ApprovalConfig, 
 def roll_back_champion(context: dg.OpExecutionContext, config: RollbackConfig, portfolios: Portfolios) -> None:
     portfolio = portfolios.named(context.run_tags[PORTFOLIO_TAG])
     governance = portfolio.governance
-    request = config.request("rollback", portfolio.registry.model_name, config.actor, config.to_version, config.from_version)
+    request = config.request("rollback", portfolio.registry.model_name, config.actor, config.to_version, config.from_version, config.from_step)
     champion = governance.rollback(portfolio.registry, request, run_id=context.run_id)
     context.log_event(
         dg.AssetMaterialization(

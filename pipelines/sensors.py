@@ -192,8 +192,9 @@ def rollout_rollback_sensor(portfolio: str, rollback_job) -> dg.SensorDefinition
         champion on the same rows by more than its tolerance (riskcore.rollout.rollback_decision).
 
         Reads only Dagster's records (swap_set's cell figures of the months at the newest month's
-        rollout step). One rollback per canary version and step (run key); the rollback job refuses
-        if that version no longer holds the cell. Signed with the service identity's key."""
+        rollout step). One rollback per canary version and step (run key); the request names both, so
+        the rollback job refuses if the ledger's rollout moved on since the tick (that version
+        promoted, rolled back or advanced). Signed with the service identity's key."""
         import datetime as dt
 
         from riskcore.rollout import rollback_decision
@@ -204,6 +205,7 @@ def rollout_rollback_sensor(portfolio: str, rollback_job) -> dg.SensorDefinition
         version, step = newest.get("canary_version"), newest.get("rollout_step")
         if not version:
             return dg.SkipReason("no canary cell in the newest swap set")
+        step = int(step)
         governance = portfolios.named(portfolio).governance
         months = {m: r for m, r in swaps.items() if r.get("canary_version") == version and r.get("rollout_step") == step}
         roll_back, why = rollback_decision(months, governance.rollout_rules())
@@ -211,8 +213,8 @@ def rollout_rollback_sensor(portfolio: str, rollback_job) -> dg.SensorDefinition
         if not roll_back:
             return dg.SkipReason(f"{name}/{version} at step {step}: {why}")
         now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        request = governance.sign_as_service(SignedRequest("rollback", name, None, SERVICE_IDENTITY, why, now, version))
-        config = {"actor": SERVICE_IDENTITY, "reason": why, "from_version": version, "signed_at": now, "signature": request.signature}
+        request = governance.sign_as_service(SignedRequest("rollback", name, None, SERVICE_IDENTITY, why, now, version, step))
+        config = {"actor": SERVICE_IDENTITY, "reason": why, "from_version": version, "from_step": step, "signed_at": now, "signature": request.signature}
         return dg.RunRequest(
             run_key=f"rollout-rollback-{name}-{version}-step-{step}",
             run_config={"ops": {"roll_back_champion": {"config": config}}},

@@ -165,11 +165,16 @@ class Governance(dg.ConfigurableResource):
 
         While a rollout runs, a rollback without a version, or from the canary's version, rolls the
         rollout back instead (its cell returns to the champion; the champion stays); a rollback of
-        the champion itself ends the rollout too."""
+        the champion itself ends the rollout too. A request naming `from_step` is for the rollout
+        only: refused unless the ledger's rollout still has `from_version` in its cell at that step
+        (a sensor's tick may be followed by a promotion, a rollback or an advance before its run)."""
         policy = self.policy()
         actor, reason, to_version, from_version = request.identity, request.reason, request.version, request.from_version
         proof = self.authorise(policy, request, "rollback", registry.model_name, None)
         rollout = self.rollout(registry)
+        if request.from_step is not None:
+            self._check_still_in_cell(registry, rollout, from_version, request.from_step)
+            return self._roll_back_rollout(registry, rollout, request, proof, run_id)
         if rollout.active and to_version is None and from_version in (None, rollout.version):
             return self._roll_back_rollout(registry, rollout, request, proof, run_id)
         rolled_back_from = {e.payload.get("from") for e in self.ledger().entries(kind="rollback")}
@@ -203,6 +208,20 @@ class Governance(dg.ConfigurableResource):
             _add_to_card(registry, current.version, f"rolled back by {actor} (champion returned to version {to_version}): {reason}")
         self.anchor(registry)
         return registry.by_alias(CHAMPION)
+
+    def _check_still_in_cell(self, registry: ModelRegistry, rollout, version: str | None, step: int) -> None:
+        """Refuse a rollout rollback asked for `version` at `step` when the ledger's rollout moved on since, naming what changed."""
+        from riskcore.rollout import ROLLBACK
+
+        asked = f"{registry.model_name}/{version} at {self.rollout_rules().step_label(step)}"
+        if rollout.active and (rollout.version, rollout.step) == (version, step):
+            return
+        if rollout.active:
+            now = f"{registry.model_name}/{rollout.version} is at {self.rollout_rules().step_label(rollout.step)}"
+        else:
+            ended = [e for e in self.ledger().entries() if e.subject.startswith(f"{registry.model_name}/") and e.kind in ("promotion", "rollback", ROLLBACK)]
+            now = f"no rollout runs (the last change: {ended[-1].kind} of {ended[-1].subject} by {ended[-1].actor})" if ended else "no rollout runs"
+        raise PromotionRefused(f"the rollback was asked for the canary cell of {asked}, but {now}: the request is stale, nothing changed")
 
     def rollout(self, registry: ModelRegistry):
         """The model's rollout as the ledger records it (riskcore.rollout.RolloutState)."""

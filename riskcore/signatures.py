@@ -199,7 +199,8 @@ class SignedRequest:
     identity: str
     reason: str
     signed_at: str  # ISO 8601 UTC, e.g. 2026-12-02T01:00:00Z
-    from_version: str | None = None  # rollback: only if this version is still champion
+    from_version: str | None = None  # rollback: only if this version is still champion (or, with from_step, still in the canary cell)
+    from_step: int | None = None  # rollback of a rollout: only if it is still at this step (a sensor's request may be stale)
     signature: str = ""
 
     def message(self) -> bytes:

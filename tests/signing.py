@@ -45,9 +45,10 @@ def signed(
     from_version: str | None = None,
     key_identity: str | None = None,
     signed_at: str | None = None,
+    from_step: int | None = None,
 ):
     """A request `identity` makes, signed with the key of `key_identity` (default: its own)."""
-    return SignedRequest(action, model, version, identity, reason, signed_at or now(), from_version).signed_with(key_of(key_identity or identity)[0])
+    return SignedRequest(action, model, version, identity, reason, signed_at or now(), from_version, from_step).signed_with(key_of(key_identity or identity)[0])
 
 
 def approval_config(model: str, version: str, approver: str, reason: str, key_identity: str | None = None) -> dict:

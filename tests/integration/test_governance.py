@@ -315,3 +315,37 @@ def test_an_alias_moved_behind_the_ledgers_back_is_not_a_governed_champion(world
         ChampionNotGoverned, match=rf"`champion` is retail_pd/{v2}, but the ledger's last promotion or rollback of retail_pd made retail_pd/{v1}"
     ):
         governance.governed_champion(registry)
+
+
+def test_a_stale_rollout_rollback_request_changes_nothing_once_the_rollout_moved_on(world):
+    """The rollout sensor's request names the canary version and step it judged: an advance, a
+    promotion or a rollback between its tick and its run makes the run refuse, naming what changed."""
+    registry, governance, (v1, v2, _), tmp_path = world
+    governance = _governance(tmp_path, assignment_key="test-rollout-key")
+
+    def sensor_request(version: str, step: int, why: str):
+        return _rollback(why, actor=SERVICE, from_version=version, from_step=step)
+
+    governance.start_canary(registry, signed("canary", MODEL, v2, APPROVER, "gates passed"))
+    at_step_1 = sensor_request(v2, 1, "cell below the floor at 5%")
+    governance.advance(registry, signed("advance", MODEL, v2, APPROVER, "5% held"), gates=[])
+    entries = governance.ledger().verify().entries
+    with pytest.raises(PromotionRefused, match=rf"canary cell of retail_pd/{v2} at step 1/3 \(5%\), but retail_pd/{v2} is at step 2/3 \(25%\)"):
+        governance.rollback(registry, at_step_1)
+    assert governance.rollout(registry).step == 2 and governance.ledger().verify().entries == entries
+
+    at_step_2 = sensor_request(v2, 2, "cell below the floor at 25%")
+    governance.advance(registry, signed("advance", MODEL, v2, APPROVER, "25% held"), gates=[])  # the last step: the promotion
+    entries = governance.ledger().verify().entries
+    with pytest.raises(PromotionRefused, match=rf"no rollout runs \(the last change: promotion of retail_pd/{v2} by {APPROVER}\)"):
+        governance.rollback(registry, at_step_2)  # would otherwise have rolled the new champion back
+    _unchanged(registry, governance, v2, entries)
+
+    governance.start_canary(registry, signed("canary", MODEL, v1, APPROVER, "the old one again, for the scenario"))
+    current, stale = sensor_request(v1, 1, "cell below the floor"), sensor_request(v1, 1, "cell below the floor, again")
+    governance.rollback(registry, current)  # still in the cell at that step: the cell returns to the champion
+    assert not governance.rollout(registry).active and governance.ledger().entries(kind="rollout_rollback")[-1].actor == SERVICE
+    entries = governance.ledger().verify().entries
+    with pytest.raises(PromotionRefused, match=rf"no rollout runs \(the last change: rollout_rollback of retail_pd/{v1} by {SERVICE}\)"):
+        governance.rollback(registry, stale)
+    _unchanged(registry, governance, v2, entries)
