@@ -138,6 +138,7 @@ def _model_card(challenger, registry, ledger, frame, specs, gates, policy, compa
         compared_with=compared.label if compared else None,
         approval_rates={c: adverse_impact_ratio(approved, sensitive[c], policy.min_group_size)[1] for c in sensitive.columns},
         ledger=[(e.kind, e.actor, e.recorded_at) for e in ledger.entries(subject=challenger.label)],
+        rollout=ledger.entries(),
     )
     uri = registry.log_text(challenger.run_id, text, "model_card.md")
     registry.tag_version(challenger.version, {"model_card": uri})

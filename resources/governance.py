@@ -207,6 +207,8 @@ class Governance(dg.ConfigurableResource):
             )
             _add_to_card(registry, current.version, f"rolled back by {actor} (champion returned to version {to_version}): {reason}")
         self.anchor(registry)
+        if ended:
+            self._card_rollout(registry, rollout.version)
         return registry.by_alias(CHAMPION)
 
     def _check_still_in_cell(self, registry: ModelRegistry, rollout, version: str | None, step: int) -> None:
@@ -289,6 +291,7 @@ class Governance(dg.ConfigurableResource):
             self._mirror_rollout(registry, request.version, rules.step_label(1))
             _add_to_card(registry, request.version, f"canary started by {request.identity} ({rules.step_label(1)}): {request.reason}")
         self.anchor(registry)
+        self._card_rollout(registry, request.version)
         return self.rollout(registry)
 
     def advance(self, registry: ModelRegistry, request: SignedRequest, gates: list, run_id: str | None = None):
@@ -322,6 +325,7 @@ class Governance(dg.ConfigurableResource):
             champion = self._promote(registry, request.version, request, proof, run_id, **recorded)
             self._end_rollout(registry, rollout)
             self.anchor(registry)
+            self._card_rollout(registry, request.version)
             return champion
         with self.ledger().exclusive() as record, _registry_calls(label):
             record(
@@ -333,6 +337,7 @@ class Governance(dg.ConfigurableResource):
             self._mirror_rollout(registry, request.version, rules.step_label(step))
             _add_to_card(registry, request.version, f"rollout advanced by {request.identity} to {rules.step_label(step)}: {request.reason}")
         self.anchor(registry)
+        self._card_rollout(registry, request.version)
         return self.rollout(registry)
 
     def _roll_back_rollout(self, registry: ModelRegistry, rollout, request: SignedRequest, proof: dict, run_id: str | None) -> RegisteredModel:
@@ -352,7 +357,16 @@ class Governance(dg.ConfigurableResource):
                 registry, rollout.version, f"rollout rolled back by {request.identity} at {step} (its cell returned to the champion): {request.reason}"
             )
         self.anchor(registry)
+        self._card_rollout(registry, rollout.version)
         return registry.by_alias(CHAMPION)
+
+    def _card_rollout(self, registry: ModelRegistry, version: str) -> None:
+        """The rollout section of the version's model card, rendered again from the ledger once a step was recorded."""
+        from riskcore.model_card import rollout_section, with_rollout_section
+
+        section = rollout_section(self.ledger().entries(), f"{registry.model_name}/{version}")
+        with _registry_calls(f"the model card of {registry.model_name}/{version}"):
+            _rewrite_card(registry, version, lambda card: with_rollout_section(card, section))
 
     def _mirror_rollout(self, registry: ModelRegistry, version: str, step: str) -> None:
         registry.set_alias(CANARY, version)
@@ -405,10 +419,15 @@ def _add_to_card(registry: ModelRegistry, version: str, event: str) -> None:
     (names, reasons) is escaped, never Markdown or HTML of its own."""
     from riskcore.model_card import markdown_text
 
+    _rewrite_card(registry, version, lambda card: card.rstrip("\n") + "\n- " + markdown_text(event) + "\n")
+
+
+def _rewrite_card(registry: ModelRegistry, version: str, change) -> None:
+    """The version's model card, when it has one, replaced by `change(card)`."""
     run_id = registry.client().get_model_version(registry.model_name, version).run_id
     card = registry.read_text(run_id, "model_card.md")
     if card is not None:
-        registry.log_text(run_id, card.rstrip("\n") + "\n- " + markdown_text(event) + "\n", "model_card.md")
+        registry.log_text(run_id, change(card), "model_card.md")
 
 
 class ChampionNotGoverned(PermissionError):

@@ -10,7 +10,14 @@ from riskcore.escaping import markdown_code, markdown_text
 from riskcore.features import FeatureSpec
 from riskcore.gates import Gate
 
-__all__ = ["markdown_text", "render_model_card"]  # markdown_text: also what governance events appended to a card go through
+__all__ = [
+    "markdown_text",
+    "render_model_card",
+    "rollout_section",
+    "with_rollout_section",
+]  # markdown_text: also what governance events appended to a card go through
+
+ROLLOUT_HEADING = "## Staged rollout (governance ledger)"
 
 
 def _table(frame: pd.DataFrame) -> str:
@@ -43,8 +50,10 @@ def render_model_card(
     compared_with: str | None,
     approval_rates: dict[str, dict[str, float]],
     ledger: list[tuple[str, str, str]],
+    rollout: list,
 ) -> str:
-    """Markdown; deterministic for the same inputs (no clock inside)."""
+    """Markdown; deterministic for the same inputs (no clock inside). `rollout`: the ledger's
+    entries of the model (riskcore.ledger.Entry), of which its rollout section is made."""
     features = pd.DataFrame([(s.name, s.kind, s.reason_code, s.reason_text) for s in specs], columns=["feature", "kind", "reason code", "adverse-action text"])
     discrimination = pd.DataFrame(
         [
@@ -118,8 +127,56 @@ Score PSI training vs out of time: see the gate `score_psi_train_vs_oot` below.
 ## Approvals and history (governance ledger)
 {history}
 
+{rollout_section(rollout, model)}
+
 ## Known limitations
 - Validated out of time on the months named above only; drift monitoring decides when it stops holding.
 - Additive by design: interactions between features are not modelled.
 - Fairness is measured on the recorded sensitive attributes only (adverse impact ratio of approvals).
 """
+
+
+def rollout_section(entries, label: str) -> str:
+    """The version's staged rollout as the ledger recorded it: where it stands now, and every step
+    (its start, each advance, the promotion its last step was, a rollback) with who signed it, when
+    and why. Cell volumes and the swap set are monthly figures the card is not given."""
+    from riskcore.rollout import ADVANCE, ROLLBACK, START, rollout_state
+
+    model = label.rsplit("/", 1)[0]
+    events = {START: "canary started", ADVANCE: "advanced", ROLLBACK: "rolled back: its cell returned to the champion"}
+    rows = [
+        (events.get(e.kind, "promoted to champion (the last step)"), e.payload.get("step", e.payload.get("rollout_step", e.payload.get("from_step"))), e)
+        for e in entries
+        if e.subject == label and (e.kind in events or (e.kind == "promotion" and "rollout_step" in e.payload))
+    ]
+    state = rollout_state(entries, model)
+    if state.active and state.version == label.rsplit("/", 1)[1]:
+        now = f"in its rollout at step {state.step}: it decides {state.share:.0%} of applicants (the canary cell), the champion the rest"
+    elif rows:
+        now = f"its rollout ended: {rows[-1][0]}"
+    else:
+        now = "not in a staged rollout"
+    table = _table(
+        pd.DataFrame(
+            [(what, int(step), f"{float(e.payload.get('share', 0.0)):.0%}", e.actor, e.recorded_at, e.payload.get("reason", "")) for what, step, e in rows],
+            columns=["event", "step", "share", "signed by", "when", "reason"],
+        )
+    )
+    return f"""{ROLLOUT_HEADING}
+Now: {markdown_text(now)}.
+
+{table if rows else "- no rollout step recorded"}
+
+Cell volumes, the canary cell's performance and the swap set (applications each model approves that
+the other declines): see the monthly report's rollout section (the card is not given monthly data)."""
+
+
+def with_rollout_section(card: str, section: str) -> str:
+    """`card` with its rollout section replaced by `section` (a card rendered before it had one:
+    inserted before the known limitations, or at the end)."""
+    start = card.find(ROLLOUT_HEADING)
+    if start < 0:
+        at = card.find("## Known limitations")
+        return card.rstrip("\n") + "\n\n" + section + "\n" if at < 0 else card[:at] + section + "\n\n" + card[at:]
+    end = card.find("\n## ", start + len(ROLLOUT_HEADING))
+    return card[:start] + section + ("\n" if end < 0 else card[end:])

@@ -27,6 +27,7 @@ from riskcore.drift import build_profile
 from riskcore.escaping import html_text, markdown_text
 from riskcore.features import FeatureSpec
 from riskcore.gates import Gate
+from riskcore.ledger import Entry
 from riskcore.model_card import render_model_card
 from riskcore.monitoring_policy import load_monitoring_policy
 from riskcore.report import OverrideInputs, ReportInputs, build_report, render_html
@@ -243,6 +244,7 @@ CARD_SECTIONS = [
     "Stability and fairness",
     "Promotion gates",
     "Approvals and history (governance ledger)",
+    "Staged rollout (governance ledger)",
     "Known limitations",
 ]
 
@@ -261,6 +263,19 @@ def test_payload_is_inert_and_visible_in_the_model_card():
         compared_with=PAYLOADS[10],
         approval_rates={"purpose": {p: 0.5 for p in PAYLOADS}},  # group values come from the data
         ledger=[("approval", p, "2024-01-01T00:00:00Z") for p in PAYLOADS] + [(PAYLOADS[8], "ops", "now")],  # approver names and kinds as typed
+        rollout=[  # the rollout's signers and reasons as typed
+            Entry(
+                i,
+                "2024-01-01T00:00:00Z",
+                kind,
+                PAYLOADS[0],
+                p,
+                {"step": 1, "share": 0.05, "from_step": 1, "reason": p, "version": "2", "champion": "1", "key_id": "abcd0123", "policy": "p@1"},
+                "",
+                "",
+            )
+            for i, (kind, p) in enumerate(zip(["rollout_canary", "rollout_rollback"] * 6, PAYLOADS))
+        ],
     )
     page = mistune.create_markdown(escape=False, plugins=["table", "strikethrough", "url"])(card)
     parsed = _assert_inert(page)
