@@ -349,3 +349,64 @@ def test_a_stale_rollout_rollback_request_changes_nothing_once_the_rollout_moved
     with pytest.raises(PromotionRefused, match=rf"no rollout runs \(the last change: rollout_rollback of retail_pd/{v1} by {SERVICE}\)"):
         governance.rollback(registry, stale)
     _unchanged(registry, governance, v2, entries)
+
+
+def test_canary_and_advance_from_the_command_line_are_signed_jobs_recorded_in_the_ledger(tmp_path):
+    """`python -m pipelines.governance canary|advance ... --key` against a production deployment
+    (SQLite registry and ledger given as its variables): each runs as a Dagster job on the
+    instance and is recorded in the ledger; an identity the policy does not list is refused."""
+    import dagster as dg
+
+    from riskcore.ledger import Ledger
+    from tests.signing import key_of
+
+    registry = ModelRegistry(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", artifact_location=str(tmp_path / "artifacts"))
+    v1, v2 = _register(registry, True), _register(registry, True)
+    _governance(tmp_path, auto_approve="bootstrap").promote(registry, v1, None)
+    (tmp_path / "dagster_home").mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RISK_", "DAGSTER_", "MLFLOW_"))}
+    env.update(
+        RISK_ENV="production",
+        RISK_LANDING_URL=str(tmp_path / "landing"),
+        RISK_DATASETS_URL=str(tmp_path / "datasets"),
+        MLFLOW_TRACKING_URI=registry.tracking_uri,
+        RISK_LEDGER_URL=f"sqlite:///{tmp_path}/ledger.db",
+        RISK_ALLOWED_SIGNERS=str(tmp_path / "allowed_signers"),
+        RISK_PII_TOKEN_KEY="production-test-key-of-forty-characters!",
+        RISK_ROLLOUT_KEY="production-test-rollout-key",
+        DAGSTER_HOME=str(tmp_path / "dagster_home"),
+        PYTHONPATH=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+    )
+
+    def cli(verb: str, identity: str, reason: str) -> subprocess.CompletedProcess:
+        key = tmp_path / "keys" / identity
+        key.parent.mkdir(exist_ok=True)
+        key.write_text(key_of(identity)[0])
+        key.chmod(0o600)
+        args = [verb, "--version", v2, "--approver", identity, "--reason", reason, "--key", str(key)]
+        return subprocess.run(
+            [sys.executable, "-W", "ignore", "-m", "pipelines.governance", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+        )
+
+    ledger = Ledger.from_url(f"sqlite:///{tmp_path}/ledger.db")
+    before = ledger.verify().entries
+    refused = cli("canary", "ops.engineer@example.com", "I would like to try it")  # a key of its own, but no right to start one
+    assert refused.returncode == 2 and "'ops.engineer@example.com' may not canary" in refused.stderr, refused.stderr[-2000:]
+    assert ledger.verify().entries == before and registry.by_alias("canary") is None
+
+    started = cli("canary", APPROVER, "gates passed: five per cent first")
+    assert started.returncode == 0, started.stderr[-3000:]
+    canary = ledger.entries(kind="rollout_canary")[-1]
+    assert (canary.subject, canary.actor, canary.payload["signed_by"], canary.payload["step"]) == (f"{MODEL}/{v2}", APPROVER, APPROVER, 1)
+    assert registry.by_alias("canary").version == v2 and registry.by_alias(CHAMPION).version == v1
+    with dg.DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:
+        run = instance.get_run_by_id(canary.payload["dagster_run_id"])
+        assert run.job_name == "retail_pd_canary_job" and run.is_success and run.tags["trigger"] == "make canary"
+
+    # No month scored in the cell yet: the advance job runs, its gates refuse, the ledger says the rollout is where it was.
+    early = cli("advance", APPROVER, "too early")
+    assert early.returncode == 2 and "REFUSED (retail_pd_advance_job run" in early.stderr, early.stderr[-3000:]
+    assert "gates failed: cell_decisions 0" in early.stderr
+    assert [e.kind for e in ledger.entries()][-1] == "rollout_canary" and registry.by_alias("canary").version == v2
+    unlisted = cli("advance", "ops.engineer@example.com", "push it")
+    assert unlisted.returncode == 2 and "'ops.engineer@example.com' may not advance" in unlisted.stderr, unlisted.stderr[-2000:]
