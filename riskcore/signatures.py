@@ -204,7 +204,8 @@ class SignedRequest:
     signature: str = ""
 
     def message(self) -> bytes:
-        fields_ = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "signature"}
+        # from_step only when set: every other request signs the same bytes as before it existed (one printed and signed offline still verifies)
+        fields_ = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "signature" and not (f.name == "from_step" and self.from_step is None)}
         return json.dumps(fields_, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
     def signed_with(self, private_key: str | bytes) -> SignedRequest:

@@ -91,3 +91,14 @@ def test_the_policy_gives_each_identity_only_its_actions():
     assert not policy.may("performance_rollback_sensor", "approve") and not policy.may("performance_rollback_sensor", "reject")
     assert not policy.may("someone@example.com", "rollback")
     assert policy.allowed("approve") == list(policy.approvers)
+
+
+def test_only_a_rollout_rollback_signs_a_step_and_the_step_is_signed():
+    """Requests without from_step sign the bytes they signed before it existed; with it, the step is part of what was signed."""
+    plain = SignedRequest("approve", "retail_pd", "3", "alice", "gates pass", "2026-12-02T01:00:00Z").message()
+    assert (
+        plain
+        == b'{"action":"approve","from_version":null,"identity":"alice","model":"retail_pd","reason":"gates pass","signed_at":"2026-12-02T01:00:00Z","version":"3"}'
+    )
+    at = [SignedRequest("rollback", "retail_pd", None, "svc", "floor", "2026-12-02T01:00:00Z", "3", step).message() for step in (1, 2)]
+    assert b'"from_step":1' in at[0] and at[0] != at[1]
