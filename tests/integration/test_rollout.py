@@ -11,6 +11,7 @@ from resources.governance import ChampionNotGoverned
 from resources.registry import CANARY, CHALLENGER, CHAMPION
 from riskcore.datasets import CHALLENGER_SCORES, FEATURES, SCORES, SWAP_SET
 from riskcore.metrics import roc_auc
+from riskcore.model_card import ROLLOUT_HEADING
 from riskcore.rollout import share_deviation
 from riskcore.rollout_policy import DEFAULT_ROLLOUT_POLICY
 from tests.integration.worlds import APPROVER, TRAINING_MONTHS, World
@@ -114,6 +115,10 @@ def test_a_better_challenger_advances_from_5_to_100_percent_as_its_gates_hold(wo
     ]
     promotion = world.governance.ledger().entries(kind="promotion")[-1]
     assert promotion.payload["rollout_step"] == 3 and promotion.payload["share"] == 1.0
+    # the model card's rollout section, rewritten from the ledger at each step
+    card = world.registry.read_text(challenger.run_id, "model_card.md")
+    assert card.count(ROLLOUT_HEADING) == 1 and "Now: its rollout ended: promoted to champion (the last step)." in card
+    assert f"| canary started | 1 | 5% | {APPROVER} |" in card and f"| advanced | 2 | 25% | {APPROVER} |" in card
     world.run("monthly_scoring_job", "2023-06")
     after = world.store.read(SCORES, "2023-06")
     assert set(after["model_version"]) == {challenger.version} and (after["cell"] == "champion").all() and (after["rollout_step"] == 0).all()
