@@ -37,14 +37,26 @@ def review_queue(context: dg.AssetExecutionContext, portfolios: Portfolios) -> d
 
 @dg.asset(partitions_def=monthly_partitions, group_name="review", kinds={"parquet"}, deps=[REVIEW_QUEUE])
 def review_outcomes(context: dg.AssetExecutionContext, portfolios: Portfolios) -> dg.MaterializeResult:
-    """Every decision officers made on the month's queue, read from the database, in the order made."""
+    """Every decision officers made on the month's queue, read from the database, in the order made.
+    The review server appends their ledger entries without registry credentials: once the chain
+    verifies against the head anchored before them, the head is anchored again here, so deleting
+    a decision's entry afterwards is named by `verify` like any other."""
     from riskcore.review import outcome_rows
 
     portfolio = portfolios.of(context)
+    governance, registry = portfolio.governance, portfolio.registry
+    trail, anchored = governance.verify(registry)
+    if not trail.ok:
+        raise ValueError(f"the governance ledger does not verify (anchored head {anchored or 'none'}): {trail.problem}; review decisions not gathered")
     outcomes = outcome_rows(portfolio.review_store().decisions(month_label(context.partition_key)), portfolio.review_policy())
     written = portfolio.store.write(REVIEW_OUTCOMES, outcomes, context.partition_key)
     return dg.MaterializeResult(
-        metadata={**written.metadata(), "complete": int(outcomes["complete"].sum()), "awaiting_second_officer": int((~outcomes["complete"]).sum())}
+        metadata={
+            **written.metadata(),
+            "complete": int(outcomes["complete"].sum()),
+            "awaiting_second_officer": int((~outcomes["complete"]).sum()),
+            "ledger_head_anchored": governance.anchor(registry),
+        }
     )
 
 

@@ -116,6 +116,9 @@ def test_referral_decisions_are_not_overrides_an_appeal_approved_is(reviewed):
         if "application_token" in e.payload and e.payload["month"] == MONTH
     }
     assert kinds == {first: "referral_decision", second: "referral_decision", appeal: "override"}
+    # the review server appends without registry credentials: review_outcomes anchored the head holding these entries
+    last = max(e.seq for e in reviewed.governance.ledger().entries() if e.payload.get("application_token") in kinds and e.payload.get("month") == MONTH)
+    assert int(_materialized(reviewed.results, "review_outcomes")["ledger_head_anchored"].split(":")[0]) >= last
 
     final = reviewed.store.read("final_decisions", MONTH).set_index("application_id")
     assert len(final) == reviewed.store.rows("risk_scores", MONTH)
