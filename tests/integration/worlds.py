@@ -73,13 +73,19 @@ class World:
         return job_name(self.name, job)
 
     def run(self, job: str, month: str | None = None, assets=None, raise_on_error=True, **kwargs):
-        return self.defs.resolve_job_def(self.job(job)).execute_in_process(
-            instance=self.instance,
-            partition_key=f"{month_label(month)}-01" if month else None,
-            raise_on_error=raise_on_error,
-            asset_selection=[self.key(a) for a in assets] if assets else None,
-            **kwargs,
-        )
+        # Dagster 1.13 leaves its current defs-state storage (a context variable) pointing at the last
+        # instance entered, even after that instance is disposed and its temp dir deleted: loading these
+        # definitions would then read a previous test's deleted instance. Use this world's own.
+        from dagster._core.storage.defs_state.base import set_defs_state_storage
+
+        with set_defs_state_storage(self.instance.defs_state_storage):
+            return self.defs.resolve_job_def(self.job(job)).execute_in_process(
+                instance=self.instance,
+                partition_key=f"{month_label(month)}-01" if month else None,
+                raise_on_error=raise_on_error,
+                asset_selection=[self.key(a) for a in assets] if assets else None,
+                **kwargs,
+            )
 
     def train_baseline(self):
         for month in TRAINING_MONTHS:
