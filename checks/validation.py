@@ -6,7 +6,6 @@ import copy
 import os
 import re
 from typing import TYPE_CHECKING
-from urllib.parse import unquote
 
 import dagster as dg
 
@@ -17,13 +16,12 @@ from riskcore.escaping import html_text
 if TYPE_CHECKING:
     import pandas as pd
 
-DOCS_SITE = "contracts"
 # Where a validation result holds values of the data (GX 1.x, result formats up to COMPLETE).
 UNEXPECTED_VALUE_KEYS = ("partial_unexpected_list", "partial_unexpected_counts", "unexpected_list", "partial_unexpected_index_list", "unexpected_index_list")
 WITHHELD = "[withheld: {role} column]"
 
 
-def _context(docs_dir: str | None):
+def _context():
     """A fresh ephemeral context per validation (about 5 ms): no state shared between runs."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import DataContextConfig, InMemoryStoreBackendDefaults
@@ -32,18 +30,11 @@ def _context(docs_dir: str | None):
     config = DataContextConfig(store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False))
     context = gx.get_context(mode="ephemeral", project_config=config)
     context.variables.progress_bars = {"globally": False, "metric_calculations": False}
-    if docs_dir:
-        site = {
-            "class_name": "SiteBuilder",
-            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": docs_dir},
-            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-        }
-        context.add_data_docs_site(DOCS_SITE, site)
     return context
 
 
 class ContractValidator(dg.ConfigurableResource):
-    """Runs a contract's suite on a DataFrame; Data Docs go to `data_docs_dir` when set."""
+    """Runs a contract's suite on a DataFrame; with `data_docs_dir`, each validation adds its page to the Data Docs site there."""
 
     data_docs_dir: str | None = None
 
@@ -52,7 +43,6 @@ class ContractValidator(dg.ConfigurableResource):
         import numpy as np
         import pandas as pd
         from great_expectations.core.run_identifier import RunIdentifier
-        from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
 
         if not row_rules:
             # GX hashes and copies the whole frame on every run: pass the values the dataset rules
@@ -69,10 +59,7 @@ class ContractValidator(dg.ConfigurableResource):
                 return np.zeros(len(frame), dtype=bool)
 
             frame = pd.DataFrame({c: stand_in(c) for c in frame.columns}, index=frame.index)
-        # One site per contract and batch: GX rebuilds a site from its context's results, so a
-        # shared site would keep only the latest validation's pages.
-        docs_dir = os.path.join(os.path.abspath(self.data_docs_dir), contract.id, batch) if self.data_docs_dir else None
-        context = _context(docs_dir)
+        context = _context()
         name = re.sub(r"[^A-Za-z0-9_.-]+", "_", contract.id)
         batch_definition = context.data_sources.add_pandas("pipeline").add_dataframe_asset(name).add_batch_definition_whole_dataframe(batch)
         suite = context.suites.add(build_suite(contract, columns, row_rules))
@@ -84,11 +71,11 @@ class ContractValidator(dg.ConfigurableResource):
         result = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=RunIdentifier(run_name=batch))
         ((identifier, validation),) = result.run_results.items()
         docs = None
-        if docs_dir:
-            context.validation_results_store.set(identifier, docs_result(validation, contract))
-            context.build_data_docs(site_names=[DOCS_SITE], resource_identifiers=[identifier, ExpectationSuiteIdentifier(name=suite.name)])
-            urls = context.get_docs_sites_urls(resource_identifier=identifier, site_names=[DOCS_SITE])
-            docs = unquote(urls[0]["site_url"].removeprefix("file://")) if urls else None
+        if self.data_docs_dir:
+            from checks.data_docs import publish
+
+            # Every validation gets its own page in one shared site (checks/data_docs.py).
+            docs = publish(os.path.abspath(self.data_docs_dir), identifier, docs_result(validation, contract), suite)
         return summarise(validation, contract, docs)
 
 

@@ -1,0 +1,89 @@
+"""One shared GX Data Docs site for every contract validation: a page per validation, one index, one copy of GX's static assets.
+
+GX rebuilds a site's index from its context's validation results store, and removes the pages
+whose result that store lacks: so the results (escaped copies, `checks.validation.docs_result`)
+and the suites live in GX filesystem stores inside the site, and every validation adds its
+result, renders its own page and the suite's (`build_data_docs(resource_identifiers=...)`), and
+rebuilds the index, under one file lock: runs of different months in parallel processes each see
+the others' results, and the index they leave lists them all. Files are written atomically (a
+reader sees the old file or the new one) and left alone when unchanged (the static assets, 4 MB,
+are copied by GX at every build). Imported only when Data Docs are built: it imports GX.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from contextlib import contextmanager
+from urllib.parse import unquote
+
+from great_expectations.data_context.store import TupleFilesystemStoreBackend
+from upath import UPath
+
+from resources.storage import atomic_write_bytes
+
+SITE = "contracts"
+RESULTS = ".results"  # GX's validation results store: what the index lists and the pages render
+SUITES = ".suites"  # GX's expectations store: the suite pages the index links to
+LOCK = ".lock"
+
+
+class AtomicFilesystemStoreBackend(TupleFilesystemStoreBackend):
+    """GX's filesystem store backend, each file written by rename and only when its bytes change."""
+
+    def _set(self, key, value, **kwargs):
+        key = key if isinstance(key, tuple) else key.to_tuple()
+        path = os.path.join(self.full_base_directory, self._convert_key_to_filepath(key))
+        data = value.encode("utf-8") if isinstance(value, str) else value
+        try:
+            with open(path, "rb") as existing:
+                unchanged = existing.read() == data
+        except FileNotFoundError:
+            unchanged = False
+        if not unchanged:
+            atomic_write_bytes(UPath(path), data)
+        return path
+
+
+def _backend(directory: str) -> dict:
+    return {"module_name": __name__, "class_name": AtomicFilesystemStoreBackend.__name__, "base_directory": directory, "suppress_store_backend_id": True}
+
+
+def site_context(docs_dir: str):
+    """An ephemeral context whose results and suites stores, and its one docs site, are in `docs_dir`."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import DataContextConfig, InMemoryStoreBackendDefaults
+
+    config = DataContextConfig(store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False))
+    for store, folder in ((config.expectations_store_name, SUITES), (config.validation_results_store_name, RESULTS)):
+        config.stores[store]["store_backend"] = _backend(os.path.join(docs_dir, folder))
+    context = gx.get_context(mode="ephemeral", project_config=config)
+    context.add_data_docs_site(
+        SITE, {"class_name": "SiteBuilder", "store_backend": _backend(docs_dir), "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"}}
+    )
+    return context
+
+
+@contextmanager
+def site_lock(docs_dir: str):
+    """One writer of the site at a time, across processes (an advisory lock: local file systems)."""
+    os.makedirs(docs_dir, exist_ok=True)
+    with open(os.path.join(docs_dir, LOCK), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def publish(docs_dir: str, identifier, shown, suite) -> str | None:
+    """Add one validation (its identifier, the escaped result `shown`, its suite) to the site; the path of its page."""
+    from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
+
+    with site_lock(docs_dir):
+        context = site_context(docs_dir)
+        context.suites.add_or_update(suite)
+        context.validation_results_store.set(identifier, shown)
+        context.build_data_docs(site_names=[SITE], resource_identifiers=[identifier, ExpectationSuiteIdentifier(name=suite.name)])
+        urls = context.get_docs_sites_urls(resource_identifier=identifier, site_names=[SITE])
+    return unquote(urls[0]["site_url"].removeprefix("file://")) if urls else None
