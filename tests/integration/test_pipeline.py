@@ -231,15 +231,22 @@ def test_a_landing_folder_never_mixes_two_synthetic_worlds(pipeline):
 
 def test_contract_checks_report_rules_and_link_their_data_docs(pipeline):
     from pathlib import Path
+    from urllib.parse import quote
 
     evaluations = [e for r in pipeline.results for e in r.get_asset_check_evaluations()]
     contract = next(e for e in evaluations if e.check_name == "check_applications_contract")
     assert contract.metadata["contract_version"].value.startswith("loan_applications@1.2.0+")
     assert contract.metadata["expectations_evaluated"].value >= 10
     assert contract.metadata["expectations_failed"].value == 0
-    page = Path(contract.metadata["data_docs"].value)
-    assert page.is_file() and page.is_relative_to(pipeline.root / "gx_data_docs")
-    assert "loan_applications" in page.read_text()
+    # Each month's check links its own page in the one shared site, and the site's index lists it.
+    docs = pipeline.root / "gx_data_docs"
+    index = (docs / "index.html").read_text()
+    for month, run in zip(MONTHS, pipeline.results):
+        (check,) = [e for e in run.get_asset_check_evaluations() if e.check_name == "check_applications_contract"]
+        page = Path(check.metadata["data_docs"].value)
+        batch = f"{PORTFOLIO}-loan_applications-{month}"
+        assert page.is_file() and page.is_relative_to(docs / "validations") and batch in page.parts
+        assert batch in page.read_text() and quote(page.relative_to(docs).as_posix()) in index
     scores = next(e for e in evaluations if e.check_name == "check_scores_contract")
     assert scores.metadata["expectations_evaluated"].value >= 20  # row rules too: scores have no quarantine
 
