@@ -172,11 +172,12 @@ def estimated_performance(context: dg.AssetExecutionContext, portfolios: Portfol
 
     from riskcore.estimation import early_warning
     from riskcore.estimation import estimated_performance as estimate
+    from riskcore.rollout import read_scores
 
     portfolio = portfolios.of(context)
     store, registry = portfolio.store, portfolio.registry
     month = month_label(context.partition_key)
-    scores = store.read(SCORES, month, columns=["pd", "model_version", "model_run_id", "cell"])
+    scores = read_scores(store, month, ["pd", "model_version", "model_run_id", "cell"])
     scores = scores[scores["cell"] != "canary"]  # the champion's decisions: a rollout's canary cell is estimated in swap_set
     (version, run_id), *others = scores[["model_version", "model_run_id"]].drop_duplicates().itertuples(index=False)
     if others:
@@ -227,6 +228,7 @@ def model_performance(context: dg.AssetExecutionContext, portfolios: Portfolios)
     from riskcore.features import feature_specs, model_matrix
     from riskcore.metrics import calibration_by_decile
     from riskcore.performance import estimate_backtest, realised_performance
+    from riskcore.rollout import read_scores
 
     portfolio = portfolios.of(context)
     landing, calendar, store, registry = portfolio.landing, portfolio.calendar, portfolio.store, portfolio.registry
@@ -238,7 +240,7 @@ def model_performance(context: dg.AssetExecutionContext, portfolios: Portfolios)
         return
     contract = landing.applications()
     id_column, target = contract.only("id"), landing.outcomes().only("target")
-    scores = store.read(SCORES, month, columns=[id_column, "pd", "model_version", "cell"])
+    scores = read_scores(store, month, [id_column, "pd", "model_version", "cell"])
     scores = scores[scores["cell"] != "canary"]  # the champion's decisions: a rollout's canary cell is judged in swap_set
     outcomes = store.read(OUTCOMES, month, columns=[id_column, target])
     if outcomes.empty:
@@ -329,6 +331,7 @@ def stability_pack(context: dg.AssetExecutionContext, portfolios: Portfolios):
 
     from resources.storage import atomic_write_bytes
     from riskcore.features import feature_specs, model_matrix
+    from riskcore.rollout import read_scores
     from riskcore.stability import (
         STABILITY_REFERENCE,
         StabilityReference,
@@ -349,7 +352,7 @@ def stability_pack(context: dg.AssetExecutionContext, portfolios: Portfolios):
         for check in ("check_stability_within_policy", "check_grade_calibration"):
             yield dg.AssetCheckResult(check_name=check, passed=True, severity=dg.AssetCheckSeverity.WARN, metadata={"not_judged": why})
         return
-    scores = store.read(SCORES, month)
+    scores = read_scores(store, month)
     scores = scores[scores["cell"] != "canary"]  # the champion's decisions, against its own reference
     versions = sorted(scores[["model_name", "model_version", "model_run_id"]].drop_duplicates().itertuples(index=False))
     if len(versions) != 1:

@@ -110,13 +110,14 @@ def report_inputs(month: str, portfolio: PortfolioResources):
     from riskcore.ingestion import count_reasons, read_landing_bytes, received_rows
     from riskcore.months import add_months, month_index
     from riskcore.report import ReportInputs
+    from riskcore.rollout import read_scores
 
     landing, calendar, store, registry, governance = portfolio.landing, portfolio.calendar, portfolio.store, portfolio.registry, portfolio.governance
     contract, policy = landing.applications(), governance.policy()
     id_column, sensitive = contract.only("id"), list(portfolio.spec.sensitive_attributes)
     source = landing.applications_file(month)
     landed = read_landing_bytes(source.name, source.read_bytes())
-    scores = store.read(SCORES, month)
+    scores = read_scores(store, month)
     ledger = governance.ledger()
     models = [
         recorded_model(ledger, registry, f"{name}/{version}")
