@@ -8,7 +8,7 @@ from resources.partitions import monthly_partitions
 from resources.portfolios import Portfolios
 from resources.registry import CHAMPION
 from resources.storage import atomic_write_bytes
-from riskcore.datasets import APPLICATIONS, CHAMPION_MODEL, DRIFT, ESTIMATED, FEATURES, OUTCOMES, PERFORMANCE, SCORES, STABILITY
+from riskcore.datasets import APPLICATIONS, CHAMPION_MODEL, DRIFT, ESTIMATED, FEATURES, OUTCOMES, PERFORMANCE, REALISED, SCORES, STABILITY
 from riskcore.months import month_label
 
 
@@ -225,6 +225,8 @@ def model_performance(context: dg.AssetExecutionContext, portfolios: Portfolios)
     estimated_performance. Nothing is materialised before the labels mature."""
     import json
 
+    import pandas as pd
+
     from riskcore.features import feature_specs, model_matrix
     from riskcore.metrics import calibration_by_decile
     from riskcore.performance import estimate_backtest, realised_performance
@@ -262,6 +264,7 @@ def model_performance(context: dg.AssetExecutionContext, portfolios: Portfolios)
     estimated = store.read(ESTIMATED, month).iloc[0].to_dict() if month in store.partitions(ESTIMATED) else None  # months scored before it existed have none
     calibration = calibration_by_decile(y, labelled["pd"].to_numpy())
     written = store.write(PERFORMANCE, calibration.assign(model_version=version), month)
+    store.write_table(PERFORMANCE, month, REALISED, pd.DataFrame([{"model_version": version, **measured}]))  # what the report's AUC history reads
     yield dg.MaterializeResult(
         metadata={
             **written.metadata(),
