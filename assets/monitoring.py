@@ -8,7 +8,7 @@ from resources.partitions import monthly_partitions
 from resources.portfolios import Portfolios
 from resources.registry import CHAMPION
 from resources.storage import atomic_write_bytes
-from riskcore.datasets import APPLICATIONS, CHAMPION_MODEL, DRIFT, ESTIMATED, FEATURES, OUTCOMES, PERFORMANCE, SCORES, STABILITY
+from riskcore.datasets import APPLICATIONS, CHAMPION_MODEL, DRIFT, ESTIMATED, FEATURES, OUTCOMES, PERFORMANCE, REALISED, SCORES, STABILITY
 from riskcore.months import month_label
 
 
@@ -172,11 +172,12 @@ def estimated_performance(context: dg.AssetExecutionContext, portfolios: Portfol
 
     from riskcore.estimation import early_warning
     from riskcore.estimation import estimated_performance as estimate
+    from riskcore.rollout import read_scores
 
     portfolio = portfolios.of(context)
     store, registry = portfolio.store, portfolio.registry
     month = month_label(context.partition_key)
-    scores = store.read(SCORES, month, columns=["pd", "model_version", "model_run_id", "cell"])
+    scores = read_scores(store, month, ["pd", "model_version", "model_run_id", "cell"])
     scores = scores[scores["cell"] != "canary"]  # the champion's decisions: a rollout's canary cell is estimated in swap_set
     (version, run_id), *others = scores[["model_version", "model_run_id"]].drop_duplicates().itertuples(index=False)
     if others:
@@ -224,9 +225,12 @@ def model_performance(context: dg.AssetExecutionContext, portfolios: Portfolios)
     estimated_performance. Nothing is materialised before the labels mature."""
     import json
 
+    import pandas as pd
+
     from riskcore.features import feature_specs, model_matrix
     from riskcore.metrics import calibration_by_decile
     from riskcore.performance import estimate_backtest, realised_performance
+    from riskcore.rollout import read_scores
 
     portfolio = portfolios.of(context)
     landing, calendar, store, registry = portfolio.landing, portfolio.calendar, portfolio.store, portfolio.registry
@@ -238,7 +242,7 @@ def model_performance(context: dg.AssetExecutionContext, portfolios: Portfolios)
         return
     contract = landing.applications()
     id_column, target = contract.only("id"), landing.outcomes().only("target")
-    scores = store.read(SCORES, month, columns=[id_column, "pd", "model_version", "cell"])
+    scores = read_scores(store, month, [id_column, "pd", "model_version", "cell"])
     scores = scores[scores["cell"] != "canary"]  # the champion's decisions: a rollout's canary cell is judged in swap_set
     outcomes = store.read(OUTCOMES, month, columns=[id_column, target])
     if outcomes.empty:
@@ -260,6 +264,7 @@ def model_performance(context: dg.AssetExecutionContext, portfolios: Portfolios)
     estimated = store.read(ESTIMATED, month).iloc[0].to_dict() if month in store.partitions(ESTIMATED) else None  # months scored before it existed have none
     calibration = calibration_by_decile(y, labelled["pd"].to_numpy())
     written = store.write(PERFORMANCE, calibration.assign(model_version=version), month)
+    store.write_table(PERFORMANCE, month, REALISED, pd.DataFrame([{"model_version": version, **measured}]))  # what the report's AUC history reads
     yield dg.MaterializeResult(
         metadata={
             **written.metadata(),
@@ -329,6 +334,7 @@ def stability_pack(context: dg.AssetExecutionContext, portfolios: Portfolios):
 
     from resources.storage import atomic_write_bytes
     from riskcore.features import feature_specs, model_matrix
+    from riskcore.rollout import read_scores
     from riskcore.stability import (
         STABILITY_REFERENCE,
         StabilityReference,
@@ -349,7 +355,7 @@ def stability_pack(context: dg.AssetExecutionContext, portfolios: Portfolios):
         for check in ("check_stability_within_policy", "check_grade_calibration"):
             yield dg.AssetCheckResult(check_name=check, passed=True, severity=dg.AssetCheckSeverity.WARN, metadata={"not_judged": why})
         return
-    scores = store.read(SCORES, month)
+    scores = read_scores(store, month)
     scores = scores[scores["cell"] != "canary"]  # the champion's decisions, against its own reference
     versions = sorted(scores[["model_name", "model_version", "model_run_id"]].drop_duplicates().itertuples(index=False))
     if len(versions) != 1:

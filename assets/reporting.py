@@ -7,7 +7,21 @@ from resources.partitions import MONTHLY_BY_THE_3RD, monthly_partitions
 from resources.portfolios import PortfolioResources, Portfolios
 from resources.registry import ModelRegistry
 from resources.storage import DatasetStore
-from riskcore.datasets import APPLICATIONS, DRIFT, ESTIMATED, FINAL_DECISIONS, OUTCOMES, OVERRIDE_METRICS, QUARANTINED, REPORT, SCORES, STABILITY, SWAP_SET
+from riskcore.datasets import (
+    APPLICATIONS,
+    DRIFT,
+    ESTIMATED,
+    FINAL_DECISIONS,
+    OUTCOMES,
+    OVERRIDE_METRICS,
+    PERFORMANCE,
+    QUARANTINED,
+    REALISED,
+    REPORT,
+    SCORES,
+    STABILITY,
+    SWAP_SET,
+)
 from riskcore.months import month_label
 
 TRAIL_KINDS = ("candidate_registered", "gate_results", "approval", "promotion", "rollout_canary", "rollout_advance", "rollout_rollback")
@@ -53,9 +67,10 @@ def recorded_model(ledger, registry: ModelRegistry, label: str) -> dict:
         STABILITY,
         *[dg.AssetDep(name, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-1, end_offset=-1)) for name in (FINAL_DECISIONS, OVERRIDE_METRICS)],
         SWAP_SET,  # the rollout section
-        # The AUC over the months: the estimates of the last 24 months, the realised AUC of those matured (m - 23 .. m - 12).
+        # The AUC over the months: the estimates of the last 24 months, the realised AUC model_performance recorded of those matured (m - 23 .. m - 12).
         dg.AssetDep(ESTIMATED, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-23, end_offset=0)),
-        dg.AssetDep(OUTCOMES, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-23, end_offset=-12)),
+        dg.AssetDep(PERFORMANCE, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-23, end_offset=-12)),
+        dg.AssetDep(OUTCOMES, partition_mapping=dg.TimeWindowPartitionMapping(start_offset=-12, end_offset=-12)),  # the back-test's cohort
     ],
     backfill_policy=dg.BackfillPolicy.single_run(),
     freshness_policy=MONTHLY_BY_THE_3RD,
@@ -110,13 +125,14 @@ def report_inputs(month: str, portfolio: PortfolioResources):
     from riskcore.ingestion import count_reasons, read_landing_bytes, received_rows
     from riskcore.months import add_months, month_index
     from riskcore.report import ReportInputs
+    from riskcore.rollout import read_scores
 
     landing, calendar, store, registry, governance = portfolio.landing, portfolio.calendar, portfolio.store, portfolio.registry, portfolio.governance
     contract, policy = landing.applications(), governance.policy()
     id_column, sensitive = contract.only("id"), list(portfolio.spec.sensitive_attributes)
     source = landing.applications_file(month)
     landed = read_landing_bytes(source.name, source.read_bytes())
-    scores = store.read(SCORES, month)
+    scores = read_scores(store, month)
     ledger = governance.ledger()
     models = [
         recorded_model(ledger, registry, f"{name}/{version}")
@@ -177,13 +193,11 @@ def report_inputs(month: str, portfolio: PortfolioResources):
 
 def performance_history(month: str, portfolio: PortfolioResources) -> list[dict]:
     """The estimated AUC (with its bounds) of every month of the two performance windows up to
-    `month` that was estimated, and the realised AUC of those whose labels matured by `month`:
-    how far the estimate was off, month after month, as recorded."""
-    from riskcore.metrics import roc_auc
+    `month` that was estimated, and the realised AUC model_performance recorded for those whose
+    labels matured by `month`: how far the estimate was off, month after month, as recorded."""
     from riskcore.months import add_months, month_index, months_between
 
     store, window = portfolio.store, portfolio.calendar.performance_window_months
-    id_column, target = portfolio.landing.applications().only("id"), portfolio.landing.outcomes().only("target")
     matured_by = month_index(add_months(month, -window))
     history = []
     for past in months_between(add_months(month, -(2 * window - 1)), month):
@@ -191,12 +205,8 @@ def performance_history(month: str, portfolio: PortfolioResources) -> list[dict]
             continue
         estimate = store.read(ESTIMATED, past, columns=["estimated_auc", "estimated_auc_low", "estimated_auc_high"]).iloc[0]
         realised = None
-        if month_index(past) <= matured_by and store.path(OUTCOMES, past).exists():
-            scores = store.read(SCORES, past, columns=[id_column, "pd", "cell"])
-            scores = scores[scores["cell"] != "canary"]  # the champion's cell, as it was estimated
-            labelled = scores.merge(store.read(OUTCOMES, past, columns=[id_column, target]), on=id_column)
-            if 0 < labelled[target].sum() < len(labelled):
-                realised = roc_auc(labelled[target].to_numpy(), labelled["pd"].to_numpy())
+        if month_index(past) <= matured_by and store.file(PERFORMANCE, past, f"{REALISED}.parquet").exists():
+            realised = float(store.read_table(PERFORMANCE, past, REALISED)["auc"].iloc[0])
         history.append({"month": past, **{k: float(v) for k, v in estimate.items()}, "realised_auc": realised})
     return history
 

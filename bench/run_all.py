@@ -130,36 +130,45 @@ def bench_registration(model, X):
     return ("register a model version (log + register + alias)", ours_s, "peer: log_model with defaults (inferred requirements, input example)", peer_s)
 
 
-def bench_sensors(months: int = 36):
-    """Both monitoring sensors on an instance holding `months` of drift and performance records."""
+def bench_sensors(months: int = 36, portfolio: str = "retail_pd"):
+    """Both monitoring sensors of a portfolio as the code location defines them (with their resources),
+    on an instance holding `months` of its drift and performance records: a steady tick, the newest
+    month's decision already in the ledger (the cursor says so), nothing to launch or roll back."""
+    import json
     import warnings
 
     import dagster as dg
 
-    from pipelines.sensors import drift_retraining_sensor, performance_rollback_sensor
+    from pipelines.definitions import defs
+    from riskcore.datasets import CHAMPION_MODEL, DRIFT, PERFORMANCE
     from riskcore.months import months_between
 
     warnings.simplefilter("ignore")
     labels = months_between("2023-01", "2030-12")[:months]
+    sensors = [s for s in defs.sensors if s.name in (f"{portfolio}_drift_retraining_sensor", f"{portfolio}_performance_rollback_sensor")]
+    assert len(sensors) == 2, [s.name for s in defs.sensors]
+    resources = {"portfolios": defs.resources["portfolios"], "alerts": defs.resources["alerts"]}
     with dg.instance_for_test() as instance:
         for i, month in enumerate(labels):
             psi = {f"psi_{n}": 0.01 * (i % 7) for n in range(20)}
-            instance.report_runless_asset_event(dg.AssetMaterialization("drift_report", partition=f"{month}-01", metadata={"drift_share": 0.0, **psi}))
+            instance.report_runless_asset_event(dg.AssetMaterialization([portfolio, DRIFT], partition=f"{month}-01", metadata={"drift_share": 0.0, **psi}))
             instance.report_runless_asset_event(
                 dg.AssetMaterialization(
-                    "model_performance",
+                    [portfolio, PERFORMANCE],
                     partition=f"{month}-01",
                     metadata={"model_version": "1", "rows": 20000.0, "auc": 0.76, "compared_auc": 0.75, "ks": 0.4, "brier": 0.1},
                 )
             )
-        instance.report_runless_asset_event(dg.AssetMaterialization("champion_model", metadata={"champion_version": "1", "model_name": "retail_pd"}))
+        instance.report_runless_asset_event(dg.AssetMaterialization([portfolio, CHAMPION_MODEL], metadata={"champion_version": "1", "model_name": portfolio}))
+        cursor = json.dumps({"recorded": labels[-1]})
 
         def evaluate():
-            for sensor in (drift_retraining_sensor, performance_rollback_sensor):
-                assert isinstance(sensor(dg.build_sensor_context(instance=instance)), dg.SkipReason)
+            for sensor in sensors:
+                context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
+                assert isinstance(sensor(context), dg.SkipReason)
 
         ours = _best(evaluate, repeat=5)
-        floor = _best(lambda: [instance.fetch_materializations(dg.AssetKey(a), limit=240) for a in ("drift_report", "model_performance")], repeat=5)
+        floor = _best(lambda: [instance.fetch_materializations(dg.AssetKey([portfolio, a]), limit=240) for a in (DRIFT, PERFORMANCE)], repeat=5)
     return (f"evaluate both monitoring sensors ({months} months of records)", ours, "floor: fetch the records they read", floor)
 
 

@@ -37,9 +37,10 @@ def check_ledger_intact(context: dg.AssetCheckExecutionContext, portfolios: Port
 )
 def check_scores_by_governed_champion(context: dg.AssetCheckExecutionContext, portfolios: Portfolios) -> dg.AssetCheckResult:
     from resources.governance import ChampionNotGoverned
+    from riskcore.rollout import read_scores
 
     portfolio = portfolios.of(context)
-    scores = portfolio.store.read(SCORES, month_label(context.partition_key), columns=["model_version", "cell"])
+    scores = read_scores(portfolio.store, month_label(context.partition_key), ["model_version", "cell"])
     versions = sorted(set(scores["model_version"]))
     # Every scoring run compares the ledger with its anchor: a trail cut back or rewritten cannot vouch for a champion.
     trail, anchored = portfolio.governance.verify(portfolio.registry)

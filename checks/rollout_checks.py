@@ -15,12 +15,12 @@ DECIDED_BY = ["pd", "decision", "model_version", *(f"reason_code_{i}" for i in r
 @dg.asset_check(asset=SWAP_SET, blocking=True, partitions_def=monthly_partitions, additional_deps=[SCORES, CHALLENGER_SCORES])
 def check_swap_set_reconciles(context: dg.AssetCheckExecutionContext, portfolios: Portfolios) -> dg.AssetCheckResult:
     """Every decision is in the swap set once; canary decisions are the challenger's shadow scores, reasons included."""
-    from riskcore.rollout import CANARY, reconciliation_problems
+    from riskcore.rollout import CANARY, read_scores, reconciliation_problems
 
     portfolio = portfolios.of(context)
     store, month = portfolio.store, month_label(context.partition_key)
     id_column = portfolio.landing.applications().only("id")
-    scores = store.read(SCORES, month, columns=[id_column, *DECIDED_BY, "cell", "champion_decision"])
+    scores = read_scores(store, month, [id_column, *DECIDED_BY, "cell", "champion_decision"])
     shadow = store.read(CHALLENGER_SCORES, month, columns=[id_column, *DECIDED_BY])
     table = store.read(SWAP_SET, month)
     problems = reconciliation_problems(scores, shadow, id_column, DECIDED_BY)
@@ -33,10 +33,10 @@ def check_swap_set_reconciles(context: dg.AssetCheckExecutionContext, portfolios
 @dg.asset_check(asset=SWAP_SET, partitions_def=monthly_partitions, additional_deps=[SCORES])
 def check_canary_share(context: dg.AssetCheckExecutionContext, portfolios: Portfolios) -> dg.AssetCheckResult:
     """The canary cell's share of the month is the step's within the policy's binomial standard errors."""
-    from riskcore.rollout import CANARY, share_deviation
+    from riskcore.rollout import CANARY, read_scores, share_deviation
 
     portfolio = portfolios.of(context)
-    scores = portfolio.store.read(SCORES, month_label(context.partition_key), columns=["cell", "canary_share"])
+    scores = read_scores(portfolio.store, month_label(context.partition_key), ["cell", "canary_share"])
     rules = portfolio.governance.rollout_rules()
     share, canary = float(scores["canary_share"].iloc[0]), int((scores["cell"] == CANARY).sum())
     deviation = share_deviation(canary, len(scores), share)

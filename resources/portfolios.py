@@ -60,12 +60,13 @@ class PortfolioResources:
     def rollout_rows(self, month: str):
         """(one row per application: the decision, the champion's and the challenger's PD and decision,
         cell, step, outcome where matured; its sensitive attributes row-aligned; the outcome column or None)."""
-        from riskcore.datasets import APPLICATIONS, CHALLENGER_SCORES, OUTCOMES, SCORES
+        from riskcore.datasets import APPLICATIONS, CHALLENGER_SCORES, OUTCOMES
+        from riskcore.rollout import read_scores
 
         landing, store, calendar = self.landing, self.store, self.calendar
         id_column = landing.applications().only("id")
-        scores = store.read(
-            SCORES, month, columns=[id_column, "pd", "decision", "model_version", "champion_pd", "champion_decision", "cell", "rollout_step", "canary_share"]
+        scores = read_scores(
+            store, month, [id_column, "pd", "decision", "model_version", "champion_pd", "champion_decision", "cell", "rollout_step", "canary_share"]
         )
         shadow = store.read(CHALLENGER_SCORES, month, columns=[id_column, "pd", "decision", "model_version"])
         shadow = shadow.rename(columns={"pd": "challenger_pd", "decision": "challenger_decision", "model_version": "challenger_version"})

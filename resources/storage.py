@@ -175,6 +175,13 @@ class DatasetStore(dg.ConfigurableResource):
         with self.path(dataset, partition).open("rb") as handle:
             return pq.ParquetFile(handle).metadata.num_rows
 
+    def columns(self, dataset: str, partition: str | None = None) -> list[str]:
+        """Column names from the Parquet footer, without reading the data."""
+        import pyarrow.parquet as pq
+
+        with self.path(dataset, partition).open("rb") as handle:
+            return list(pq.ParquetFile(handle).schema_arrow.names)
+
     def sha256(self, dataset: str, partition: str | None = None) -> str:
         return hashlib.sha256(self.path(dataset, partition).read_bytes()).hexdigest()
 

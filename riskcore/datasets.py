@@ -16,6 +16,7 @@ DRIFT = "drift_report"
 STABILITY = "stability_pack"
 ESTIMATED = "estimated_performance"
 PERFORMANCE = "model_performance"
+REALISED = "realised"  # model_performance's table beside its calibration: the month's realised figures, one row
 REPORT = "regulatory_report"
 REVIEW_QUEUE = "review_queue"  # rows in the governance database's review tables, not a file
 REVIEW_OUTCOMES = "review_outcomes"

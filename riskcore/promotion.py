@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from riskcore.yamlfile import load_yaml
+from riskcore.yamlfile import load_policy_mapping
 
 AUTO_APPROVER = "auto-approval"
 DEFAULT_PROMOTION_POLICY = Path(__file__).parent / "policies" / "promotion.yaml"
@@ -51,40 +51,9 @@ class PromotionPolicy:
         return f"{self.policy_id}@{self.version}"
 
 
-def _setting(doc: dict, key: str, source: str | Path, kind, low: float | None = None, high: float | None = None):
-    """The value at dotted `key`, checked: a policy that is silently half-read would gate nothing.
-
-    `kind` is float, int, str, list (of strings) or a tuple of allowed values."""
-    value = doc
-    for part in key.split("."):
-        if not isinstance(value, dict) or part not in value:
-            raise ValueError(f"{source}: {key}: missing")
-        value = value[part]
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if isinstance(kind, tuple):
-        ok, expected = value in kind, f"one of {kind}"
-    elif kind is list:
-        ok, expected = isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value), "a non-empty list of strings"
-    elif kind is str:
-        ok, expected = isinstance(value, str) and bool(value), "a non-empty string"
-    else:
-        ok = (number and float(value).is_integer()) if kind is int else number
-        ok = ok and (low is None or value >= low) and (high is None or value <= high)
-        expected = ("an integer" if kind is int else "a number") + (f" in [{low}, {high}]" if high is not None else f" >= {low}" if low is not None else "")
-    if not ok:
-        raise ValueError(f"{source}: {key}: expected {expected}, got {value!r}")
-    return tuple(value) if kind is list else kind(value) if kind in (float, int) else value
-
-
 def load_promotion_policy(path: str | Path = DEFAULT_PROMOTION_POLICY, auto_approve: str | None = None) -> PromotionPolicy:
     """`auto_approve` overrides the file's setting: the environment decides (development only)."""
-    doc = load_yaml(Path(path).read_text())
-    if not isinstance(doc, dict):
-        raise ValueError(f"{path}: expected a mapping of policy settings")
-
-    def get(key, kind, low=None, high=None):
-        return _setting(doc, key, path, kind, low, high)
-
+    doc, get = load_policy_mapping(path)
     file_auto_approve = get("approval.auto_approve", AUTO_APPROVE)
     if auto_approve is not None and auto_approve not in AUTO_APPROVE:
         raise ValueError(f"{path}: auto_approve must be one of {AUTO_APPROVE}, not {auto_approve!r}")

@@ -6,8 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from riskcore.promotion import _setting
-from riskcore.yamlfile import load_yaml
+from riskcore.yamlfile import load_policy_mapping
 
 DEFAULT_REVIEW_POLICY = Path(__file__).parent / "policies" / "review.yaml"
 DECISIONS = ("approve", "decline")
@@ -33,13 +32,7 @@ class ReviewPolicy:
 
 def load_review_policy(path: str | Path = DEFAULT_REVIEW_POLICY) -> ReviewPolicy:
     """Every key checked, errors naming the file and the key: a half-read policy would control nothing."""
-    doc = load_yaml(Path(path).read_text())
-    if not isinstance(doc, dict):
-        raise ValueError(f"{path}: expected a mapping of policy settings")
-
-    def get(key, kind, low=None, high=None):
-        return _setting(doc, key, path, kind, low, high)
-
+    doc, get = load_policy_mapping(path)
     band = doc.get("override_rate_band")
     if not (
         isinstance(band, list)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from riskcore.datasets import SCORES
 from riskcore.gates import Gate, _unjudged, adverse_impact_ratio
 from riskcore.metrics import bayes_optimal_auc, roc_auc
 from riskcore.rollout_policy import RolloutPolicy
@@ -22,6 +23,26 @@ DECISIONS = ("approve", "refer", "decline")
 # authority stays where governed_champion reads it.
 START, ADVANCE, ROLLBACK = "rollout_canary", "rollout_advance", "rollout_rollback"
 _UNIT = float(2**64)
+
+
+# What scores written before staged rollouts lack (a deployment upgraded mid-month): every row of
+# theirs was the champion's, so its cell, no step, no share; and the champion's side is its own.
+BEFORE_ROLLOUTS = {"cell": CHAMPION, "rollout_step": 0, "canary_share": 0.0}
+CHAMPION_SIDE = {"champion_pd": "pd", "champion_decision": "decision"}
+
+
+def read_scores(store, month: str, columns: list[str] | None = None) -> pd.DataFrame:
+    """The month's scores (`columns` of them; None: all) with their cell, rollout step and the
+    champion's side, also when written before staged rollouts: such rows read as the champion's.
+    `store`: anything with DatasetStore's `columns` and `read` (riskcore reads no storage itself)."""
+    present = store.columns(SCORES, month)
+    absent = [c for c in (*BEFORE_ROLLOUTS, *CHAMPION_SIDE) if c not in present]
+    wanted = [*present, *absent] if columns is None else list(columns)
+    filled = [c for c in wanted if c in absent]
+    needed = dict.fromkeys([*(c for c in wanted if c not in filled), *(CHAMPION_SIDE[c] for c in filled if c in CHAMPION_SIDE)])
+    frame = store.read(SCORES, month, columns=list(needed))
+    frame = frame.assign(**{c: BEFORE_ROLLOUTS[c] if c in BEFORE_ROLLOUTS else frame[CHAMPION_SIDE[c]] for c in filled})
+    return frame[wanted]
 
 
 def assignment_key_id(key: str) -> str:

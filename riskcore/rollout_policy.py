@@ -7,8 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from riskcore.promotion import _setting
-from riskcore.yamlfile import load_yaml
+from riskcore.yamlfile import load_policy_mapping
 
 DEFAULT_ROLLOUT_POLICY = Path(__file__).parent / "policies" / "rollout.yaml"
 ANY_KEY = "any"
@@ -44,13 +43,7 @@ class RolloutPolicy:
 
 def load_rollout_policy(path: str | Path = DEFAULT_ROLLOUT_POLICY) -> RolloutPolicy:
     """Every key checked, errors naming the file and the key: a half-read policy would gate nothing."""
-    doc = load_yaml(Path(path).read_text())
-    if not isinstance(doc, dict):
-        raise ValueError(f"{path}: expected a mapping of policy settings")
-
-    def get(key, kind, low=None, high=None):
-        return _setting(doc, key, path, kind, low, high)
-
+    doc, get = load_policy_mapping(path)
     steps = doc.get("steps")
     if not (
         isinstance(steps, list)

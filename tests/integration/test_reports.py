@@ -47,8 +47,8 @@ def reported(tmp_path_factory, mlflow_uri):
         world.monitoring = world.run("monitoring_job", "2023-03")
         world.run("monitoring_job", "2023-02", assets=["estimated_performance"])  # a month before: its AUC is realised by 2023-03's report
         world.set_as_of("2024-01")  # the year is over: every month's labels have matured (one-month window)
-        for month in MONTHS:
-            world.run("performance_job", month, assets=["loan_outcomes"])
+        for month in MONTHS:  # and 2023-02's realised AUC, which 2023-03's report reads as model_performance recorded it
+            world.run("performance_job", month, assets=["loan_outcomes", *(["model_performance"] if month == "2023-02" else [])])
         world.first = _reports(world, MONTHS[0], MONTHS[-1])
         yield world
 

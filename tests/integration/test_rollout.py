@@ -87,14 +87,25 @@ def test_a_better_challenger_advances_from_5_to_100_percent_as_its_gates_hold(wo
     world.set_as_of("2023-06")
     world.run("performance_job", "2023-05")  # labels matured: the swap set's cell is judged on them too
     assert "cell_realised_auc" in _swap(world, "2023-05")
-    world.run("advance_job", run_config=rollout_config("advance", world.name, challenger.version, APPROVER, "the 5% cell held its gates"))
+    # `make advance`: the command line in a child process, a signed job on this world's instance
+    advance = world.governance_cli("advance", "--version", challenger.version, "--reason", "the 5% cell held its gates", identity=APPROVER)
+    assert advance.returncode == 0 and "advance_job run" in advance.stdout, advance.stderr[-3000:]
     advanced = world.governance.ledger().entries(kind="rollout_advance")[-1]
-    assert advanced.payload["step"] == 2 and advanced.payload["gates"]["realised_auc"]["passed"]
+    assert (advanced.subject, advanced.actor, advanced.payload["signed_by"]) == (challenger.label, APPROVER, APPROVER)
+    assert json.loads(advanced.payload["signed_request"])["action"] == "advance" and advanced.payload["signature"].startswith("-----BEGIN SSH SIGNATURE")
+    assert (advanced.payload["step"], advanced.payload["share"]) == (2, 0.25) and advanced.payload["gates"]["realised_auc"]["passed"]
+    run = world.instance.get_run_by_id(advanced.payload["dagster_run_id"])
+    assert run.job_name == world.job("advance_job") and run.is_success and run.tags["trigger"] == "make advance"
+    assert world.registry.by_alias(CANARY).version == challenger.version and world.registry.by_alias(CHAMPION) == champion
+    assert world.registry.version_tags(challenger.version)["rollout_step"] == "step 2/3 (25%)"
+    assert world.governance.ledger().verify().ok
 
     world.run("monthly_scoring_job", "2023-06")
     scores = world.store.read(SCORES, "2023-06")
     cell = (scores["cell"] == "canary").to_numpy()
     assert share_deviation(int(cell.sum()), len(scores), 0.25) < 4
+    assert (scores["rollout_step"] == 2).all() and (scores["canary_share"] == 0.25).all()
+    assert set(scores.loc[cell, "model_version"]) == {challenger.version}
     # the cell's feature mix is the rest's: no feature predicts the cell (AUC 0.5 within 4 standard errors)
     features = scores[["application_id"]].merge(world.store.read(FEATURES, "2023-06"), on="application_id")
     n1, n0 = int(cell.sum()), int((~cell).sum())

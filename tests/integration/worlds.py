@@ -1,5 +1,8 @@
 """A synthetic world on a test instance: real pipeline, real MLflow, small sizes, time moving forward."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import dagster as dg
@@ -12,6 +15,7 @@ from resources.alerts import AlertWebhook
 from resources.registry import CHAMPION
 from riskcore.months import month_label, months_between
 from tests.integration.portfolio_files import deployment, write_portfolio
+from tests.signing import key_of
 
 ROWS = 2000
 TRAINING_MONTHS = months_between("2023-01", "2023-04")  # labels matured as of 2023-05 (one-month window)
@@ -92,6 +96,37 @@ class World:
             self.run("monthly_ingestion_job", month)
         self.run("model_training_job")
         return self.registry.by_alias(CHAMPION)
+
+    def governance_cli(self, *args: str, identity: str) -> subprocess.CompletedProcess:
+        """`python -m pipelines.governance <args> --approver identity --key <its key>` in a child process, as
+        `make canary|advance|rollback` run it: a production deployment of this world's portfolio, registry,
+        ledger and Dagster instance, given as the environment variables an operator sets."""
+        from pipelines.environment import LEDGER_KEY_VAR, ROLLOUT_KEY_VAR
+        from resources.pii import PII_KEY_VAR
+
+        key = self.root / "keys" / identity
+        key.parent.mkdir(exist_ok=True)
+        key.write_text(key_of(identity)[0])
+        key.chmod(0o600)
+        portfolios = self.resources["portfolios"]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("RISK_", "DAGSTER_", "MLFLOW_"))}
+        env.update(
+            {
+                "RISK_ENV": "production",
+                "RISK_PORTFOLIOS": ",".join(portfolios.files),
+                "RISK_LANDING_URL": portfolios.landing_root,
+                "RISK_DATASETS_URL": portfolios.datasets_root,
+                "MLFLOW_TRACKING_URI": portfolios.tracking_uri,
+                "RISK_LEDGER_URL": portfolios.ledger_url,
+                LEDGER_KEY_VAR: portfolios.ledger_key,
+                ROLLOUT_KEY_VAR: portfolios.rollout_key,
+                PII_KEY_VAR: "production-test-key-of-forty-characters!",
+                "DAGSTER_HOME": self.instance.root_directory,
+                "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+            }
+        )
+        command = [sys.executable, "-W", "ignore", "-m", "pipelines.governance", *args, "--portfolio", self.name, "--approver", identity, "--key", str(key)]
+        return subprocess.run(command, cwd=self.root, env=env, capture_output=True, text=True, timeout=600)
 
     def sensor(self, short_name: str):
         return next(s for s in self.defs.sensors if s.name == f"{self.name}_{short_name}")

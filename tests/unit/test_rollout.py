@@ -6,8 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from resources.storage import DatasetStore
+from riskcore.datasets import SCORES
 from riskcore.ledger import Entry
 from riskcore.metrics import roc_auc
+from riskcore.promotion import DEFAULT_PROMOTION_POLICY, load_promotion_policy
+from riskcore.review_policy import DEFAULT_REVIEW_POLICY, load_review_policy
 from riskcore.rollout import (
     ADVANCE,
     CANARY,
@@ -17,6 +21,7 @@ from riskcore.rollout import (
     assign_cells,
     assignment_units,
     decide_by_cell,
+    read_scores,
     reconciliation_problems,
     rollback_decision,
     rollout_state,
@@ -153,3 +158,42 @@ def test_decisions_by_cell_come_whole_from_the_deciding_model_and_reconcile():
     tampered = decided.copy()
     tampered.loc[1, "reason_code_1"] = "X2"  # the champion's reason on a challenger's decision: Reg B broken
     assert reconciliation_problems(tampered, challenger, "id", compared) == ["1 canary decisions differ from the challenger's shadow reason_code_1"]
+
+
+@pytest.mark.parametrize(
+    "load, shipped",
+    [(load_rollout_policy, DEFAULT_ROLLOUT_POLICY), (load_review_policy, DEFAULT_REVIEW_POLICY), (load_promotion_policy, DEFAULT_PROMOTION_POLICY)],
+)
+def test_every_policy_file_is_a_mapping_whose_settings_are_checked(tmp_path, load, shipped):
+    """The rollout, review and promotion policies open the same way (riskcore.yamlfile.load_policy_mapping)."""
+    listed = tmp_path / "listed.yaml"
+    listed.write_text("- policy_id\n- version\n")
+    with pytest.raises(ValueError, match=r"listed.yaml: expected a mapping of policy settings"):
+        load(listed)
+    nameless = tmp_path / "nameless.yaml"
+    nameless.write_text(shipped.read_text().replace("policy_id:", "policy_name:"))
+    with pytest.raises(ValueError, match=r"nameless.yaml: policy_id: missing"):
+        load(nameless)
+    assert load(shipped).label.endswith(f"@{load(shipped).version}")
+
+
+def test_scores_written_before_staged_rollouts_read_as_the_champions(tmp_path):
+    """A deployment upgraded mid-month: that month's scores file has no cell, step, share or champion side."""
+    store = DatasetStore(base_path=str(tmp_path))
+    old = pd.DataFrame({"application_id": ["a", "b", "c"], "pd": [0.1, 0.5, 0.9], "decision": ["approve", "refer", "decline"], "model_version": "3"})
+    store.write(SCORES, old, "2023-05")
+    read = read_scores(store, "2023-05", ["application_id", "cell", "pd", "rollout_step", "canary_share", "champion_decision", "champion_pd"])
+    assert list(read.columns) == ["application_id", "cell", "pd", "rollout_step", "canary_share", "champion_decision", "champion_pd"]
+    assert (read["cell"] == CHAMPION).all() and (read["rollout_step"] == 0).all() and (read["canary_share"] == 0.0).all()
+    assert read["champion_pd"].equals(old["pd"]) and read["champion_decision"].equals(old["decision"])
+    everything = read_scores(store, "2023-05")
+    assert list(everything.columns) == [*old.columns, "cell", "rollout_step", "canary_share", "champion_pd", "champion_decision"]
+    assert len(everything[everything["cell"] != CANARY]) == 3  # what the monitoring assets keep: all of it
+    with pytest.raises(ValueError, match="reason_code_1"):
+        read_scores(store, "2023-05", ["application_id", "reason_code_1"])  # a column never written is still an error
+
+    # scores written with cells are read as written
+    new = old.assign(cell=[CANARY, CHAMPION, CHAMPION], rollout_step=1, canary_share=0.05, champion_pd=[0.2, 0.5, 0.9], champion_decision="decline")
+    store.write(SCORES, new, "2023-06")
+    assert read_scores(store, "2023-06").equals(new)
+    assert read_scores(store, "2023-06", ["cell", "champion_pd"]).equals(new[["cell", "champion_pd"]])
