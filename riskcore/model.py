@@ -77,18 +77,26 @@ class PDScorecard(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: pd.DataFrame, y, sample_weight=None):
         """`sample_weight` (a weighted sample's) reaches both the logistic regression and its calibration."""
-        import warnings
-
         from sklearn.calibration import CalibratedClassifierCV
         from sklearn.model_selection import StratifiedKFold
+        from sklearn.pipeline import Pipeline
 
+        pipeline = self._pipeline()
+        features = pipeline.named_steps["features"]
+        # The features learn no target (medians, ranks), so they are fitted and applied once, not once per
+        # calibration fold: the design is the fit's largest object and building it its costliest step.
+        design = features.fit_transform(X[self.feature_names])
         folds = StratifiedKFold(self.calibration_folds, shuffle=True, random_state=self.random_state)
-        self.calibrated_ = CalibratedClassifierCV(self._pipeline(), method="sigmoid", cv=folds, ensemble=False)
-        weighted = {} if sample_weight is None else {"sample_weight": np.asarray(sample_weight), "logit__sample_weight": np.asarray(sample_weight)}
-        with warnings.catch_warnings():
-            # The pipeline takes its weights as logit__sample_weight, which sklearn's check does not see.
-            warnings.filterwarnings("ignore", message="Since Pipeline does not appear to accept sample_weight")
-            self.calibrated_.fit(X[self.feature_names], np.asarray(y), **weighted)
+        calibrated = CalibratedClassifierCV(pipeline.named_steps["logit"], method="sigmoid", cv=folds, ensemble=False)
+        calibrated.fit(design, np.asarray(y), sample_weight=sample_weight)
+        del design
+        # Stored as CalibratedClassifierCV(pipeline) has always been (scoring and the registry's format read it so):
+        # the calibrated estimator is the features and the logistic regression, applied to contract features.
+        fitted = calibrated.calibrated_classifiers_[0]
+        fitted.estimator = Pipeline([("features", features), ("logit", fitted.estimator)])
+        calibrated.estimator = self._pipeline()
+        calibrated.n_features_in_, calibrated.feature_names_in_ = features.n_features_in_, features.feature_names_in_
+        self.calibrated_ = calibrated
         self.classes_ = self.calibrated_.classes_
         # The average applicant, per feature (an array: skops serialises no pandas objects).
         self.reference_contributions_ = np.average(self.logit_contributions(X).to_numpy(), axis=0, weights=sample_weight)
