@@ -127,6 +127,7 @@ def main(argv=None) -> int:
         "--max-rows", type=int, default=load_training_policy().max_rows, help="the training policy's sample size (default: the shipped policy's)"
     )
     parser.add_argument("--generate-only", action="store_true")
+    parser.add_argument("--sides", nargs="+", default=["assemble", "floor", "train", "full"], help="full runs at 2,000,000 rows or fewer only")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -137,9 +138,8 @@ def main(argv=None) -> int:
         print(f"generated {rows:,} rows in {generate(args.cache, rows):.0f} s", flush=True)
         if args.generate_only:
             continue
-        sides = ["assemble", "floor", "train"] + (["full"] if rows <= 2_000_000 else [])
         figures = {}
-        for side in sides:
+        for side in [s for s in args.sides if s != "full" or rows <= 2_000_000]:
             figures[side] = run_child(
                 "bench.training_scale", "--cache", str(args.cache), "--rows", "0", "--child", side, str(args.cache), str(rows), str(args.max_rows)
             )
@@ -159,15 +159,14 @@ def table(results, max_rows: int) -> str:
     ]
 
     def cell(side):
-        return f"{side['seconds']:.0f} / {side['cpu']:.0f}, {side['peak_mb'] / 1024:.1f}"
+        return f"{side['seconds']:.0f} / {side['cpu']:.0f}, {side['peak_mb'] / 1024:.1f}" if side else "-"
 
     for rows, f in results:
-        train, floor, full = f["train"], f["floor"], f.get("full")
-        versus = f"{full['oot_auc']:.4f} ({train['oot_auc'] - full['oot_auc']:+.4f}), {cell(full)}" if full else "-"
-        lines.append(
-            f"| {rows:,} | {cell(f['assemble'])} | {train['fit_rows']:,} | {cell(train)} | {cell(floor)} | {train['cpu'] / floor['cpu']:.1f} "
-            f"| {train['oot_auc']:.4f} | {versus} |"
-        )
+        train, floor, full = f.get("train"), f.get("floor"), f.get("full")
+        versus = f"{full['oot_auc']:.4f} ({train['oot_auc'] - full['oot_auc']:+.4f}), {cell(full)}" if full and train else cell(full)
+        ratio = f"{train['cpu'] / floor['cpu']:.1f}" if train and floor else "-"
+        auc, fit_rows = (f"{train['oot_auc']:.4f}", f"{train['fit_rows']:,}") if train else ("-", "-")
+        lines.append(f"| {rows:,} | {cell(f.get('assemble'))} | {fit_rows} | {cell(train)} | {cell(floor)} | {ratio} | {auc} | {versus} |")
     return "\n".join(lines) + f"\n\nsample size (training policy max_rows): {max_rows:,}"
 
 
