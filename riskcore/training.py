@@ -108,19 +108,23 @@ def fit_and_evaluate(
     training_set: pd.DataFrame, specs: list[FeatureSpec], target: str, id_column: str, policy: TrainingPolicy | None = None, random_state: int = 0
 ):
     """Fit on the train months (sampled as `policy` says, none without one); measure on every train and
-    out-of-time row. Returns (model, metrics, calibration, the sample's lineage record)."""
-    train = training_set[training_set[SAMPLE_COLUMN] == "train"]
-    oot = training_set[training_set[SAMPLE_COLUMN] == "out_of_time"]
-    max_rows, seed = (policy.max_rows, policy.seed) if policy else (len(train), 0)
-    positions, weights, sample = training_sample(train, id_column, target, max_rows, seed)
-    fitted = train.iloc[positions] if weights is not None else train
-    fit_frame = model_matrix(fitted, specs)
-    fit_frame[target] = fitted[target].to_numpy()
+    out-of-time row. Returns (model, metrics, calibration, the sample's lineage record).
+
+    Rows are selected by position, never copied per sample: at a bank's volume the training set is
+    the largest object held, and a copy of its train months would be most of another."""
+    sample_of = training_set[SAMPLE_COLUMN].to_numpy()
+    train_rows, oot = np.flatnonzero(sample_of == "train"), sample_of == "out_of_time"
+    max_rows, seed = (policy.max_rows, policy.seed) if policy else (len(train_rows), 0)
+    positions, weights, sample = training_sample(training_set[[id_column, target]].iloc[train_rows], id_column, target, max_rows, seed)
+    fitted = train_rows[positions]
+    fit_frame = model_matrix(training_set.iloc[fitted], specs)
+    fit_frame[target] = training_set[target].to_numpy()[fitted]
     model = train_scorecard(fit_frame, target, specs, random_state=random_state, sample_weight=weights)
+    del fit_frame
     if policy:
         sample["training_policy"] = policy.label
-    metrics = {f"train_{k}": v for k, v in evaluate(train[target].to_numpy(), model.predict_pd(model_matrix(train, specs))).items()}
-    y_oot, pd_oot = oot[target].to_numpy(), model.predict_pd(model_matrix(oot, specs))
-    metrics |= {f"oot_{k}": v for k, v in evaluate(y_oot, pd_oot).items()}
-    calibration = calibration_by_decile(y_oot, pd_oot)
+    y, pd_ = training_set[target].to_numpy(), model.predict_pd(model_matrix(training_set, specs))
+    metrics = {f"train_{k}": v for k, v in evaluate(y[train_rows], pd_[train_rows]).items()}
+    metrics |= {f"oot_{k}": v for k, v in evaluate(y[oot], pd_[oot]).items()}
+    calibration = calibration_by_decile(y[oot], pd_[oot])
     return model, metrics, calibration, sample
