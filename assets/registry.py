@@ -126,7 +126,9 @@ def _model_card(challenger, registry, ledger, frame, specs, gates, policy, compa
     text = render_model_card(
         model=challenger.label,
         run_id=challenger.run_id,
-        lineage={k: tags.get(k, "") for k in ("feature_set_version", "contract_version", "training_set_sha256", "code_version", "dagster_run_id")},
+        lineage={
+            k: tags.get(k, "") for k in ("feature_set_version", "contract_version", "training_set_sha256", "training_sample", "code_version", "dagster_run_id")
+        },
         windows=sample_windows(frame, SAMPLE_COLUMN, "application_month"),
         specs=specs,
         metrics=registry.run_metrics(challenger.run_id),

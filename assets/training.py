@@ -45,7 +45,7 @@ def training_set(context: dg.AssetExecutionContext, portfolios: Portfolios) -> d
 def risk_model(context: dg.AssetExecutionContext, portfolios: Portfolios) -> dg.MaterializeResult:
     """A calibrated additive scorecard, logged and registered in MLflow as the `challenger`."""
     from riskcore.features import feature_set_version, feature_specs, model_matrix
-    from riskcore.training import SAMPLE_COLUMN, fit_and_evaluate
+    from riskcore.training import SAMPLE_COLUMN, fit_and_evaluate, sample_label
 
     portfolio = portfolios.of(context)
     landing, store, registry, governance = portfolio.landing, portfolio.store, portfolio.registry, portfolio.governance
@@ -53,7 +53,8 @@ def risk_model(context: dg.AssetExecutionContext, portfolios: Portfolios) -> dg.
     specs = feature_specs(contract)
     target = landing.outcomes().only("target")
     frame = store.read(TRAINING_SET)
-    model, metrics, calibration = fit_and_evaluate(frame, specs, target)
+    policy = portfolio.training_policy()
+    model, metrics, calibration, sample = fit_and_evaluate(frame, specs, target, contract.only("id"), policy)
     digest = store.sha256(TRAINING_SET)
     fs_version = feature_set_version(contract)
     tags = {
@@ -63,6 +64,8 @@ def risk_model(context: dg.AssetExecutionContext, portfolios: Portfolios) -> dg.
         "feature_set_version": fs_version,
         "contract_version": contract.label,
         "training_set_sha256": digest,
+        "training_policy": policy.label,
+        "training_sample": sample_label(sample),
         # the months it learnt from: a back-test of those months is in-sample, and says so
         **{f"{sample}_months": window for sample, window in sample_windows(frame, SAMPLE_COLUMN, "application_month").items()},
     }
@@ -73,6 +76,7 @@ def risk_model(context: dg.AssetExecutionContext, portfolios: Portfolios) -> dg.
         "calibration": "sigmoid",
         "calibration_folds": model.calibration_folds,
         "features": ",".join(model.feature_names),
+        **sample,
     }
     registered = registry.register(
         model,
@@ -110,6 +114,7 @@ def risk_model(context: dg.AssetExecutionContext, portfolios: Portfolios) -> dg.
             "model_version": registered.version,
             "mlflow_run_id": registered.run_id,
             "feature_set_version": fs_version,
+            "training_sample": sample_label(sample),
             **{k: dg.MetadataValue.float(float(v)) for k, v in metrics.items() if k.startswith("oot_")},
             "oot_calibration_by_decile": dg.MetadataValue.json(calibration.round(4).to_dict("records")),
         }

@@ -51,6 +51,11 @@ class PortfolioResources:
 
         return load_review_policy(self.spec.policies["review"])
 
+    def training_policy(self):
+        from riskcore.training_policy import load_training_policy
+
+        return load_training_policy(self.spec.policies["training"])
+
     def review_store(self, attest=None):
         """The portfolio's review queue and decisions, beside its ledger (`attest`: the review service's signature)."""
         from riskcore.review_store import ReviewStore

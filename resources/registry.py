@@ -19,7 +19,7 @@ CHAMPION, CHALLENGER, PREVIOUS_CHAMPION = "champion", "challenger", "previous_ch
 CANARY = "canary"  # the challenger deciding a rollout's canary cell, while one runs (the ledger says which)
 # A candidate trained from the same training set (its SHA-256), features, contract and code is the same
 # candidate: registering it again returns the version that exists (a rerun after a killed run).
-IDENTITY_TAGS = ("training_set_sha256", "code_version", "feature_set_version", "contract_version")
+IDENTITY_TAGS = ("training_set_sha256", "code_version", "feature_set_version", "contract_version", "training_sample")
 
 
 @dataclass(frozen=True)

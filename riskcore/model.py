@@ -24,6 +24,8 @@ SERIALISATION_TRUSTED_TYPES = [
     "sklearn.calibration._SigmoidCalibration",
     "sklearn.model_selection._split.StratifiedKFold",
 ]
+# Rows transformed at once when predicting or explaining: bounds the dense design (~1 KB a row) to ~250 MB.
+ROWS_AT_ONCE = 250_000
 
 
 class PDScorecard(ClassifierMixin, BaseEstimator):
@@ -73,16 +75,31 @@ class PDScorecard(ClassifierMixin, BaseEstimator):
             ]
         )
 
-    def fit(self, X: pd.DataFrame, y):
+    def fit(self, X: pd.DataFrame, y, sample_weight=None):
+        """`sample_weight` (a weighted sample's) reaches both the logistic regression and its calibration."""
         from sklearn.calibration import CalibratedClassifierCV
         from sklearn.model_selection import StratifiedKFold
+        from sklearn.pipeline import Pipeline
 
+        pipeline = self._pipeline()
+        features = pipeline.named_steps["features"]
+        # The features learn no target (medians, ranks), so they are fitted and applied once, not once per
+        # calibration fold: the design is the fit's largest object and building it its costliest step.
+        design = features.fit_transform(X[self.feature_names])
         folds = StratifiedKFold(self.calibration_folds, shuffle=True, random_state=self.random_state)
-        self.calibrated_ = CalibratedClassifierCV(self._pipeline(), method="sigmoid", cv=folds, ensemble=False)
-        self.calibrated_.fit(X[self.feature_names], np.asarray(y))
+        calibrated = CalibratedClassifierCV(pipeline.named_steps["logit"], method="sigmoid", cv=folds, ensemble=False)
+        calibrated.fit(design, np.asarray(y), sample_weight=sample_weight)
+        del design
+        # Stored as CalibratedClassifierCV(pipeline) has always been (scoring and the registry's format read it so):
+        # the calibrated estimator is the features and the logistic regression, applied to contract features.
+        fitted = calibrated.calibrated_classifiers_[0]
+        fitted.estimator = Pipeline([("features", features), ("logit", fitted.estimator)])
+        calibrated.estimator = self._pipeline()
+        calibrated.n_features_in_, calibrated.feature_names_in_ = features.n_features_in_, features.feature_names_in_
+        self.calibrated_ = calibrated
         self.classes_ = self.calibrated_.classes_
         # The average applicant, per feature (an array: skops serialises no pandas objects).
-        self.reference_contributions_ = self.logit_contributions(X).mean(axis=0).to_numpy()
+        self.reference_contributions_ = np.average(self.logit_contributions(X).to_numpy(), axis=0, weights=sample_weight)
         return self
 
     @property
@@ -90,7 +107,9 @@ class PDScorecard(ClassifierMixin, BaseEstimator):
         return list(self.numeric) + list(self.categorical)
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        return self.calibrated_.predict_proba(X[self.feature_names])
+        # In slices: the dense spline design of a slice, not of a whole month or window, is held at once.
+        X = X[self.feature_names]
+        return np.concatenate([self.calibrated_.predict_proba(X.iloc[i : i + ROWS_AT_ONCE]) for i in range(0, max(len(X), 1), ROWS_AT_ONCE)])
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Class labels at PD 0.5, for sklearn's interface only: decisions come from the policy."""
@@ -109,13 +128,14 @@ class PDScorecard(ClassifierMixin, BaseEstimator):
         """One column per feature; their row sum plus `intercept_logit` is the calibrated logit."""
         pipeline, slope, _ = self._parts()
         transformer, logistic = pipeline.named_steps["features"], pipeline.named_steps["logit"]
-        design = transformer.transform(X[self.feature_names])
-        coef = logistic.coef_.ravel()
-        out = {}
-        for name in self.feature_names:
-            part = transformer.output_indices_[name]
-            out[name] = slope * (design[:, part] @ coef[part])
-        return pd.DataFrame(out, index=X.index)
+        coef, X = logistic.coef_.ravel(), X[self.feature_names]
+        out = np.empty((len(X), len(self.feature_names)))
+        for start in range(0, len(X), ROWS_AT_ONCE):
+            design = transformer.transform(X.iloc[start : start + ROWS_AT_ONCE])
+            for j, name in enumerate(self.feature_names):
+                part = transformer.output_indices_[name]
+                out[start : start + ROWS_AT_ONCE, j] = slope * (design[:, part] @ coef[part])
+        return pd.DataFrame(out, index=X.index, columns=self.feature_names)
 
     @property
     def intercept_logit(self) -> float:
@@ -123,13 +143,13 @@ class PDScorecard(ClassifierMixin, BaseEstimator):
         return slope * float(pipeline.named_steps["logit"].intercept_[0]) + intercept
 
 
-def train_scorecard(train: pd.DataFrame, target: str, specs: list[FeatureSpec], random_state: int = 0) -> PDScorecard:
+def train_scorecard(train: pd.DataFrame, target: str, specs: list[FeatureSpec], random_state: int = 0, sample_weight=None) -> PDScorecard:
     model = PDScorecard(
         numeric=tuple(s.name for s in specs if s.kind == "numeric"),
         categorical=tuple(s.name for s in specs if s.kind == "categorical"),
         random_state=random_state,
     )
-    return model.fit(train, train[target].to_numpy())
+    return model.fit(train, train[target].to_numpy(), sample_weight=sample_weight)
 
 
 def reason_codes(contributions: pd.DataFrame, reference: np.ndarray, k: int = 4) -> np.ndarray:

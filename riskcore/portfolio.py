@@ -10,7 +10,7 @@ name: retail_pd                     # asset key prefix, MLflow model name, ledge
 owner: credit-risk@example.com
 contracts: {applications: ..., outcomes: ..., features: ..., scores: ...}   # paths, relative to this file
 policies: {decision: ..., promotion: ..., monitoring: ...}                  # paths, relative to this file
-                                    # (review, rollout: optional, the shipped riskcore/policies/ files by default)
+                                    # (review, rollout, training: optional, the shipped riskcore/policies/ files by default)
 calendar:
   performance_window_months: 12
   out_of_time_months: 3
@@ -39,7 +39,11 @@ from riskcore.yamlfile import load_yaml
 
 CONTRACT_KINDS = ("applications", "outcomes", "features", "scores")
 POLICY_KINDS = ("decision", "promotion", "monitoring")
-OPTIONAL_POLICIES = {"review": "review.yaml", "rollout": "rollout.yaml"}  # kind -> the shipped policy (riskcore/policies/) used when the file names none
+OPTIONAL_POLICIES = {
+    "review": "review.yaml",
+    "rollout": "rollout.yaml",
+    "training": "training.yaml",
+}  # kind -> the shipped policy (riskcore/policies/) used when the file names none
 LAST_COMPLETE = "last_complete"
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -244,6 +248,7 @@ def _check_files(portfolio: Portfolio) -> None:
     from riskcore.promotion import load_promotion_policy
     from riskcore.review_policy import load_review_policy
     from riskcore.rollout_policy import load_rollout_policy
+    from riskcore.training_policy import load_training_policy
 
     file = portfolio.file
     for kind in CONTRACT_KINDS:
@@ -259,6 +264,7 @@ def _check_files(portfolio: Portfolio) -> None:
         ("monitoring", load_monitoring_policy),
         ("review", load_review_policy),
         ("rollout", load_rollout_policy),
+        ("training", load_training_policy),
     )
     for kind, loader in loaders:
         try:

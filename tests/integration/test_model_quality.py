@@ -23,7 +23,7 @@ def test_out_of_time_auc_is_within_two_points_of_the_bayes_optimal_auc():
         outcomes[month] = frame[["application_id", "defaulted"]]
         truth.append(frame[["application_id", "true_pd"]])
     training = assemble_training_set(features, outcomes, "application_id", "defaulted", out_of_time_months=3)
-    _, metrics, calibration = fit_and_evaluate(training, feature_specs(contract), "defaulted")
+    _, metrics, calibration, _ = fit_and_evaluate(training, feature_specs(contract), "defaulted", "application_id")
     oot = training[training[SAMPLE_COLUMN] == "out_of_time"].merge(pd.concat(truth), on="application_id")
     assert len(oot) == 60_000
     bayes = bayes_optimal_auc(oot["true_pd"].to_numpy())

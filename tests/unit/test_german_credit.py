@@ -138,7 +138,7 @@ def test_a_scorecard_trained_on_the_landed_months_ranks_out_of_time(landing, mon
         features[month] = build_features(accepted, CONTRACT, month)
         outcomes[month], _ = conform(read_landing_bytes(name, (landing / "outcomes" / name).read_bytes()), OUTCOMES)
     training = assemble_training_set(features, outcomes, CONTRACT.only("id"), OUTCOMES.only("target"), OUT_OF_TIME_MONTHS)
-    _, metrics, _ = fit_and_evaluate(training, feature_specs(CONTRACT), OUTCOMES.only("target"))
+    _, metrics, _, _ = fit_and_evaluate(training, feature_specs(CONTRACT), OUTCOMES.only("target"), CONTRACT.only("id"))
     assert metrics["train_rows"] == 700 and metrics["oot_rows"] == 300
     # Published results on this data are about 0.77-0.80; 300 out-of-time rows are a noisy sample.
     assert metrics["oot_auc"] > 0.65
