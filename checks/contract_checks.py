@@ -31,7 +31,7 @@ def _no_pii_check(asset: str):
     )
     def check(context: dg.AssetCheckExecutionContext, portfolios: Portfolios) -> dg.AssetCheckResult:
         from riskcore.ingestion import ContractViolation, mark_missing, match_header, read_landing_bytes
-        from riskcore.pii import find_pii
+        from riskcore.pii import clear_texts, find_pii
 
         portfolio = portfolios.of(context)
         landing, store = portfolio.landing, portfolio.store
@@ -39,11 +39,12 @@ def _no_pii_check(asset: str):
         target = landing.applications_file(month)
         contract = landing.applications()
         try:  # the clear values as ingestion read them: header names matched the same way
-            raw = mark_missing(match_header(read_landing_bytes(target.name, target.read_bytes()), contract).frame, contract)[0]
+            matched = match_header(read_landing_bytes(target.name, target.read_bytes()), contract).frame
         except ContractViolation:
-            raw = None
-        pii_columns = [c for c in contract.columns("pii") if raw is not None and c in raw.columns]
-        clear = {str(v) for c in pii_columns for v in raw[c].dropna().astype(str)}
+            matched = None
+        pii_columns = [c for c in contract.columns("pii") if matched is not None and c in matched.columns]
+        raw = mark_missing(matched[pii_columns], contract)[0] if pii_columns else None
+        clear = clear_texts(raw, pii_columns)
         findings = find_pii(store.read(asset, month), clear)
         return dg.AssetCheckResult(passed=not findings, metadata={"columns_scanned_against_clear_values": len(clear) > 0, "findings": findings})
 

@@ -149,19 +149,50 @@ def tokenise(df: pd.DataFrame, columns: list[str], key: str) -> pd.DataFrame:
     return out
 
 
-def find_pii(frame: pd.DataFrame, clear_values: set[str]) -> dict[str, dict[str, int]]:
-    """Per text column, how many cells look like PII or equal a known clear PII value.
+def clear_texts(frame: pd.DataFrame, columns: list[str]):
+    """The non-missing values of `columns` as text, spelt as `Series.astype(str)` spells them: the
+    Arrow array of clear values `find_pii` looks cells up in (millions a month, kept in Arrow)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
-    Counts only: the findings themselves must not become a new place where PII is written.
-    """
-    findings = {}
-    for column in frame.columns:
+    parts = []
+    for column in columns:
         values = frame[column]
-        if not (pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)):
-            continue
-        hits = {kind: int(mask.sum()) for kind, mask in pii_pattern_hits(values).items()}
-        hits["clear_value"] = int(values.astype("string").isin(clear_values).sum())
-        hits = {kind: n for kind, n in hits.items() if n}
+        if isinstance(values.dtype, pd.StringDtype):
+            parts.append(pc.drop_null(pa.array(values, type=pa.string(), from_pandas=True)))
+        else:  # dates, numbers, objects: their distinct values spelt as before (dates: few)
+            parts.append(pa.array(values.dropna().drop_duplicates().astype(str).tolist(), type=pa.string()))
+    return pa.concat_arrays(parts) if parts else pa.array([], type=pa.string())
+
+
+def find_pii(frame: pd.DataFrame, clear_values) -> dict[str, dict[str, int]]:
+    """Per text column, how many cells look like PII or equal a known clear PII value
+    (`clear_values`: strings, or the Arrow array `clear_texts` makes).
+
+    The distinct values of all text columns are looked at once, in one pass (a month's lineage
+    columns hold one value a million times), each counted as often as it occurs in its column.
+    Counts only: the findings themselves must not become a new place where PII is written."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not isinstance(clear_values, pa.Array):
+        clear_values = pa.array(sorted(clear_values), type=pa.string())
+    columns = [c for c in frame.columns if pd.api.types.is_object_dtype(frame[c]) or pd.api.types.is_string_dtype(frame[c])]
+    counted = []
+    for column in columns:
+        counts = pc.value_counts(pa.array(frame[column].astype(pd.StringDtype("pyarrow")), type=pa.string(), from_pandas=True))
+        counted.append(counts.filter(pc.is_valid(counts.field("values"))))  # a missing value is never PII
+    if not counted:
+        return {}
+    distinct = pa.concat_arrays([c.field("values") for c in counted])
+    occurrences = np.concatenate([c.field("counts").to_numpy(zero_copy_only=False) for c in counted]).astype("int64")
+    owner = np.repeat(np.arange(len(columns)), [len(c) for c in counted])
+    masks = {kind: mask.to_numpy(dtype=bool) for kind, mask in pii_pattern_hits(pd.Series(distinct.to_pandas(), dtype=pd.StringDtype("pyarrow"))).items()}
+    masks["clear_value"] = pc.is_in(distinct, value_set=clear_values).to_numpy(zero_copy_only=False)
+    per_column = {kind: np.bincount(owner[mask], weights=occurrences[mask], minlength=len(columns)) for kind, mask in masks.items()}
+    findings = {}
+    for i, column in enumerate(columns):
+        hits = {kind: int(n[i]) for kind, n in per_column.items() if n[i]}
         if hits:
             findings[column] = hits
     return findings

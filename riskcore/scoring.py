@@ -12,12 +12,18 @@ from riskcore.model import PDScorecard, reason_codes
 def score(
     features: pd.DataFrame, id_column: str, model: PDScorecard, specs: list[FeatureSpec], policy: DecisionPolicy, lineage: dict[str, str]
 ) -> pd.DataFrame:
-    """One row per application: PD, points, decision, reasons, and the lineage of the decision."""
+    """One row per application: PD, points, decision, reasons, and the lineage of the decision.
+
+    The PD is the calibrated logit the reasons are read from (contributions plus intercept): one
+    pass of the model's feature transform per month, not one for the PD and another for the reasons."""
+    from scipy.special import expit
+
     X = model_matrix(features, specs)
-    pd_ = model.predict_pd(X)
+    contributions = model.logit_contributions(X)
+    pd_ = expit(contributions.to_numpy().sum(axis=1) + model.intercept_logit)
     points = policy.points(pd_)
     out = pd.DataFrame({id_column: features[id_column].to_numpy(), "pd": pd_, "score_points": points, "decision": policy.decide(points)})
-    reasons = pd.DataFrame(reason_codes(model.logit_contributions(X), model.reference_contributions_, k=policy.max_reason_codes))
+    reasons = pd.DataFrame(reason_codes(contributions, model.reference_contributions_, k=policy.max_reason_codes))
     codes = {s.name: s.reason_code for s in specs}
     texts = {s.name: s.reason_text for s in specs}
     for i in range(policy.max_reason_codes):

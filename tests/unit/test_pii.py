@@ -78,3 +78,64 @@ def test_amounts_years_dates_and_ids_are_not_pii(text):
     hits = pii_pattern_hits(pd.Series([text]))
     assert not any(mask[0] for mask in hits.values()), text
     assert not any(re.search(p, text) for p in PII_PATTERNS.values()), text
+
+
+def _month_with_pii():
+    """A landing month's PII as read (text in Arrow, dates as dates) and a scores-like frame of
+    one application per row: lineage columns holding one value a thousand times, an id column."""
+    import numpy as np
+
+    n = 1000
+    clear = pd.DataFrame(
+        {
+            "full_name": pd.Series([f"Jane Doe {i}" for i in range(n)], dtype=pd.StringDtype("pyarrow")),
+            "email": pd.Series([f"jane{i}@example.com" if i % 7 else None for i in range(n)], dtype=pd.StringDtype("pyarrow")),
+            "date_of_birth": pd.to_datetime("1980-01-01") + pd.to_timedelta(np.arange(n) % 40, unit="D"),
+        }
+    )
+    scores = pd.DataFrame(
+        {
+            "application_id": pd.Series([f"APP-{i:06d}" for i in range(n)], dtype=pd.StringDtype("pyarrow")),
+            "model_name": "retail_pd_model",
+            "decision": np.where(np.arange(n) % 3, "approve", "refer"),
+            "reason_code_1": pd.Series(["income_low"] * (n - 1) + [None], dtype="object"),
+            "pd": np.linspace(0.01, 0.5, n),
+        }
+    )
+    return clear, scores
+
+
+def test_clear_texts_spell_each_value_as_str_did():
+    from riskcore.pii import clear_texts
+
+    clear, _ = _month_with_pii()
+    before = {str(v) for c in clear.columns for v in clear[c].dropna().astype(str)}  # what the check compared with before
+    assert set(clear_texts(clear, list(clear.columns)).to_pylist()) == before
+    assert "1980-01-05" in before and len(clear_texts(clear, [])) == 0
+
+
+@pytest.mark.parametrize("column", ["application_id", "model_name", "decision", "reason_code_1"])
+@pytest.mark.parametrize("planted", ["Jane Doe 17", "jane3@example.com", "1980-01-05", "call 212 555 0199", "900-12-3456"])
+def test_a_clear_value_or_pii_pattern_hidden_in_any_text_column_is_counted(column, planted):
+    from riskcore.pii import clear_texts, find_pii
+
+    clear, scores = _month_with_pii()
+    values = clear_texts(clear, list(clear.columns))
+    assert find_pii(scores, values) == {}
+    hidden = scores.copy()
+    hidden[column] = hidden[column].astype(object)
+    hidden.loc[[10, 500], column] = planted  # twice: cells are counted, not distinct values
+    found = find_pii(hidden, values)
+    assert list(found) == [column]
+    kinds = found[column]
+    assert kinds.get("clear_value", 0) == (2 if planted in set(values.to_pylist()) else 0)
+    assert sum(kinds.values()) >= 2 and all(n == 2 for n in kinds.values())
+
+
+def test_find_pii_takes_a_set_of_clear_values_and_ignores_missing_and_numeric_cells():
+    from riskcore.pii import find_pii
+
+    frame = pd.DataFrame({"note": ["ok", None, "secret-name", "secret-name"], "amount": [12500, 2023, 900123456, 1]})
+    assert find_pii(frame, {"secret-name"}) == {"note": {"clear_value": 2}}
+    assert find_pii(frame, set()) == {}
+    assert find_pii(frame[["amount"]], {"1"}) == {}

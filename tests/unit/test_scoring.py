@@ -50,3 +50,25 @@ def test_scaling_is_monotone_and_finite_at_the_extremes():
     points = ScoreScaling().points(np.array([0.0, 1e-4, 0.5, 0.9999, 1.0]))
     assert np.all(np.isfinite(points)) and np.all(np.diff(points) < 0)
     assert math.isclose(points[2], ScoreScaling().offset)
+
+
+def test_scores_carry_the_models_pd_from_one_pass_of_its_transform():
+    from checks import contract_path
+    from riskcore.contract import load_contract
+    from riskcore.features import build_features, feature_specs, model_matrix
+    from riskcore.ingestion import LandedFile, conform
+    from riskcore.model import train_scorecard
+    from riskcore.scoring import load_policy, score
+    from riskcore.synthetic import applications_frame, generate_month
+
+    contract = load_contract(contract_path("loan_applications.yaml"))
+    month = generate_month(7, "2023-01", 4000)
+    accepted, _ = conform(LandedFile("m", "", 0, applications_frame(month)), contract, "2023-01")
+    specs, features = feature_specs(contract), build_features(accepted, contract, "2023-01")
+    model = train_scorecard(model_matrix(features, specs).assign(defaulted=month["defaulted"].to_numpy()[: len(features)]), "defaulted", specs)
+    policy = load_policy()
+    scores = score(features, "application_id", model, specs, policy, {"model_version": "1"})
+    expected = model.predict_pd(model_matrix(features, specs))
+    np.testing.assert_allclose(scores["pd"].to_numpy(), expected, rtol=1e-12, atol=1e-15)
+    assert (scores["decision"].to_numpy() == policy.decide(policy.points(expected))).all()
+    assert score(features, "application_id", model, specs, policy, {"model_version": "1"}).equals(scores)  # same inputs, same scores

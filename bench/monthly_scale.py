@@ -1,0 +1,273 @@
+"""A bank's month (issue 16): one month of N applications (default 1,000,000) through every monthly
+stage of the real pipeline, each stage's run in its own process, beside its compute floor measured
+in its own process in the same run.
+
+    python -m bench.monthly_scale [--rows 1000000] [--train-rows 50000] [--cache /tmp/monthly-scale]
+
+A stage's time is its Dagster run (its start to its success in the event log; steps and asset
+checks listed from their STEP_START/STEP_SUCCESS); its peak is the run process's VmHWM. A floor
+reads the stage's input files, runs its core function on them and writes the outputs the stage
+wrote (the same frames, read back untimed): what no implementation of the stage can avoid.
+
+The world (landing files of 4 training months of --train-rows rows and of the measured month, a
+trained champion and a challenger, the Dagster instance, the MLflow registry) is cached under
+--cache/<rows>: a second run measures again without generating or training again. The scoring
+stage is measured twice: as the month's scoring (champion only), and with a staged rollout's
+canary cell active (issue 17: the challenger scores every application beside the champion).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.isolated import report, run_child
+
+MONTH = "2023-05"  # the measured month: after the training months, matured as of AS_OF
+AS_OF = "2023-07"
+NAME = "monthly"  # the portfolio is scenario_monthly (tests.integration.worlds.World)
+SEED = 11
+# stage -> (job, assets it materialises or None for the whole job)
+STAGES = {
+    "ingestion": ("monthly_ingestion_job", None),
+    "scoring": ("monthly_scoring_job", ["risk_scores"]),
+    "monitoring": ("monitoring_job", None),
+    "performance": ("performance_job", None),
+    "report": ("regulatory_report_job", None),
+    "scoring with canary": ("monthly_scoring_job", ["risk_scores", "challenger_scores", "swap_set"]),
+}
+
+
+def _deliver(rows: int, train_rows: int):
+    """A World `deliver`: the training months at train_rows, the measured month at rows, outcomes of all (cached)."""
+
+    def deliver(landing: str, as_of: str) -> None:
+        from resources.storage import atomic_write_bytes, parquet_bytes, resolve_path
+        from riskcore.synthetic import applications_frame, generate_month, outcomes_frame
+        from tests.integration.worlds import TRAINING_MONTHS
+
+        root = resolve_path(landing, {})
+        for month in [*TRAINING_MONTHS, MONTH]:
+            apps, outcomes = root / "applications" / f"{month}.parquet", root / "outcomes" / f"{month}.parquet"
+            if apps.exists() and outcomes.exists():
+                continue
+            frame = generate_month(SEED, month, rows if month == MONTH else train_rows)
+            atomic_write_bytes(outcomes, parquet_bytes(outcomes_frame(frame, month, 1)))
+            atomic_write_bytes(apps, parquet_bytes(applications_frame(frame)))
+
+    return deliver
+
+
+def _world(root: Path, rows: int, train_rows: int, as_of: str = AS_OF):
+    import dagster as dg
+
+    from tests.integration.worlds import World
+
+    (root / "dagster").mkdir(exist_ok=True)
+    instance = dg.DagsterInstance.local_temp(tempdir=str(root / "dagster"))
+    world = World(root, None, instance, NAME, deliver=_deliver(rows, train_rows))
+    if as_of != world.as_of:
+        world.set_as_of(as_of)
+    return world
+
+
+def prepare(root: Path, rows: int, train_rows: int) -> dict:
+    """Landing files, a champion (trained on partly shuffled labels) and a challenger (clean labels,
+    its gates passed), as tests/integration/test_rollout.py makes them; skipped when cached."""
+    from resources.registry import CHALLENGER, CHAMPION
+    from tests.integration.worlds import TRAINING_MONTHS
+
+    world = _world(root, rows, train_rows, as_of="2023-05")
+    started = time.perf_counter()
+    if world.registry.by_alias(CHALLENGER) is None:
+        for month in TRAINING_MONTHS:
+            world.run("monthly_ingestion_job", month)
+        world.run("model_training_job", assets=["training_set"])
+        clean = world.store.read("training_set")
+        noisy = clean.copy()
+        shuffled = noisy.sample(frac=0.35, random_state=1).index
+        noisy.loc[shuffled, "defaulted"] = noisy.loc[shuffled, "defaulted"].sample(frac=1.0, random_state=2).to_numpy()
+        world.store.write("training_set", noisy)
+        world.run("model_training_job", assets=["risk_model", "model_evaluation", "champion_model"])
+        world.store.write("training_set", clean)
+        world.run("model_training_job", assets=["risk_model", "model_evaluation", "champion_model"])
+    champion, challenger = world.registry.by_alias(CHAMPION), world.registry.by_alias(CHALLENGER)
+    if challenger is None or challenger.version == champion.version:
+        raise RuntimeError("no challenger beside the champion: the canary stage needs one")
+    return {"seconds": time.perf_counter() - started, "champion": champion.version, "challenger": challenger.version}
+
+
+def start_canary(root: Path, rows: int, train_rows: int) -> dict:
+    from resources.registry import CANARY, CHALLENGER
+    from tests.integration.worlds import APPROVER
+    from tests.signing import rollout_config
+
+    world = _world(root, rows, train_rows)
+    if world.registry.by_alias(CANARY) is None:
+        challenger = world.registry.by_alias(CHALLENGER)
+        world.run("canary_job", run_config=rollout_config("canary", world.name, challenger.version, APPROVER, "bench: the canary cell's cost"))
+    return {"canary": world.registry.by_alias(CANARY).version}
+
+
+def run_stage(root: Path, rows: int, train_rows: int, stage: str) -> dict:
+    """The stage's run on MONTH; its steps' and its run's durations from the event log."""
+    job, assets = STAGES[stage]
+    world = _world(root, rows, train_rows)
+    from pipelines.backfill import QUIET
+
+    result = world.run(job, MONTH, assets=assets, run_config=QUIET)
+    starts, steps, run = {}, {}, {}
+    for entry in world.instance.all_logs(result.run_id):
+        event = entry.dagster_event
+        if event is None:
+            continue
+        kind = event.event_type_value
+        if kind == "STEP_START":
+            starts[event.step_key] = entry.timestamp
+        elif kind in ("STEP_SUCCESS", "STEP_FAILURE"):
+            steps[event.step_key.removeprefix(f"{world.name}__")] = entry.timestamp - starts[event.step_key]
+        elif kind in ("PIPELINE_START", "PIPELINE_SUCCESS"):  # a run's start and success (their legacy names)
+            run[kind] = entry.timestamp
+    return {"seconds": run["PIPELINE_SUCCESS"] - run["PIPELINE_START"], "steps": steps, "run_id": result.run_id}
+
+
+def _timed(fn):
+    started = time.perf_counter()
+    value = fn()
+    return value, time.perf_counter() - started
+
+
+def floor(root: Path, rows: int, train_rows: int, stage: str) -> dict:
+    """Read the stage's inputs, run its core, write its outputs (the frames the stage wrote, read
+    back untimed) to a scratch folder: seconds of each part."""
+    import pandas as pd
+
+    from resources.storage import atomic_write_bytes, parquet_bytes, resolve_path
+    from riskcore.datasets import APPLICATIONS, DRIFT, FEATURES, OUTCOMES, PERFORMANCE, QUARANTINED, SCORES, STABILITY
+
+    world = _world(root, rows, train_rows)
+    store, landing, registry = world.store, world.portfolio.landing, world.registry
+    scratch = resolve_path(tempfile.mkdtemp(dir=root), {})
+    parts: dict[str, float] = {}
+
+    def read(name: str, fn):
+        value, parts[f"read {name}"] = _timed(fn)
+        return value
+
+    def write(*datasets: str, frames: dict | None = None):
+        frames = frames or {d: store.read(d, MONTH) for d in datasets}
+        _, parts["write " + ", ".join(frames)] = _timed(lambda: [atomic_write_bytes(scratch / f"{d}.parquet", parquet_bytes(f)) for d, f in frames.items()])
+
+    def core(name: str, fn):
+        value, parts[name] = _timed(fn)
+        return value
+
+    def scored(version, features):
+        from riskcore.features import feature_specs, model_matrix
+
+        model = registry.load(version.version)
+        specs = feature_specs(landing.applications())
+        return core(f"predict_pd ({version.label})", lambda: model.predict_pd(model_matrix(features, specs)))
+
+    if stage == "ingestion":
+        read("landing applications", lambda: pd.read_parquet(io.BytesIO(landing.applications_file(MONTH).read_bytes())))
+        read("landing outcomes", lambda: pd.read_parquet(io.BytesIO(landing.outcomes_file(MONTH).read_bytes())))
+        write(APPLICATIONS, QUARANTINED, FEATURES, OUTCOMES)
+    elif stage in ("scoring", "scoring with canary"):
+        from resources.registry import CANARY, CHAMPION
+
+        features = read("features", lambda: store.read(FEATURES, MONTH))
+        scored(registry.by_alias(CHAMPION), features)
+        if stage == "scoring with canary":
+            scored(registry.by_alias(CANARY), features)
+            write(SCORES, "challenger_scores")
+        else:
+            write(SCORES)
+    elif stage == "monitoring":
+        from riskcore.drift import REFERENCE_PROFILE_ARTIFACT, ReferenceProfile, drift_statistics, monitored_frame
+        from riskcore.features import feature_specs, model_matrix
+
+        sensitive = list(world.portfolio.spec.sensitive_attributes)
+        features = read("features", lambda: store.read(FEATURES, MONTH))
+        scores = read("scores", lambda: store.read(SCORES, MONTH, columns=["pd"]))
+        groups = read("sensitive attributes", lambda: store.read(APPLICATIONS, MONTH, columns=sensitive))
+        champion = registry.by_alias("champion")
+        profile = ReferenceProfile.from_json(registry.read_text(champion.run_id, REFERENCE_PROFILE_ARTIFACT))
+        specs, policy = feature_specs(landing.applications()), world.portfolio.decision_policy()
+        current = core("monitored frame", lambda: monitored_frame(model_matrix(features, specs), scores["pd"].to_numpy(), policy, groups))
+        core("drift_statistics", lambda: drift_statistics(profile, current, world.portfolio.monitoring_policy()))
+        write(DRIFT, STABILITY)
+    elif stage == "performance":
+        from riskcore.metrics import roc_auc
+
+        scores = read("scores", lambda: store.read(SCORES, MONTH, columns=["application_id", "pd"]))
+        outcomes = read("outcomes", lambda: store.read(OUTCOMES, MONTH, columns=["application_id", "defaulted"]))
+        core("join + roc_auc", lambda: (lambda j: roc_auc(j["defaulted"].to_numpy(), j["pd"].to_numpy()))(scores.merge(outcomes, on="application_id")))
+        write(PERFORMANCE)
+    elif stage == "report":
+        read("scores", lambda: store.read(SCORES, MONTH))
+        read("applications (report columns)", lambda: store.read(APPLICATIONS, MONTH, columns=["application_id", "contract_version", "source_file_sha256"]))
+    shutil.rmtree(scratch.path)
+    return {"seconds": sum(parts.values()), "parts": parts}
+
+
+def _run(*args: str) -> dict:
+    """A child's figures; its error output when it failed."""
+    import subprocess
+
+    try:
+        return run_child("bench.monthly_scale", "child", *args)
+    except subprocess.CalledProcessError as failed:
+        raise SystemExit(f"bench.monthly_scale child {' '.join(args)} failed:\n{failed.stderr[-4000:]}") from None
+
+
+def _child(argv: list[str]) -> int:
+    what, root, rows, train_rows, *rest = argv
+    args = (Path(root), int(rows), int(train_rows))
+    if what == "prepare":
+        return report(prepare(*args))
+    if what == "canary":
+        return report(start_canary(*args))
+    if what == "stage":
+        return report(run_stage(*args, rest[0]))
+    return report(floor(*args, rest[0]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--train-rows", type=int, default=20_000, help="rows of each of the 4 training months (training at scale is bench elsewhere)")
+    parser.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "monthly-scale"))
+    parser.add_argument("--stages", default=",".join(STAGES), help="comma-separated, in order: " + ", ".join(STAGES))
+    args = parser.parse_args(argv)
+    root = Path(args.cache) / f"{args.rows}-{args.train_rows}"
+    root.mkdir(parents=True, exist_ok=True)
+    common = (str(root), str(args.rows), str(args.train_rows))
+    prepared = _run("prepare", *common)
+    print(f"world under {root}: champion v{prepared['champion']}, challenger v{prepared['challenger']} ({prepared['seconds']:.0f} s to prepare)", flush=True)
+    lines = ["| stage | seconds | floor s | ratio | peak MB | floor peak MB |", "|---|---:|---:|---:|---:|---:|"]
+    details = []
+    for stage in args.stages.split(","):
+        if stage == "scoring with canary":
+            _run("canary", *common)
+        ran = _run("stage", *common, stage)
+        floored = _run("floor", *common, stage)
+        lines.append(
+            f"| {stage} | {ran['seconds']:.1f} | {floored['seconds']:.1f} | {ran['seconds'] / floored['seconds']:.2f} | {ran['peak_mb']:.0f} | {floored['peak_mb']:.0f} |"
+        )
+        details.append(f"{stage} (run {ran['run_id'][:8]}): " + ", ".join(f"{k} {v:.1f}" for k, v in sorted(ran["steps"].items(), key=lambda kv: -kv[1])))
+        details.append("  floor: " + ", ".join(f"{k} {v:.1f}" for k, v in floored["parts"].items()))
+        print(lines[-1], flush=True)
+    print("\n".join(["", f"{args.rows:,} applications in {MONTH}", *lines, "", *details]))
+    return 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["child"]:
+        sys.exit(_child(sys.argv[2:]))
+    sys.exit(main())
