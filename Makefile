@@ -142,9 +142,28 @@ bench: install
 	$(BIN)/python -m bench.run_all
 
 ## The deployment image of deploy/compose.yaml and the Helm values (needs a Docker engine).
+## make image [BASE_IMAGE=risk-base:bookworm] [CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt]
+## Where no registry is reachable: `make base-image` (debootstrap + docker import, from the host's Debian
+## mirror) first, then BASE_IMAGE=$(BASE_TAG); `make pg-image` builds PostgreSQL for compose on it
+## (RISK_POSTGRES_IMAGE=$(PG_TAG) docker-compose ...). CA_BUNDLE (a TLS-inspecting proxy's) is a build
+## secret, in no layer. deploy/images/docker-build.sh picks a client that builds with BuildKit (DOCKER=...).
+BASE_IMAGE ?= python:3.11.7-slim-bookworm
+BASE_TAG ?= risk-base:bookworm
+PG_TAG ?= risk-postgres:15
+BUILD_NETWORK ?= host
+IMAGE_VERSION = $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+CA_SECRET = $(if $(CA_BUNDLE),--secret id=ca$(comma)src=$(CA_BUNDLE))
+comma := ,
+DOCKER_BUILD = deploy/images/docker-build.sh --network $(BUILD_NETWORK) $(CA_SECRET) --build-arg BASE_IMAGE=$(BASE_IMAGE)
+.PHONY: base-image pg-image
 image:
-	docker build --build-arg RISK_CODE_VERSION=$$(git rev-parse --short=12 HEAD) \
-	  -t risk-scoring:$$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml) .
+	$(DOCKER_BUILD) --build-arg RISK_CODE_VERSION=$$(git rev-parse --short=12 HEAD) -t risk-scoring:$(IMAGE_VERSION) .
+
+base-image:
+	deploy/images/base-image.sh $(BASE_TAG)
+
+pg-image:
+	$(DOCKER_BUILD) -t $(PG_TAG) deploy/images/postgres
 
 ## Re-resolve the lock from pyproject.toml's direct pins.
 lock:
