@@ -51,7 +51,8 @@ up: install
 down:
 	$(BIN)/python -m pipelines.topology down
 
-## The tests start PostgreSQL and drive Chromium: installed with apt-get when missing (CI starts clean).
+## The tests start PostgreSQL, drive Chromium and start a Docker engine (tests/integration/test_containers.py):
+## installed with apt-get when missing (CI starts clean).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 system-deps:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
@@ -60,6 +61,8 @@ system-deps:
 		{ $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 	@command -v ssh-keygen >/dev/null || \
 		{ $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssh-client; }
+	@command -v dockerd >/dev/null && command -v docker-compose >/dev/null && command -v debootstrap >/dev/null || \
+		{ $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io docker-compose debootstrap; }
 
 ## Install, then run the test suite (tests choose their own sources and temp folders), one worker
 ## per core by default: each test module runs whole on one worker (its module fixtures are built once).
