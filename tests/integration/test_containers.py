@@ -145,6 +145,17 @@ def _location_loaded(port: int) -> bool:
     return any(e["name"] == "risk_scoring" and e["loadStatus"] == "LOADED" for e in entries)
 
 
+def _finished(client, run_id):
+    """The run's end, or None while it runs or while a poll fails (on a loaded machine the webserver's
+    storage query can hit its statement timeout): the wait's own deadline is what fails the test."""
+    from dagster_graphql import DagsterGraphQLClientError
+
+    try:
+        return finished(client, run_id)
+    except DagsterGraphQLClientError:
+        return None
+
+
 def test_a_run_launched_through_the_webserver_runs_in_its_own_container_and_logs_to_postgres(engine, deployment):
     import psycopg2
 
@@ -161,7 +172,7 @@ def test_a_run_launched_through_the_webserver_runs_in_its_own_container_and_logs
     run_id = client.submit_job_execution(
         f"{PORTFOLIO}_monthly_ingestion_job", repository_location_name="risk_scoring", tags={"dagster/partition": f"{month}-01"}
     )
-    status = wait(lambda: finished(client, run_id), 600, "the ingestion run", every=3)
+    status = wait(lambda: _finished(client, run_id), 600, "the ingestion run", every=3)
     print(f"\ningestion run of {ROWS} rows, launched to finished: {time.monotonic() - started:.0f} s")
     if status.value != "SUCCESS":
         logs = subprocess.run([DOCKER, "ps", "-aq", "--filter", f"label=dagster/run_id={run_id}"], env=engine, capture_output=True, text=True).stdout.split()
@@ -173,8 +184,9 @@ def test_a_run_launched_through_the_webserver_runs_in_its_own_container_and_logs
     (container,) = subprocess.run(
         [DOCKER, "ps", "-aq", "--no-trunc", "--filter", f"label=dagster/run_id={run_id}"], env=engine, capture_output=True, text=True
     ).stdout.split()
+    assert _run([DOCKER, "wait", container], engine, timeout=120)[0].strip() == "0"  # the worker exits once it has reported success
     (details,) = json.loads(_run([DOCKER, "inspect", container], engine)[0])
-    assert details["Config"]["Image"] == IMAGE and details["State"]["Status"] == "exited" and details["State"]["ExitCode"] == 0
+    assert details["Config"]["Image"] == IMAGE and details["State"]["Status"] == "exited"
     assert "com.docker.compose.service" not in details["Config"]["Labels"] and "execute_run" in details["Config"]["Cmd"]
     assert list(details["NetworkSettings"]["Networks"]) == ["risk-scoring"]
     assert {m["Destination"] for m in details["Mounts"]} == {"/data", "/etc/risk/allowed_signers"}
@@ -188,11 +200,13 @@ def test_a_run_launched_through_the_webserver_runs_in_its_own_container_and_logs
     with connection, connection.cursor() as cursor:
         cursor.execute("SELECT dagster_event_type, count(*) FROM event_logs WHERE run_id = %s GROUP BY 1", (run_id,))
         events = dict(cursor.fetchall())
-        cursor.execute("SELECT tags FROM runs WHERE run_id = %s", (run_id,))
-        (tags,) = cursor.fetchone()
+        cursor.execute("SELECT value FROM run_tags WHERE run_id = %s AND key = 'docker/container_id'", (run_id,))
+        (tagged,) = cursor.fetchone()
     connection.close()
-    assert events.get("RUN_SUCCESS") == 1 and events.get("ASSET_MATERIALIZATION", 0) >= 4, events
-    assert json.loads(tags)["docker/container_id"] == container
+    from dagster import DagsterEventType
+
+    assert events.get(DagsterEventType.RUN_SUCCESS.value) == 1 and events.get(DagsterEventType.ASSET_MATERIALIZATION.value, 0) >= 4, events
+    assert tagged == container
 
 
 def test_only_loopback_ports_are_published(engine, deployment):
