@@ -5,7 +5,6 @@ container (DockerRunLauncher) and leaves its events in PostgreSQL. Slow (minutes
 pip install dominates); it fails, never skips, when the engine cannot start."""
 
 import hashlib
-import io
 import json
 import os
 import shutil
@@ -73,6 +72,7 @@ def engine(tmp_path_factory):
         except subprocess.TimeoutExpired:
             os.killpg(daemon.pid, signal.SIGKILL)
             daemon.wait(10)
+        shutil.rmtree(root / "data", ignore_errors=True)  # the images' layers: gigabytes
 
 
 @pytest.fixture(scope="module")
@@ -215,15 +215,16 @@ def test_only_loopback_ports_are_published(engine, deployment):
     assert len(bindings) == 4 and all(b.startswith("127.0.0.1:") for b in bindings), published
 
 
-def test_the_ca_bundle_given_to_the_build_is_in_no_layer_of_the_image(engine, images):
+def test_the_ca_bundle_given_to_the_build_is_in_no_layer_of_the_image(engine, images, tmp_path):
     """BuildKit mounts the secret for the RUNs that download; it is in no layer and in no history entry,
     and the image's environment names none of it (the image's own CA file is Debian's, not the host's)."""
     host_digest = hashlib.sha256(HOST_CA.read_bytes()).hexdigest()
     history = _run([DOCKER, "history", "--no-trunc", "--format", "{{.CreatedBy}}", IMAGE], engine)[0]
     assert "secret" in history and HOST_CA.read_text()[-200:] not in history  # the mount is named, its content nowhere
-    saved = subprocess.run([DOCKER, "save", IMAGE], env=engine, capture_output=True, timeout=600).stdout
+    saved = tmp_path / "image.tar"
+    _run([DOCKER, "save", "-o", str(saved), IMAGE], engine, timeout=600)
     found = []
-    with tarfile.open(fileobj=io.BytesIO(saved)) as image:
+    with tarfile.open(saved) as image:
         layers = [m for m in image.getmembers() if m.name.endswith("layer.tar")]
         for member in layers:
             with tarfile.open(fileobj=image.extractfile(member)) as layer:
