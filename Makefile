@@ -51,7 +51,8 @@ up: install
 down:
 	$(BIN)/python -m pipelines.topology down
 
-## The tests start PostgreSQL and drive Chromium: installed with apt-get when missing (CI starts clean).
+## The tests start PostgreSQL, drive Chromium and start a Docker engine (tests/integration/test_containers.py):
+## installed with apt-get when missing (CI starts clean).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 system-deps:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
@@ -60,6 +61,8 @@ system-deps:
 		{ $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 	@command -v ssh-keygen >/dev/null || \
 		{ $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssh-client; }
+	@command -v dockerd >/dev/null && command -v docker-compose >/dev/null && command -v debootstrap >/dev/null || \
+		{ $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io docker-compose debootstrap; }
 
 ## Install, then run the test suite (tests choose their own sources and temp folders), one worker
 ## per core by default: each test module runs whole on one worker (its module fixtures are built once).
@@ -142,9 +145,28 @@ bench: install
 	$(BIN)/python -m bench.run_all
 
 ## The deployment image of deploy/compose.yaml and the Helm values (needs a Docker engine).
+## make image [BASE_IMAGE=risk-base:bookworm] [CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt]
+## Where no registry is reachable: `make base-image` (debootstrap + docker import, from the host's Debian
+## mirror) first, then BASE_IMAGE=$(BASE_TAG); `make pg-image` builds PostgreSQL for compose on it
+## (RISK_POSTGRES_IMAGE=$(PG_TAG) docker-compose ...). CA_BUNDLE (a TLS-inspecting proxy's) is a build
+## secret, in no layer. deploy/images/docker-build.sh picks a client that builds with BuildKit (DOCKER=...).
+BASE_IMAGE ?= python:3.11.7-slim-bookworm
+BASE_TAG ?= risk-base:bookworm
+PG_TAG ?= risk-postgres:15
+BUILD_NETWORK ?= host
+IMAGE_VERSION = $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+CA_SECRET = $(if $(CA_BUNDLE),--secret id=ca$(comma)src=$(CA_BUNDLE))
+comma := ,
+DOCKER_BUILD = deploy/images/docker-build.sh --network $(BUILD_NETWORK) $(CA_SECRET) --build-arg BASE_IMAGE=$(BASE_IMAGE)
+.PHONY: base-image pg-image
 image:
-	docker build --build-arg RISK_CODE_VERSION=$$(git rev-parse --short=12 HEAD) \
-	  -t risk-scoring:$$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml) .
+	$(DOCKER_BUILD) --build-arg RISK_CODE_VERSION=$$(git rev-parse --short=12 HEAD) -t risk-scoring:$(IMAGE_VERSION) .
+
+base-image:
+	deploy/images/base-image.sh $(BASE_TAG)
+
+pg-image:
+	$(DOCKER_BUILD) -t $(PG_TAG) deploy/images/postgres
 
 ## Re-resolve the lock from pyproject.toml's direct pins.
 lock:

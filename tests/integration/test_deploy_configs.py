@@ -92,12 +92,13 @@ def test_compose_and_mlflow_values_load_publish_on_loopback_and_name_no_registry
 
 
 def test_the_image_the_deployments_run_is_built_from_this_repository_with_the_pinned_stack():
-    """No Docker engine runs here, so the image is not built in CI: this holds the Dockerfile to
-    what compose and the chart expect of it (name and version, packages, pins, a non-root user)."""
+    """What compose and the chart expect of the Dockerfile (name and version, packages, pins, a non-root
+    user); tests/integration/test_containers.py builds it and runs it."""
     root = DEPLOY.parent
     dockerfile = (root / "Dockerfile").read_text()
     project = tomllib.loads((root / "pyproject.toml").read_text())
-    base = re.search(r"^FROM python:(\d+\.\d+)\.\d+-slim", dockerfile, re.M)
+    base = re.search(r"^ARG BASE_IMAGE=python:(\d+\.\d+)\.\d+-slim", dockerfile, re.M)
+    assert base and re.search(r"^FROM \$\{BASE_IMAGE\}$", dockerfile, re.M)
     assert base and project["project"]["requires-python"] == f">={base.group(1)},<3.{int(base.group(1).split('.')[1]) + 1}"
     assert "pip install --no-cache-dir --no-deps -r requirements.lock" in dockerfile  # the lock, unresolved
     copied = {source for line in re.findall(r"^COPY (.+)$", dockerfile, re.M) for source in line.split()[:-1]}
@@ -167,8 +168,10 @@ def test_each_container_gets_only_the_secrets_it_needs():
         *("RISK_PG_DAGSTER_PASSWORD", "RISK_PG_PIPELINE_PASSWORD", "RISK_MLFLOW_PIPELINE_PASSWORD"),
         *("RISK_PII_TOKEN_KEY", "RISK_LEDGER_KEY", "RISK_SERVICE_SIGNING_KEY"),
     }
-    for name in ("daemon", "webserver"):
-        assert set(services[name]["environment"]) == INSTANCE_VARIABLES | {"RISK_ENV"} and secrets_of(name) == {"RISK_PG_DAGSTER_PASSWORD"}, name
+    webserver = services["webserver"]
+    assert set(webserver["environment"]) == INSTANCE_VARIABLES | {"RISK_ENV"} and secrets_of("webserver") == {"RISK_PG_DAGSTER_PASSWORD"}
+    # the daemon launches the runs, each with the pipeline's environment, read from its own
+    assert services["daemon"]["environment"] == services["code-server"]["environment"]
     assert secrets_of("db-setup") == {
         "POSTGRES_PASSWORD",
         "RISK_PG_DAGSTER_PASSWORD",
@@ -188,6 +191,31 @@ def test_each_container_gets_only_the_secrets_it_needs():
     values = yaml.safe_load((DEPLOY / "helm" / "dagster-values.yaml").read_text())
     for component in ("dagsterWebserver", "dagsterDaemon"):
         assert not values[component].get("envSecrets") and not values[component].get("env"), component
+
+
+def test_compose_runs_each_run_in_its_own_container_with_only_the_pipelines_environment():
+    """deploy/dagster.docker.yaml, appended to the instance as compose's header says, passes Dagster's and
+    dagster-docker's schemas; the runs get exactly the code server's variables (but DAGSTER_HOME, the image's),
+    its data volume and public keys, on the compose network."""
+    from dagster_docker import DockerRunLauncher
+
+    text = (DEPLOY / "dagster.yaml").read_text() + (DEPLOY / "dagster.docker.yaml").read_text()
+    config = yaml.safe_load(string.Template(text).substitute(RISK_MAX_SCORING_RUNS=2, RISK_DEPLOY_DIR="/srv/risk"))
+    _valid_instance(config)
+    launcher = config["run_launcher"]
+    assert (launcher["module"], launcher["class"]) == ("dagster_docker", "DockerRunLauncher")
+    checked = validate_config(DockerRunLauncher.config_type(), launcher["config"])
+    assert checked.success, [e.message for e in checked.errors]
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    services, settings = compose["services"], launcher["config"]
+    assert all("=" not in name for name in settings["env_vars"])  # values from the launcher's environment, none in this file
+    assert set(settings["env_vars"]) == set(services["code-server"]["environment"]) - {"DAGSTER_HOME"}
+    assert settings["image"] == services["code-server"]["image"] and settings["network"] == compose["networks"]["default"]["name"]
+    code_server_mounts = {v.split(":")[1]: v.split(":")[0] for v in services["code-server"]["volumes"]}
+    run_mounts = {v.split(":")[1]: v.split(":")[0] for v in settings["container_kwargs"]["volumes"]}
+    assert run_mounts == {"/data": compose["volumes"][code_server_mounts["/data"]]["name"], "/etc/risk/allowed_signers": "/srv/risk/allowed_signers"}
+    assert any(v.endswith(":/var/run/docker.sock") for v in services["daemon"]["volumes"])
+    assert not any("docker.sock" in v for name, s in services.items() if name != "daemon" for v in s.get("volumes", []))
 
 
 def test_mlflow_runs_its_own_authentication_everywhere():
