@@ -78,24 +78,13 @@ def _world(root: Path, rows: int, train_rows: int, as_of: str = AS_OF):
 
 def prepare(root: Path, rows: int, train_rows: int) -> dict:
     """Landing files, a champion (trained on partly shuffled labels) and a challenger (clean labels,
-    its gates passed), as tests/integration/test_rollout.py makes them; skipped when cached."""
+    its gates passed), as the rollout tests make them; skipped when cached."""
     from resources.registry import CHALLENGER, CHAMPION
-    from tests.integration.worlds import TRAINING_MONTHS
 
     world = _world(root, rows, train_rows, as_of="2023-05")
     started = time.perf_counter()
     if world.registry.by_alias(CHALLENGER) is None:
-        for month in TRAINING_MONTHS:
-            world.run("monthly_ingestion_job", month)
-        world.run("model_training_job", assets=["training_set"])
-        clean = world.store.read("training_set")
-        noisy = clean.copy()
-        shuffled = noisy.sample(frac=0.35, random_state=1).index
-        noisy.loc[shuffled, "defaulted"] = noisy.loc[shuffled, "defaulted"].sample(frac=1.0, random_state=2).to_numpy()
-        world.store.write("training_set", noisy)
-        world.run("model_training_job", assets=["risk_model", "model_evaluation", "champion_model"])
-        world.store.write("training_set", clean)
-        world.run("model_training_job", assets=["risk_model", "model_evaluation", "champion_model"])
+        world.train_noisy_champion_and_clean_challenger()
     champion, challenger = world.registry.by_alias(CHAMPION), world.registry.by_alias(CHALLENGER)
     if challenger is None or challenger.version == champion.version:
         raise RuntimeError("no challenger beside the champion: the canary stage needs one")

@@ -191,9 +191,18 @@ def _start_server(tmp_path, port: int) -> subprocess.Popen:
     raise RuntimeError("mlflow server did not start within 120 s")
 
 
+def _stop(server: subprocess.Popen) -> None:
+    server.terminate()
+    try:
+        server.wait(60)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait(30)
+
+
 def test_registry_unreachable_fails_closed_and_records_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "120")  # a stopped server refuses at once; a loaded one may answer slowly
     subprocess.run(
         [os.path.join(os.path.dirname(sys.executable), "mlflow"), "db", "upgrade", f"sqlite:///{tmp_path}/server.db"], check=True, capture_output=True
     )  # migrate once, before the server (concurrent migrations fail)
@@ -206,8 +215,7 @@ def test_registry_unreachable_fails_closed_and_records_nothing(tmp_path, monkeyp
         governance.promote(registry, v1, None)
         entries = governance.ledger().verify().entries
     finally:
-        server.terminate()
-        server.wait(30)
+        _stop(server)
     with pytest.raises(RegistryUnavailable, match="registry unreachable while changing retail_pd/.*: nothing changed"):
         governance.promote(registry, v2, _approve(v2, "while the registry is down"))
     assert governance.ledger().verify().entries == entries  # no approval, no promotion recorded
@@ -217,8 +225,7 @@ def test_registry_unreachable_fails_closed_and_records_nothing(tmp_path, monkeyp
         governance.promote(registry, v2, _approve(v2, "registry is back"))
         assert registry.by_alias(CHAMPION).version == v2
     finally:
-        server.terminate()
-        server.wait(30)
+        _stop(server)
 
 
 def _unchanged(registry, governance, champion: str, entries: int) -> None:

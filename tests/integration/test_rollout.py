@@ -14,7 +14,7 @@ from riskcore.metrics import roc_auc
 from riskcore.model_card import ROLLOUT_HEADING
 from riskcore.rollout import share_deviation
 from riskcore.rollout_policy import DEFAULT_ROLLOUT_POLICY
-from tests.integration.worlds import APPROVER, TRAINING_MONTHS, World
+from tests.integration.worlds import APPROVER, World
 from tests.signing import approval_config, rollout_config
 
 REASONS = [f"reason_code_{i}" for i in range(1, 5)]
@@ -39,20 +39,7 @@ def _swap(world: World, month: str) -> dict:
 
 
 def test_a_better_challenger_advances_from_5_to_100_percent_as_its_gates_hold(world):
-    # The champion learnt from labels of which a third were shuffled; the challenger, from the same rows, clean.
-    for month in TRAINING_MONTHS:
-        world.run("monthly_ingestion_job", month)
-    world.run("model_training_job", assets=["training_set"])
-    clean = world.store.read("training_set")
-    noisy = clean.copy()
-    rows = noisy.sample(frac=0.35, random_state=1).index
-    noisy.loc[rows, "defaulted"] = noisy.loc[rows, "defaulted"].sample(frac=1.0, random_state=2).to_numpy()
-    world.store.write("training_set", noisy)
-    world.run("model_training_job", assets=["risk_model", "model_evaluation", "champion_model"])  # bootstrap: the first version is champion
-    champion = world.registry.by_alias(CHAMPION)
-    world.store.write("training_set", clean)
-    world.run("model_training_job", assets=["risk_model", "model_evaluation", "champion_model"])
-    challenger = world.registry.by_alias(CHALLENGER)
+    champion, challenger = world.train_noisy_champion_and_clean_challenger()
     tags = world.registry.version_tags(challenger.version)
     assert challenger.version != champion.version and tags["gates_passed"] == "true", {k: v for k, v in tags.items() if k.startswith("gate")}
     assert world.registry.by_alias(CHAMPION) == champion  # it waits for its rollout

@@ -12,7 +12,7 @@ from pipelines.jobs import job_name
 from pipelines.prepare import SyntheticSettings, deliver_synthetic
 from pipelines.sensors import latest_metadata_by_month
 from resources.alerts import AlertWebhook
-from resources.registry import CHAMPION
+from resources.registry import CHALLENGER, CHAMPION
 from riskcore.months import month_label, months_between
 from tests.integration.portfolio_files import deployment, write_portfolio
 from tests.signing import key_of
@@ -96,6 +96,23 @@ class World:
             self.run("monthly_ingestion_job", month)
         self.run("model_training_job")
         return self.registry.by_alias(CHAMPION)
+
+    def train_noisy_champion_and_clean_challenger(self):
+        """A champion that learnt from labels of which a third were shuffled, and a challenger from
+        the same rows, clean: a real gain for a staged rollout to prove (a plain retrain differs by noise)."""
+        for month in TRAINING_MONTHS:
+            self.run("monthly_ingestion_job", month)
+        self.run("model_training_job", assets=["training_set"])
+        clean = self.store.read("training_set")
+        noisy = clean.copy()
+        rows = noisy.sample(frac=0.35, random_state=1).index
+        noisy.loc[rows, "defaulted"] = noisy.loc[rows, "defaulted"].sample(frac=1.0, random_state=2).to_numpy()
+        self.store.write("training_set", noisy)
+        self.run("model_training_job", assets=["risk_model", "model_evaluation", "champion_model"])  # bootstrap: the first version is champion
+        champion = self.registry.by_alias(CHAMPION)
+        self.store.write("training_set", clean)
+        self.run("model_training_job", assets=["risk_model", "model_evaluation", "champion_model"])
+        return champion, self.registry.by_alias(CHALLENGER)
 
     def governance_cli(self, *args: str, identity: str) -> subprocess.CompletedProcess:
         """`python -m pipelines.governance <args> --approver identity --key <its key>` in a child process, as
