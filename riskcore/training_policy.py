@@ -6,8 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from riskcore.promotion import _setting
-from riskcore.yamlfile import load_yaml
+from riskcore.yamlfile import load_policy_mapping
 
 DEFAULT_TRAINING_POLICY = Path(__file__).parent / "policies" / "training.yaml"
 
@@ -25,13 +24,7 @@ class TrainingPolicy:
 
 
 def load_training_policy(path: str | Path = DEFAULT_TRAINING_POLICY) -> TrainingPolicy:
-    doc = load_yaml(Path(path).read_text())
-    if not isinstance(doc, dict):
-        raise ValueError(f"{path}: expected a mapping of policy settings")
-
-    def get(key, kind, low=None, high=None):
-        return _setting(doc, key, path, kind, low, high)
-
+    _, get = load_policy_mapping(path)
     return TrainingPolicy(
         policy_id=get("policy_id", str),
         version=get("version", str),

@@ -30,6 +30,7 @@ from riskcore.rollout import (
     swap_table,
 )
 from riskcore.rollout_policy import DEFAULT_ROLLOUT_POLICY, load_rollout_policy
+from riskcore.training_policy import DEFAULT_TRAINING_POLICY, load_training_policy
 
 KEY = "unit-test-rollout-key"
 
@@ -162,10 +163,11 @@ def test_decisions_by_cell_come_whole_from_the_deciding_model_and_reconcile():
 
 @pytest.mark.parametrize(
     "load, shipped",
-    [(load_rollout_policy, DEFAULT_ROLLOUT_POLICY), (load_review_policy, DEFAULT_REVIEW_POLICY), (load_promotion_policy, DEFAULT_PROMOTION_POLICY)],
+    [(load_rollout_policy, DEFAULT_ROLLOUT_POLICY), (load_review_policy, DEFAULT_REVIEW_POLICY), (load_promotion_policy, DEFAULT_PROMOTION_POLICY)]
+    + [(load_training_policy, DEFAULT_TRAINING_POLICY)],
 )
 def test_every_policy_file_is_a_mapping_whose_settings_are_checked(tmp_path, load, shipped):
-    """The rollout, review and promotion policies open the same way (riskcore.yamlfile.load_policy_mapping)."""
+    """The rollout, review, promotion and training policies open the same way (riskcore.yamlfile.load_policy_mapping)."""
     listed = tmp_path / "listed.yaml"
     listed.write_text("- policy_id\n- version\n")
     with pytest.raises(ValueError, match=r"listed.yaml: expected a mapping of policy settings"):
