@@ -14,13 +14,11 @@ def score(
 ) -> pd.DataFrame:
     """One row per application: PD, points, decision, reasons, and the lineage of the decision.
 
-    The PD is the calibrated logit the reasons are read from (contributions plus intercept): one
-    pass of the model's feature transform per month, not one for the PD and another for the reasons."""
-    from scipy.special import expit
-
+    The PD comes from the contributions the reasons are read from: one pass of the model's feature
+    transform per month, not one for the PD and another for the reasons."""
     X = model_matrix(features, specs)
     contributions = model.logit_contributions(X)
-    pd_ = expit(contributions.to_numpy().sum(axis=1) + model.intercept_logit)
+    pd_ = model.pd_from_contributions(contributions)
     points = policy.points(pd_)
     out = pd.DataFrame({id_column: features[id_column].to_numpy(), "pd": pd_, "score_points": points, "decision": policy.decide(points)})
     reasons = pd.DataFrame(reason_codes(contributions, model.reference_contributions_, k=policy.max_reason_codes))
