@@ -132,17 +132,27 @@ def _graphql_client(port: int):
     return DagsterGraphQLClient("127.0.0.1", port_number=port)
 
 
+LOCATION_QUERY = """{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus
+    locationOrLoadError { __typename ... on PythonError { message } ... on RepositoryLocation { repositories { jobs { name } } } } } } } }"""
+
+
 def _location_loaded(port: int) -> bool:
+    """True once the webserver serves the location's jobs. A location that failed to load is LOADED too,
+    with an error in place of its repositories: that fails here with the error, not later as a missing job."""
     import urllib.error
 
     from pipelines.backfill import graphql
 
     try:
-        data = graphql(f"http://127.0.0.1:{port}", "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }", {})
+        data = graphql(f"http://127.0.0.1:{port}", LOCATION_QUERY, {})
     except (urllib.error.URLError, ConnectionError, RuntimeError):
         return False
-    entries = data["workspaceOrError"].get("locationEntries", [])
-    return any(e["name"] == "risk_scoring" and e["loadStatus"] == "LOADED" for e in entries)
+    entries = [e for e in data["workspaceOrError"].get("locationEntries", []) if e["name"] == "risk_scoring" and e["loadStatus"] == "LOADED"]
+    if not entries:
+        return False
+    location = entries[0]["locationOrLoadError"]
+    assert location["__typename"] == "RepositoryLocation", f"the webserver could not load the code location: {location.get('message')}"
+    return any(job["name"] == f"{PORTFOLIO}_monthly_ingestion_job" for repository in location["repositories"] for job in repository["jobs"])
 
 
 def _finished(client, run_id):

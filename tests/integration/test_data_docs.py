@@ -1,16 +1,18 @@
 """One shared GX Data Docs site (checks/data_docs.py): a page per validation, one index, one copy of GX's static assets.
 
 Real GX, real files: two small contracts validated into one folder, one batch validated twice,
-and two processes validating into the same folder at once.
+two processes validating into the same folder at once, and one held at the site lock while another writes.
 """
 
 import multiprocessing
+import time
 from pathlib import Path
 from urllib.parse import quote
 
 import pandas as pd
 import yaml
 
+from checks.data_docs import LOCK, RESULTS, site_lock
 from checks.validation import ContractValidator
 from riskcore.contract import load_contract
 
@@ -93,3 +95,32 @@ def test_two_processes_validating_at_once_leave_an_index_of_both(tmp_path):
     assert _listed(docs) == {quote(p.relative_to(docs).as_posix()) for p in pages}
     assert len(list((docs / ".results").rglob("*.json"))) == 6
     assert not [p for p in docs.rglob("*") if ".tmp-" in p.name]  # every write was renamed into place
+
+
+def _waiting_on(lock: Path) -> set[int]:
+    """Processes blocked on `lock` now: the kernel lists each waiting flock in /proc/locks as '-> FLOCK'."""
+    inode = f":{lock.stat().st_ino} "
+    return {int(line.split()[5]) for line in Path("/proc/locks").read_text().splitlines() if "->" in line and "FLOCK" in line and inode in line}
+
+
+def _validate_into(docs: str, folder: str, pages) -> None:
+    contract = _contract(Path(folder), "loans")
+    pages.put(ContractValidator(data_docs_dir=docs).validate(_frame("2024-01"), contract, batch="retail-loans-2024-01").docs)
+
+
+def test_a_validation_waits_for_the_site_lock_before_it_writes_anything(tmp_path):
+    docs = tmp_path / "gx_data_docs"
+    spawn = multiprocessing.get_context("spawn")
+    pages = spawn.Queue()
+    with site_lock(str(docs)):  # another writer holds the site
+        child = spawn.Process(target=_validate_into, args=(str(docs), str(tmp_path), pages))
+        child.start()
+        deadline = time.monotonic() + 300
+        while child.pid not in _waiting_on(docs / LOCK):
+            assert child.is_alive() and pages.empty(), "the validation finished without waiting: the site is written unlocked"
+            assert time.monotonic() < deadline, "the validation never reached the site lock"
+            time.sleep(0.2)
+        assert not (docs / RESULTS).exists() and not (docs / "index.html").exists()  # blocked before its first write
+    page = Path(pages.get(timeout=300))  # the lock released, it goes on
+    child.join(60)
+    assert child.exitcode == 0 and page.is_file() and _listed(docs) == {quote(page.relative_to(docs).as_posix())}
