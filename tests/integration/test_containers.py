@@ -123,7 +123,7 @@ def deployment(engine, images, tmp_path_factory):
         runs = subprocess.run([DOCKER, "ps", "-aq", "--filter", "label=dagster/run_id"], env=engine, capture_output=True, text=True).stdout.split()
         if runs:
             subprocess.run([DOCKER, "rm", "-f", *runs], env=engine, capture_output=True)
-        subprocess.run(["docker-compose", "-p", PROJECT, "-f", str(folder / "compose.yaml"), "down", "-v"], env=env, capture_output=True, timeout=300)
+        subprocess.run(["docker-compose", "-p", PROJECT, "-f", str(folder / "compose.yaml"), "down", "-v", "--timeout", "3"], env=env, capture_output=True, timeout=300)
 
 
 def _graphql_client(port: int):
