@@ -88,11 +88,16 @@ def docs_result(validation, contract: Contract):
     HTML: an id `<script>alert(1)</script>` or a column named `<img src=x onerror=...>` became
     live markup in the page a failed check links to. Escaping those values here (`html_text`) is
     the one place that covers every renderer of the page without patching GX's templates; the page
-    shows each value as it was. Values of PII and free-text columns are not shown at all (their
-    counts are): the same rule as the check's metadata (`summarise`). The result the pipeline
-    reads (`summarise`) keeps the values as they were."""
+    shows each value as it was. So is the run name (the batch's, from configuration or a landing
+    file), which GX writes raw into the page's breadcrumb and info table. Values of PII and
+    free-text columns are not shown at all (their counts are): the same rule as the check's
+    metadata (`summarise`). The result the pipeline reads (`summarise`) keeps the values as they were."""
+    from great_expectations.core.run_identifier import RunIdentifier
+
     withheld = {c: "pii" for c in contract.columns("pii")} | {f.name: "free text" for f in contract.fields if f.free_text}
     shown = copy.deepcopy(validation)
+    run_id = shown.meta["run_id"]
+    shown.meta["run_id"] = RunIdentifier(run_name=html_text(run_id.run_name), run_time=run_id.run_time)
     for outcome in shown.results:
         column = (outcome.expectation_config.kwargs or {}).get("column")
         values = dict(outcome.result or {})
