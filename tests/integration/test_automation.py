@@ -9,6 +9,7 @@ from pipelines.jobs import job_name
 from pipelines.prepare import SyntheticSettings, deliver_synthetic
 from resources.partitions import monthly_partitions
 from riskcore.months import month_label
+from tests.dagster_instance import instance_for_test
 from tests.integration.portfolio_files import deployment, write_portfolio
 
 PORTFOLIO = "automation_pd"
@@ -35,7 +36,7 @@ def test_features_are_requested_only_after_the_contract_passed(tmp_path, scenari
     latest = monthly_partitions.get_last_partition_key()
     defs = _defs(tmp_path, scenario, month_label(latest))
     selection = dg.AssetSelection.assets(FEATURES)
-    with dg.instance_for_test() as instance:
+    with instance_for_test() as instance:
         before = dg.evaluate_automation_conditions(defs=defs, instance=instance, asset_selection=selection)
         assert before.total_requested == 0  # nothing landed yet
         run = defs.resolve_job_def(job_name(PORTFOLIO, "monthly_ingestion_job")).execute_in_process(

@@ -4,13 +4,13 @@ whose failed check names the file, column and rule. Real Dagster runs, real GX, 
 
 import datetime as dt
 
-import dagster as dg
 import pandas as pd
 import pytest
 
 from pipelines.definitions import build_definitions
 from pipelines.jobs import job_name
 from riskcore.synthetic import applications_frame, generate_month
+from tests.dagster_instance import instance_for_test
 from tests.integration.portfolio_files import deployment, write_portfolio
 
 MONTH = "2023-03"
@@ -24,7 +24,7 @@ def base():
 
 @pytest.fixture(scope="module")
 def instance():
-    with dg.instance_for_test() as instance:
+    with instance_for_test() as instance:
         yield instance
 
 

@@ -186,6 +186,10 @@ def test_each_container_gets_only_the_secrets_it_needs():
     assert services["mlflow-users"]["command"][:4] == ["python", "-m", "pipelines.topology", "provision-mlflow-users"]
     for name in ("mlflow", "code-server", "daemon", "webserver"):
         assert services[name]["depends_on"]["db-setup"] == {"condition": "service_completed_successfully"}, name
+    # the daemon and the webserver load the code location once its server answers (a failed first load stays failed)
+    assert services["code-server"]["healthcheck"]["test"][1:4] == ["dagster", "api", "grpc-health-check"]
+    for name in ("daemon", "webserver"):
+        assert services[name]["depends_on"]["code-server"] == {"condition": "service_healthy"}, name
     assert services["code-server"]["depends_on"]["mlflow-users"] == {"condition": "service_completed_successfully"}
     # the chart: the webserver and the daemon get no Secret of the pipeline's
     values = yaml.safe_load((DEPLOY / "helm" / "dagster-values.yaml").read_text())

@@ -13,12 +13,13 @@ import dagster as dg
 import pytest
 
 from riskcore.months import months_between
+from tests.dagster_instance import instance_for_test
 from tests.integration.worlds import HEAVY_TAILS, World, german_credit_files, heavy_tail_files
 
 
 @pytest.fixture
 def world(tmp_path, mlflow_uri):
-    with dg.instance_for_test() as instance:
+    with instance_for_test() as instance:
         yield lambda name, **kwargs: World(tmp_path, mlflow_uri, instance, name, **kwargs)
 
 

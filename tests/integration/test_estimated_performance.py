@@ -13,6 +13,7 @@ import pytest
 from pipelines.sensors import latest_metadata_by_month
 from resources.alerts import AlertWebhook
 from riskcore.months import months_between
+from tests.dagster_instance import instance_for_test
 from tests.integration.alerting import webhook_receiver
 from tests.integration.worlds import World
 
@@ -22,7 +23,7 @@ MONTHS = months_between("2023-05", "2023-10")
 
 @pytest.fixture
 def world(tmp_path, mlflow_uri, request):
-    with dg.instance_for_test() as instance:
+    with instance_for_test() as instance:
         yield lambda scenario, start=SHOCK: World(tmp_path, mlflow_uri, instance, f"{request.node.name[5:40]}", scenario, start)
 
 

@@ -15,6 +15,7 @@ from resources.registry import CHALLENGER, CHAMPION
 from resources.storage import parquet_bytes
 from riskcore.months import months_between
 from riskcore.synthetic import applications_frame, generate_month, outcomes_frame
+from tests.dagster_instance import instance_for_test
 from tests.integration.portfolio_files import deployment
 from tests.signing import IDENTITIES, approval_config, write_allowed_signers
 
@@ -101,7 +102,7 @@ def cards(tmp_path_factory, mlflow_uri):
     resources = deployment(root, [str(portfolio_file)], mlflow_uri, auto_approve=None)
     defs = build_definitions(resources)
     portfolio = resources["portfolios"].named(NAME)
-    with dg.instance_for_test() as instance:
+    with instance_for_test() as instance:
 
         def run(job, month=None, **kwargs):
             return defs.resolve_job_def(job_name(NAME, job)).execute_in_process(instance=instance, partition_key=f"{month}-01" if month else None, **kwargs)

@@ -11,6 +11,7 @@ from pipelines.jobs import job_name
 from pipelines.prepare import SyntheticSettings, deliver_synthetic
 from resources.registry import CHALLENGER, CHAMPION
 from riskcore.months import months_between
+from tests.dagster_instance import instance_for_test
 from tests.integration.alerting import alert_posted_for
 from tests.integration.portfolio_files import deployment, write_portfolio
 from tests.integration.worlds import reorder_training_set
@@ -58,7 +59,7 @@ def pipeline(tmp_path_factory, mlflow_uri):
     portfolio = resources["portfolios"].named(PORTFOLIO)
     deliver_synthetic(portfolio.landing.path, MONTHS, "2023-06", 1, SyntheticSettings(seed=3, rows_per_month=3000))
     defs = build_definitions(resources)
-    with dg.instance_for_test() as instance:
+    with instance_for_test() as instance:
         results = [_run(defs, "monthly_ingestion_job", instance, m) for m in MONTHS]
         results.append(_run(defs, "model_training_job", instance))
         results += [_run(defs, "monthly_scoring_job", instance, m, assets=["risk_scores"]) for m in SCORED]
@@ -209,7 +210,7 @@ def test_a_file_that_breaks_the_contract_blocks_its_month(pipeline, tmp_path, ml
     resources = _resources(tmp_path, mlflow_uri)
     store = resources["portfolios"].named(PORTFOLIO).store
     defs = build_definitions(resources)
-    with dg.instance_for_test() as instance:
+    with instance_for_test() as instance:
         result = _run(defs, "monthly_ingestion_job", instance, month, raise_on_error=False)
         assert not result.success
         checks = {e.check_name: e for e in result.get_asset_check_evaluations()}

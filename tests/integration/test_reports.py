@@ -15,6 +15,7 @@ from riskcore.charts import _label
 from riskcore.drift import REFERENCE_PROFILE_ARTIFACT, REFERENCE_SAMPLE_ARTIFACT, ReferenceProfile
 from riskcore.months import months_between
 from riskcore.pii import TOKEN_PATTERN, find_pii
+from tests.dagster_instance import instance_for_test
 from tests.integration.worlds import APPROVER, TRAINING_MONTHS, World, reorder_training_set
 from tests.signing import approval_config
 
@@ -37,7 +38,7 @@ def _check(result):
 
 @pytest.fixture(scope="module")
 def reported(tmp_path_factory, mlflow_uri):
-    with dg.instance_for_test() as instance:
+    with instance_for_test() as instance:
         world = World(tmp_path_factory.mktemp("reports"), mlflow_uri, instance, "reports", rows=800)
         world.train_baseline()
         for month in MONTHS:

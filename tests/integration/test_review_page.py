@@ -6,7 +6,6 @@ as they were."""
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from riskcore.ledger import Ledger
 from riskcore.review_policy import load_review_policy
 from riskcore.review_store import ReviewStore, decisions, queue
 from riskcore.signatures import load_allowed_signers, verify
+from tests.browser import chromium
 from tests.signing import key_of, write_allowed_signers
 
 PASSWORDS = {"first.officer@example.com": "first officer's long password", "second.officer@example.com": "second officer's long password"}
@@ -112,13 +112,9 @@ def decide(client: httpx.Client, item: int, **form) -> httpx.Response:
 
 
 def test_an_officer_overrides_an_appealed_decline_in_the_browser_and_the_ledger_records_it(server):
-    from playwright.sync_api import sync_playwright
-
     url, store = server
     dialogs = []
-    executable = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))))  # Debian's, installed by make test
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu"])
+    with chromium() as browser:
         page = browser.new_page()
         page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
         page.goto(url)
@@ -142,7 +138,6 @@ def test_an_officer_overrides_an_appealed_decline_in_the_browser_and_the_ledger_
         assert page.evaluate("document.querySelectorAll('script').length") == 0  # ...never as an element
         cookie = next(c for c in page.context.cookies() if c["name"] == "risk_review_session")
         assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
-        browser.close()
     assert dialogs == []
     (entry,) = store.ledger.entries(subject="retail_pd/application/APP-202412-000800")
     assert entry.kind == "override" and entry.payload["side"] == "high"  # approving what the model declined

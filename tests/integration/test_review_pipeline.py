@@ -10,13 +10,13 @@ are, and they appear in the report of m + 1."""
 import datetime as dt
 import json
 
-import dagster as dg
 import pytest
 
 from assets.review import enqueue_month
 from pipelines.definitions import build_definitions
 from resources.alerts import AlertWebhook
 from riskcore.review_store import queue
+from tests.dagster_instance import instance_for_test
 from tests.integration.alerting import webhook_receiver
 from tests.integration.worlds import World
 
@@ -60,7 +60,7 @@ def _report(world: World, month: str) -> dict:
 
 @pytest.fixture(scope="module")
 def reviewed(tmp_path_factory, mlflow_uri):
-    with dg.instance_for_test() as instance:
+    with instance_for_test() as instance:
         world = World(tmp_path_factory.mktemp("review"), mlflow_uri, instance, "review", rows=800)
         world.train_baseline()
         world.run("monthly_ingestion_job", MONTH)

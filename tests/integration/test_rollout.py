@@ -14,6 +14,7 @@ from riskcore.metrics import roc_auc
 from riskcore.model_card import ROLLOUT_HEADING
 from riskcore.rollout import share_deviation
 from riskcore.rollout_policy import DEFAULT_ROLLOUT_POLICY
+from tests.dagster_instance import instance_for_test
 from tests.integration.worlds import APPROVER, World
 from tests.signing import approval_config, rollout_config
 
@@ -25,7 +26,7 @@ def world(tmp_path, mlflow_uri, request):
     # The shipped rollout policy with a minimum of decisions a 2,000-row month's 5% cell reaches.
     policy = tmp_path / "rollout.yaml"
     policy.write_text(DEFAULT_ROLLOUT_POLICY.read_text().replace("min_cell_decisions: 500", "min_cell_decisions: 80"))
-    with dg.instance_for_test() as instance:
+    with instance_for_test() as instance:
         yield World(tmp_path, mlflow_uri, instance, request.node.name[5:40], policies={"rollout": str(policy)})
 
 

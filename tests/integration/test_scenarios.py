@@ -10,13 +10,14 @@ import pytest
 
 from resources.registry import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION
 from riskcore.months import add_months, month_label, months_between
+from tests.dagster_instance import instance_for_test
 from tests.integration.worlds import APPROVER, World
 from tests.signing import approval_config
 
 
 @pytest.fixture
 def world(tmp_path, mlflow_uri, request):
-    with dg.instance_for_test() as instance:
+    with instance_for_test() as instance:
         yield lambda scenario="none", start="2024-06": World(tmp_path, mlflow_uri, instance, f"{request.node.name[5:40]}", scenario, start)
 
 

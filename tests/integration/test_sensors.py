@@ -8,6 +8,7 @@ from pipelines.definitions import build_definitions, defs
 from pipelines.jobs import job_name
 from pipelines.sensors import retraining_subject
 from resources.alerts import AlertWebhook
+from tests.dagster_instance import instance_for_test
 from tests.integration.portfolio_files import deployment, write_portfolio
 
 PORTFOLIO = "retail_pd"
@@ -25,7 +26,7 @@ def sensor_world(tmp_path, mlflow_uri):
     that carries the cursor over as the daemon does."""
     resources = deployment(tmp_path, [write_portfolio(tmp_path / "portfolios", PORTFOLIO)], mlflow_uri)
     sensor = build_definitions(resources).get_sensor_def(f"{PORTFOLIO}_drift_retraining_sensor")
-    with dg.instance_for_test() as instance:
+    with instance_for_test() as instance:
 
         def tick(cursor=None):
             context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={**resources, "alerts": AlertWebhook()})
@@ -99,7 +100,7 @@ def test_the_daily_monitoring_schedule_measures_the_cohort_that_just_matured_unt
     def ScoringCalendar(as_of_month="last_complete", performance_window_months=12):  # noqa: N802 - the calendar section of a portfolio file
         return {"evaluation_month": as_of_month, "performance_window_months": performance_window_months, "out_of_time_months": 1}
 
-    with dg.instance_for_test() as instance:
+    with instance_for_test() as instance:
         for day in (2, 17):  # any day of December 2025: labels of 2024-11 matured as of 2025-11
             request = tick(instance, (2025, 12, day), ScoringCalendar()).run_requests[0]
             assert request.partition_key == "2024-11-01" and request.run_key == f"{PORTFOLIO}-performance-2024-11"

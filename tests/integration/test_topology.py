@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from pipelines import topology as topo
+from tests.browser import chromium
 from tests.integration.topologies import finished, graphql, graphql_client, running_topology, up, wait
 
 BIN = Path(sys.executable).parent
@@ -226,15 +227,9 @@ def test_the_daemon_ticks_the_monitoring_schedule_and_its_run_outlives_a_killed_
 def test_a_browser_finds_the_risk_assets_and_a_check_result(topology):
     import re
 
-    from playwright.sync_api import sync_playwright
-
     layout, _, _, _ = topology
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    import shutil
-
-    executable = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))))  # Debian's, installed by make test
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox", "--disable-gpu"])
+    with chromium() as browser:
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
         page.goto(f"{layout.ui_url}/locations/risk_scoring/asset-groups/retail_pd_scoring")
         page.get_by_text("risk_scores", exact=True).first.wait_for(timeout=60_000)
@@ -253,5 +248,4 @@ def test_a_browser_finds_the_risk_assets_and_a_check_result(topology):
         for launcher in ("retail_pd_daily_monitoring_schedule", "retail_pd_drift_retraining_sensor"):
             page.get_by_text(launcher).first.wait_for(timeout=60_000)
         page.screenshot(path=str(SCREENSHOTS / "runs-launched-by-schedule-and-sensor.png"))
-        browser.close()
     assert (SCREENSHOTS / "asset-graph-ingestion-checks.png").stat().st_size > 10_000

@@ -1,11 +1,11 @@
 """Above the training policy's max_rows, the candidate is fitted on a seeded, weighted sample, and the
 version's lineage (MLflow params, version tags, model card) names it (issue 16)."""
 
-import dagster as dg
 import pytest
 
 from resources.registry import CHALLENGER
 from riskcore.training_policy import DEFAULT_TRAINING_POLICY
+from tests.dagster_instance import instance_for_test
 from tests.integration.worlds import World
 
 
@@ -14,7 +14,7 @@ def world(tmp_path, mlflow_uri):
     # The shipped policy with a sample smaller than the 3 train months of 2,000 rows.
     policy = tmp_path / "training.yaml"
     policy.write_text(DEFAULT_TRAINING_POLICY.read_text().replace("max_rows: 1000000", "max_rows: 2500"))
-    with dg.instance_for_test() as instance:
+    with instance_for_test() as instance:
         yield World(tmp_path, mlflow_uri, instance, "training_sample", policies={"training": str(policy)})
 
 

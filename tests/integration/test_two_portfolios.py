@@ -11,6 +11,7 @@ from pipelines.jobs import job_name
 from pipelines.prepare import SyntheticSettings, deliver_german_credit, deliver_synthetic
 from resources.registry import CHAMPION
 from riskcore.months import months_between
+from tests.dagster_instance import instance_for_test
 from tests.integration.portfolio_files import deployment
 
 RETAIL_MONTHS = months_between("2023-01", "2023-05")
@@ -20,7 +21,7 @@ GERMAN_MONTHS = months_between("2023-01", "2024-08")
 @pytest.fixture(scope="module")
 def side_by_side(tmp_path_factory, mlflow_uri):
     root = tmp_path_factory.mktemp("two_portfolios")
-    with pytest.MonkeyPatch.context() as env, dg.instance_for_test() as instance:
+    with pytest.MonkeyPatch.context() as env, instance_for_test() as instance:
         # the retail file's calendar comes from the environment: a one-month window as of 2023-05
         env.setenv("RISK_AS_OF", "2023-05")
         env.setenv("RISK_PERFORMANCE_WINDOW_MONTHS", "1")

@@ -273,6 +273,33 @@ def test_the_reference_sample_is_real_rows_the_same_whatever_the_order():
     assert len(reference_sample(frame.head(50), frame[id_column].head(50), columns, 500, forbidden)) == 50
 
 
+def test_the_evidently_page_is_the_one_evidently_draws_with_all_its_metrics(monkeypatch):
+    """The drift page leaves out the per-column metrics DataDriftPreset computes and draws only to
+    throw away: the page is the one the preset itself draws."""
+    import re
+
+    from evidently.presets import DataDriftPreset
+
+    import assets.monitoring
+    from riskcore.drift import reference_sample
+
+    frame, id_column = _training_rows(300), CONTRACT.only("id")
+    columns = ["annual_income", "inquiries_6m", "pd", "decision"]
+    profile = build_profile(frame, ["annual_income", "inquiries_6m", "pd"], ["decision"])
+    kept = reference_sample(frame, frame[id_column], columns, 200, {id_column})
+    current = frame[columns].assign(annual_income=frame["annual_income"] * 1.3)
+    page = assets.monitoring._evidently_html(profile, current, 250, seed=3, reference_sample=kept)
+    monkeypatch.setattr(assets.monitoring, "_drift_page", lambda: DataDriftPreset)
+    preset_page = assets.monitoring._evidently_html(profile, current, 250, seed=3, reference_sample=kept)
+
+    def without_ids(html: str) -> str:  # Evidently gives each widget and graph a fresh random id
+        return re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|(?<![0-9a-f])[0-9a-f]{32}(?![0-9a-f])", "<id>", html)
+
+    assert without_ids(page) == without_ids(preset_page)
+    assert "Drift is detected for 25.0% of columns (1 out of 4)" in page
+    assert all(f'"column_name": "{c}"' in page for c in columns)  # a row and its plots per column
+
+
 def test_the_reference_sample_refuses_identifiers_tokens_and_pii():
     from riskcore.drift import reference_sample
 
