@@ -18,13 +18,13 @@ from riskcore.months import month_label
 )
 def application_features(context: dg.AssetExecutionContext, portfolios: Portfolios) -> dg.MaterializeResult:
     """Keys and features only: no tokens, no sensitive attributes, no target."""
-    from riskcore.features import build_features, clipped_by_caps, feature_set_version
+    from riskcore.features import build_features, clipped_by_caps, feature_inputs, feature_set_version
 
     portfolio = portfolios.of(context)
     landing, store = portfolio.landing, portfolio.store
     month = month_label(context.partition_key)
     contract = landing.applications()
-    applications = store.read(APPLICATIONS, month)
+    applications = store.read(APPLICATIONS, month, columns=feature_inputs(contract))
     features = build_features(applications, contract, month)
     written = store.write(FEATURES, features, month)
     return dg.MaterializeResult(

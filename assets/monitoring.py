@@ -55,7 +55,9 @@ def drift_report(context: dg.AssetExecutionContext, portfolios: Portfolios):
     specs = feature_specs(contract)
     rows = store.read(FEATURES, month)
     matrix = model_matrix(rows, specs)
-    current = monitored_frame(matrix, registry.load(champion.version).predict_pd(matrix), portfolio.decision_policy(), sensitive_attributes(portfolio, rows))
+    current = monitored_frame(
+        matrix, _champion_pd(portfolio, champion, month, rows, matrix), portfolio.decision_policy(), sensitive_attributes(portfolio, rows)
+    )
     profile = ReferenceProfile.from_json(profile_text)
     stats = drift_statistics(profile, current, policy)
     # the bands it was read with travel with it: a later report draws the lines the month was judged by
@@ -97,6 +99,24 @@ def drift_report(context: dg.AssetExecutionContext, portfolios: Portfolios):
             "shift": {k: float(v) for k, v in by_column["psi"].items() if v >= policy.shift},
         },
     )
+
+
+def _champion_pd(portfolio, champion, month: str, rows, matrix):
+    """The champion's PD of each of the month's `rows`: the one its scores hold (`champion_pd`) when
+    this champion scored the month, not a second pass of the model (seconds a million rows); predicted
+    again when the month is not scored yet or another version scored it."""
+    from riskcore.joins import aligned
+    from riskcore.rollout import CHAMPION as CHAMPION_CELL
+    from riskcore.rollout import read_scores
+
+    store, id_column = portfolio.store, portfolio.landing.applications().only("id")
+    if store.path(SCORES, month).exists():
+        scores = read_scores(store, month, [id_column, "champion_pd", "model_version", "cell"])
+        if set(scores.loc[scores["cell"] == CHAMPION_CELL, "model_version"].astype(str)) == {champion.version}:
+            held = aligned(rows[id_column], scores, id_column)["champion_pd"]
+            if held.notna().all():
+                return held.to_numpy()
+    return portfolio.registry.load(champion.version).predict_pd(matrix)
 
 
 def in_sample_metadata(month: str, training_window: str | None) -> dict:
@@ -244,6 +264,7 @@ def model_performance(context: dg.AssetExecutionContext, portfolios: Portfolios)
     import pandas as pd
 
     from riskcore.features import feature_specs, model_matrix
+    from riskcore.joins import aligned, join
     from riskcore.metrics import calibration_by_decile
     from riskcore.performance import estimate_backtest, realised_performance
     from riskcore.rollout import read_scores
@@ -265,7 +286,7 @@ def model_performance(context: dg.AssetExecutionContext, portfolios: Portfolios)
         raise ValueError(
             f"labels of {month} matured as of {calendar.as_of} but loan_outcomes {month} holds none: materialise it first (performance_job does both)"
         )
-    labelled = scores.merge(outcomes, on=id_column, how="inner", validate="one_to_one")
+    labelled = join(scores, outcomes, id_column, "one_to_one")
     versions = sorted(labelled["model_version"].unique())
     if len(versions) != 1:
         raise ValueError(f"risk_scores {month}: expected the scores of one model version, found {versions or 'none'}")
@@ -275,7 +296,7 @@ def model_performance(context: dg.AssetExecutionContext, portfolios: Portfolios)
     replaced = registry.version_tags(version).get("promoted_over") or None
     compared = None
     if replaced:
-        rows = labelled[[id_column]].merge(store.read(FEATURES, month), on=id_column, how="left", validate="one_to_one")
+        rows = aligned(labelled[id_column], store.read(FEATURES, month), id_column)
         compared = realised_performance(y, registry.load(replaced).predict_pd(model_matrix(rows, feature_specs(contract))))
     estimated = store.read(ESTIMATED, month).iloc[0].to_dict() if month in store.partitions(ESTIMATED) else None  # months scored before it existed have none
     calibration = calibration_by_decile(y, labelled["pd"].to_numpy())
@@ -303,6 +324,7 @@ def matured_cohort(portfolio, month: str, columns: list[str]):
     """(the cohort whose labels matured by `month`, its scores' `columns` with their realised outcome
     `defaulted` or None when it was never scored, what it is or why none). Raises LabelsNotLoaded
     when the cohort was scored and its labels matured but are not loaded (performance_job loads them)."""
+    from riskcore.joins import join
     from riskcore.months import add_months
 
     landing, calendar, store = portfolio.landing, portfolio.calendar, portfolio.store
@@ -313,9 +335,7 @@ def matured_cohort(portfolio, month: str, columns: list[str]):
     outcomes = store.read(OUTCOMES, cohort, columns=[id_column, target]) if store.path(OUTCOMES, cohort).exists() else None
     if outcomes is None or outcomes.empty:
         raise LabelsNotLoaded(f"labels of {cohort} have matured but are not loaded: materialise loan_outcomes {cohort} (performance_job) first")
-    labelled = store.read(SCORES, cohort, columns=[id_column, *columns]).merge(
-        outcomes.rename(columns={target: "defaulted"}), on=id_column, validate="one_to_one"
-    )
+    labelled = join(store.read(SCORES, cohort, columns=[id_column, *columns]), outcomes.rename(columns={target: "defaulted"}), id_column, "one_to_one")
     return cohort, labelled, f"scores of {cohort} against their realised outcomes"
 
 
@@ -350,6 +370,7 @@ def stability_pack(context: dg.AssetExecutionContext, portfolios: Portfolios):
 
     from resources.storage import atomic_write_bytes
     from riskcore.features import feature_specs, model_matrix
+    from riskcore.joins import aligned
     from riskcore.rollout import read_scores
     from riskcore.stability import (
         STABILITY_REFERENCE,
@@ -386,9 +407,7 @@ def stability_pack(context: dg.AssetExecutionContext, portfolios: Portfolios):
         reference_note = f"not available: {model}'s reference has score bands {reference.score_bands}, the policy {bands}: retrain to get a reference on them"
     else:
         reference_note = f"against the training window of {model}"
-        matrix = model_matrix(
-            scores[[id_column]].merge(store.read(FEATURES, month), on=id_column, how="left", validate="one_to_one"), feature_specs(landing.applications())
-        )
+        matrix = model_matrix(aligned(scores[id_column], store.read(FEATURES, month), id_column), feature_specs(landing.applications()))
         points = feature_points(registry.load(version).logit_contributions(matrix), portfolio.decision_policy().scaling.factor)
         characteristics = characteristic_analysis(reference, matrix, points)
         score_bands = score_band_stability(reference, scores["score_points"].to_numpy())

@@ -124,7 +124,7 @@ def report_inputs(month: str, portfolio: PortfolioResources):
 
     from riskcore.ingestion import count_reasons, read_landing_bytes, received_rows
     from riskcore.months import add_months, month_index
-    from riskcore.report import ReportInputs
+    from riskcore.report import SCORE_COLUMNS, ReportInputs
     from riskcore.rollout import read_scores
 
     landing, calendar, store, registry, governance = portfolio.landing, portfolio.calendar, portfolio.store, portfolio.registry, portfolio.governance
@@ -132,7 +132,7 @@ def report_inputs(month: str, portfolio: PortfolioResources):
     id_column, sensitive = contract.only("id"), list(portfolio.spec.sensitive_attributes)
     source = landing.applications_file(month)
     landed = read_landing_bytes(source.name, source.read_bytes())
-    scores = read_scores(store, month)
+    scores = read_scores(store, month, [id_column, *SCORE_COLUMNS])
     ledger = governance.ledger()
     models = [
         recorded_model(ledger, registry, f"{name}/{version}")
@@ -217,6 +217,7 @@ def override_inputs(reviewed: str, cohort: str, store: DatasetStore, id_column: 
     adverse impact ratio, and the back-test cohort's overridden applications with their realised outcome."""
     import json
 
+    from riskcore.joins import join
     from riskcore.report import OverrideInputs
 
     if not store.path(FINAL_DECISIONS, reviewed).exists() or not store.file(OVERRIDE_METRICS, reviewed, "override_metrics.json").exists():
@@ -226,7 +227,7 @@ def override_inputs(reviewed: str, cohort: str, store: DatasetStore, id_column: 
     if backtest is not None and store.path(FINAL_DECISIONS, cohort).exists():
         overridden = store.read(FINAL_DECISIONS, cohort, columns=[id_column, "side"]).dropna(subset=["side"])
         outcomes = backtest[[id_column, "pd", "defaulted"]].astype({id_column: str})  # final_decisions keeps ids as text
-        cohort_final = overridden.merge(outcomes, on=id_column, validate="one_to_one")
+        cohort_final = join(overridden, outcomes, id_column, "one_to_one")
     return OverrideInputs(
         month=reviewed,
         final=store.read(FINAL_DECISIONS, reviewed, columns=columns).rename(columns={id_column: "application_id"}),

@@ -10,6 +10,8 @@ from riskcore.datasets import APPLICATIONS, CHALLENGER_SCORES, CHAMPION_MODEL, F
 from riskcore.lineage import code_version
 from riskcore.months import month_label
 
+ORIGIN = ["source_file_sha256", "contract_version"]  # each score's landing file and contract, from its application
+
 
 def _scored_by(portfolio, context, version, features, month: str):
     """`version`'s scores of the month's features, each row with the lineage of the decision."""
@@ -50,6 +52,7 @@ def _cells(portfolio, rollout, ids):
 def risk_scores(context: dg.AssetExecutionContext, portfolios: Portfolios) -> dg.MaterializeResult:
     """PD, points, decision and up to four reason codes, each row carrying its full lineage, its cell
     and the rollout step: in a canary cell the challenger decides, with its own reasons (Reg B)."""
+    from riskcore.joins import aligned
     from riskcore.rollout import CANARY, decide_by_cell
 
     portfolio = portfolios.of(context)
@@ -59,12 +62,12 @@ def risk_scores(context: dg.AssetExecutionContext, portfolios: Portfolios) -> dg
     champion = governance.governed_champion(registry)  # refuses an alias moved outside the ledger
     rollout = governance.governed_rollout(registry)  # likewise the canary's
     features = store.read(FEATURES, month)
-    origin = store.read(APPLICATIONS, month, columns=[id_column, "source_file_sha256", "contract_version"])
+    origin = store.read(APPLICATIONS, month, columns=[id_column, *ORIGIN], categories=ORIGIN)
     cells = _cells(portfolio, rollout, features[id_column])
     decided = _scored_by(portfolio, context, champion, features, month)
     shadow = _scored_by(portfolio, context, registry.by_alias(CANARY), features, month) if rollout.active else None
     scores = decide_by_cell(decided, shadow, cells, rollout.step, rollout.share)
-    scores = scores.merge(origin, on=id_column, how="left", validate="one_to_one")
+    scores = scores.assign(**{c: column.array for c, column in aligned(scores[id_column], origin, id_column)[ORIGIN].items()})
     written = store.write(SCORES, scores, month)
     rates = scores["decision"].value_counts(normalize=True)
     return dg.MaterializeResult(

@@ -158,9 +158,9 @@ def log_monitoring_reference(portfolio, run_id: str, train, model, specs) -> Non
 def sensitive_attributes(portfolio, frame):
     """The portfolio's sensitive columns (for fairness gates and monitoring, never for features) of
     `frame`'s applications, row-aligned with it; read back from the accepted applications of their months."""
+    from riskcore.joins import aligned
+
     store: DatasetStore = portfolio.store
     id_column, columns = portfolio.landing.applications().only("id"), list(portfolio.spec.sensitive_attributes)
     months = sorted(frame["application_month"].unique())
-    return frame[[id_column]].merge(store.read_many(APPLICATIONS, months, columns=[id_column, *columns]), on=id_column, how="left", validate="many_to_one")[
-        columns
-    ]
+    return aligned(frame[id_column], store.read_many(APPLICATIONS, months, columns=[id_column, *columns]), id_column)[columns]

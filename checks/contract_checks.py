@@ -9,13 +9,22 @@ from riskcore.datasets import FEATURES, SCORES
 from riskcore.months import month_label
 
 
+def _read_to_check(portfolio, asset: str, month: str):
+    """The month of `asset` as the checks read it: its text as categories (Parquet's dictionaries,
+    no Python string per row), but for the id, whose million distinct values would each become a
+    category for nothing."""
+    id_column = portfolio.landing.applications().only("id")
+    texts = [c for c in portfolio.store.text_columns(asset, month) if c != id_column]
+    return portfolio.store.read(asset, month, categories=texts)
+
+
 def _contract_check(asset: str, contract_of, description: str):
     @dg.asset_check(asset=asset, name=f"check_{asset.split('_')[-1]}_contract", blocking=True, partitions_def=monthly_partitions, description=description)
     def check(context: dg.AssetCheckExecutionContext, portfolios: Portfolios, validator: ContractValidator) -> dg.AssetCheckResult:
         portfolio = portfolios.of(context)
         month = month_label(context.partition_key)
         contract = contract_of(portfolio.landing)
-        report = validator.validate(portfolio.store.read(asset, month), contract, batch=f"{portfolio.name}-{contract.id}-{month}")
+        report = validator.validate(_read_to_check(portfolio, asset, month), contract, batch=f"{portfolio.name}-{contract.id}-{month}")
         return dg.AssetCheckResult(passed=report.success, metadata=report.metadata())
 
     return check
@@ -34,7 +43,7 @@ def _no_pii_check(asset: str):
         from riskcore.pii import clear_texts, find_pii
 
         portfolio = portfolios.of(context)
-        landing, store = portfolio.landing, portfolio.store
+        landing = portfolio.landing
         month = month_label(context.partition_key)
         target = landing.applications_file(month)
         contract = landing.applications()
@@ -45,7 +54,7 @@ def _no_pii_check(asset: str):
         pii_columns = [c for c in contract.columns("pii") if matched is not None and c in matched.columns]
         raw = mark_missing(matched[pii_columns], contract)[0] if pii_columns else None
         clear = clear_texts(raw, pii_columns)
-        findings = find_pii(store.read(asset, month), clear)
+        findings = find_pii(_read_to_check(portfolio, asset, month), clear)
         return dg.AssetCheckResult(passed=not findings, metadata={"columns_scanned_against_clear_values": len(clear) > 0, "findings": findings})
 
     return check

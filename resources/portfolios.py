@@ -66,6 +66,7 @@ class PortfolioResources:
         """(one row per application: the decision, the champion's and the challenger's PD and decision,
         cell, step, outcome where matured; its sensitive attributes row-aligned; the outcome column or None)."""
         from riskcore.datasets import APPLICATIONS, CHALLENGER_SCORES, OUTCOMES
+        from riskcore.joins import join
         from riskcore.rollout import read_scores
 
         landing, store, calendar = self.landing, self.store, self.calendar
@@ -75,13 +76,13 @@ class PortfolioResources:
         )
         shadow = store.read(CHALLENGER_SCORES, month, columns=[id_column, "pd", "decision", "model_version"])
         shadow = shadow.rename(columns={"pd": "challenger_pd", "decision": "challenger_decision", "model_version": "challenger_version"})
-        frame = scores.merge(shadow, on=id_column, how="inner", validate="one_to_one")
+        frame = join(scores, shadow, id_column, "one_to_one")
         target = None
         if calendar.matured(month) and month in store.partitions(OUTCOMES):
             target = landing.outcomes().only("target")
-            frame = frame.merge(store.read(OUTCOMES, month, columns=[id_column, target]), on=id_column, how="left", validate="one_to_one")
+            frame = join(frame, store.read(OUTCOMES, month, columns=[id_column, target]), id_column, "one_to_one", how="left")
         columns = list(self.spec.sensitive_attributes)
-        sensitive = frame[[id_column]].merge(store.read(APPLICATIONS, month, columns=[id_column, *columns]), on=id_column, how="left", validate="one_to_one")
+        sensitive = join(frame[[id_column]], store.read(APPLICATIONS, month, columns=[id_column, *columns]), id_column, "one_to_one", how="left")
         return frame, sensitive[columns], target
 
 

@@ -98,13 +98,34 @@ def remove_leftovers(folder: str) -> list[str]:
 
 
 def parquet_bytes(frame: pd.DataFrame) -> bytes:
-    """Deterministic Parquet: same frame, same bytes."""
+    """Deterministic Parquet: same frame, same bytes. A text categorical is stored as the text column
+    an object column of the same values makes (readers get text, as before): a writer builds a
+    million rows of a few distinct values as categories, and Arrow writes them without a Python
+    string per row."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     buffer = io.BytesIO()
-    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), buffer, compression="zstd")
+    pq.write_table(_categories_as_text(pa.Table.from_pandas(frame, preserve_index=False)), buffer, compression="zstd")
     return buffer.getvalue()
+
+
+def _categories_as_text(table):
+    """Dictionary columns of text decoded (in Arrow), and pandas' metadata saying so."""
+    import json
+
+    import pyarrow as pa
+
+    texts = [f.name for f in table.schema if pa.types.is_dictionary(f.type) and pa.types.is_string(f.type.value_type)]
+    if not texts:
+        return table
+    for name in texts:
+        table = table.set_column(table.schema.get_field_index(name), name, table.column(name).cast(pa.string()))
+    described = json.loads(table.schema.metadata[b"pandas"])
+    for column in described["columns"]:
+        if column["field_name"] in texts:
+            column.update(pandas_type="unicode", numpy_type="object", metadata=None)
+    return table.replace_schema_metadata({**table.schema.metadata, b"pandas": json.dumps(described).encode()})
 
 
 @dataclass(frozen=True)
@@ -154,14 +175,26 @@ class DatasetStore(dg.ConfigurableResource):
 
         return pd.read_parquet(io.BytesIO(self.file(dataset, partition, f"{name}.parquet").read_bytes()))
 
-    def read(self, dataset: str, partition: str | None = None, columns: list[str] | None = None) -> pd.DataFrame:
+    def read(self, dataset: str, partition: str | None = None, columns: list[str] | None = None, categories: list[str] | None = None) -> pd.DataFrame:
+        """The dataset's rows; the text columns named in `categories` as pandas categoricals, read
+        straight from Parquet's dictionary pages with no Python string per row: for columns of few
+        distinct values (a month's lineage, decisions, reasons), a fraction of the time and memory."""
+        import pandas as pd
+
+        return pd.read_parquet(io.BytesIO(self._existing(dataset, partition).read_bytes()), columns=columns, read_dictionary=categories or None)
+
+    def read_arrow(self, dataset: str, partition: str | None = None, columns: list[str] | None = None):
+        """The dataset's rows as an Arrow table: for readers that compare or count values in Arrow."""
+        import pyarrow.parquet as pq
+
+        return pq.read_table(io.BytesIO(self._existing(dataset, partition).read_bytes()), columns=columns)
+
+    def _existing(self, dataset: str, partition: str | None) -> UPath:
         target = self.path(dataset, partition)
         if not target.exists():
             where = f" for month {month_label(partition)}" if partition else ""
             raise FileNotFoundError(f"dataset '{dataset}'{where} has not been materialised: {target} is missing")
-        import pandas as pd
-
-        return pd.read_parquet(io.BytesIO(target.read_bytes()), columns=columns)
+        return target
 
     def read_many(self, dataset: str, partitions: list[str], columns: list[str] | None = None) -> pd.DataFrame:
         import pandas as pd
@@ -181,6 +214,14 @@ class DatasetStore(dg.ConfigurableResource):
 
         with self.path(dataset, partition).open("rb") as handle:
             return list(pq.ParquetFile(handle).schema_arrow.names)
+
+    def text_columns(self, dataset: str, partition: str | None = None) -> list[str]:
+        """Names of the text columns, from the Parquet footer."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        with self._existing(dataset, partition).open("rb") as handle:
+            return [f.name for f in pq.ParquetFile(handle).schema_arrow if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
 
     def sha256(self, dataset: str, partition: str | None = None) -> str:
         return hashlib.sha256(self.path(dataset, partition).read_bytes()).hexdigest()

@@ -56,6 +56,12 @@ def feature_set_version(contract: Contract) -> str:
     return "fs-" + hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def feature_inputs(contract: Contract) -> list[str]:
+    """The applications' columns `build_features` and `clipped_by_caps` read: the id and the features
+    (a month's applications also hold six token columns of a million distinct values each)."""
+    return [contract.only("id"), *(s.name for s in feature_specs(contract))]
+
+
 def build_features(applications: pd.DataFrame, contract: Contract, month: str) -> pd.DataFrame:
     """Key, month and model inputs only: no PII tokens, no sensitive attributes, no target.
 

@@ -26,6 +26,7 @@ from pandas.api.types import is_datetime64_any_dtype, is_numeric_dtype
 
 from riskcore.contract import Contract, DerivedFeature
 from riskcore.derivations import DERIVATIONS
+from riskcore.lineage import repeated
 from riskcore.months import parse_month
 from riskcore.pii import pii_pattern_hits, token, tokenise
 
@@ -485,8 +486,8 @@ def _with_lineage(frame: pd.DataFrame, contract: Contract, token_key: str, sha25
     risky = contract.columns("pii") + ([f.name for f in contract.fields if f.free_text] if quarantine else [])
     pii = [c for c in risky if c in frame.columns]
     out = tokenise(frame, pii, token_key)
-    out["source_file_sha256"] = sha256
-    out["contract_version"] = contract.label
+    out["source_file_sha256"] = repeated(sha256, len(out))
+    out["contract_version"] = repeated(contract.label, len(out))
     return out
 
 

@@ -1,4 +1,4 @@
-"""Code version for lineage: the git commit the pipeline runs from."""
+"""Lineage: the git commit the pipeline runs from, and lineage columns (one value on every row)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,10 @@ import hashlib
 import os
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @functools.cache
@@ -23,3 +27,13 @@ def code_version() -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return sha + (f"+dirty.{hashlib.sha256(edits).hexdigest()[:12]}" if edits else "")
+
+
+def repeated(value: str, rows: int) -> pd.Categorical:
+    """`value` on each of `rows` rows, as one category: a month's lineage (its model, run, source
+    file) is one value a million times, which as Python strings costs a conversion per row when
+    written (stored as text all the same, `resources.storage.parquet_bytes`)."""
+    import numpy as np
+    import pandas as pd
+
+    return pd.Categorical.from_codes(np.zeros(rows, dtype="int8"), categories=[value])

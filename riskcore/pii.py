@@ -180,15 +180,23 @@ def find_pii(frame: pd.DataFrame, clear_values) -> dict[str, dict[str, int]]:
     columns = [c for c in frame.columns if pd.api.types.is_object_dtype(frame[c]) or pd.api.types.is_string_dtype(frame[c])]
     counted = []
     for column in columns:
-        counts = pc.value_counts(pa.array(frame[column].astype(pd.StringDtype("pyarrow")), type=pa.string(), from_pandas=True))
+        values = frame[column]
+        if isinstance(values.dtype, pd.CategoricalDtype):  # its codes are counted, its categories read once
+            cells = pa.array(values, from_pandas=True)
+        else:
+            cells = pa.array(values.astype(pd.StringDtype("pyarrow")), type=pa.string(), from_pandas=True)
+        counts = pc.value_counts(cells)
         counted.append(counts.filter(pc.is_valid(counts.field("values"))))  # a missing value is never PII
     if not counted:
         return {}
-    distinct = pa.concat_arrays([c.field("values") for c in counted])
+    distinct = pa.concat_arrays([pc.cast(c.field("values"), pa.string()) for c in counted])
     occurrences = np.concatenate([c.field("counts").to_numpy(zero_copy_only=False) for c in counted]).astype("int64")
     owner = np.repeat(np.arange(len(columns)), [len(c) for c in counted])
     masks = {kind: mask.to_numpy(dtype=bool) for kind, mask in pii_pattern_hits(pd.Series(distinct.to_pandas(), dtype=pd.StringDtype("pyarrow"))).items()}
-    masks["clear_value"] = pc.is_in(distinct, value_set=clear_values).to_numpy(zero_copy_only=False)
+    # The month's clear values (millions) are looked up among the distinct values, not the other way:
+    # the hash table is built of the smaller side.
+    present = pc.filter(clear_values, pc.is_in(clear_values, value_set=distinct))
+    masks["clear_value"] = pc.is_in(distinct, value_set=present).to_numpy(zero_copy_only=False)
     per_column = {kind: np.bincount(owner[mask], weights=occurrences[mask], minlength=len(columns)) for kind, mask in masks.items()}
     findings = {}
     for i, column in enumerate(columns):

@@ -42,6 +42,13 @@ class OverrideInputs:
     cohort_final: pd.DataFrame | None = None  # the cohort's overridden applications: `side`, `pd`, `defaulted`
 
 
+# What the report reads of the month's scores besides the id (not the reason columns, most of the file).
+SCORE_COLUMNS = [
+    *("decision", "score_points", "pd", "cell", "rollout_step", "canary_share"),
+    *("model_name", "model_version", "feature_set_version", "policy_version", "code_version", "dagster_run_id"),
+]
+
+
 @dataclass
 class ReportInputs:
     month: str
@@ -49,7 +56,7 @@ class ReportInputs:
     applications: pd.DataFrame  # accepted: contract_version, source_file_sha256, sensitive columns
     quarantine_reasons: dict[str, int]  # column:rule -> rows
     quarantined: int
-    scores: pd.DataFrame  # the month's risk_scores
+    scores: pd.DataFrame  # the month's risk_scores: the id (as application_id) and SCORE_COLUMNS
     models: list[dict]  # per version that scored the month: label, run_id, gates, trail
     sensitive: list[str]
     min_group_size: int

@@ -315,6 +315,8 @@ def final_decisions(scores, outcomes, id_column: str, policy: ReviewPolicy, segm
     reviews only)."""
     import pandas as pd
 
+    from riskcore.joins import join
+
     by_application: dict[str, list[ReviewDecision]] = {}
     for r in outcomes.to_dict("records"):
         made = ReviewDecision(
@@ -353,15 +355,13 @@ def final_decisions(scores, outcomes, id_column: str, policy: ReviewPolicy, segm
             )
     columns = [id_column, "decided_by", "reviewed_decision", "reason", "officer", "second_officer", "source", "review_item", "ledger_seq", "note"]
     frame = scores[[id_column, "decision", "pd", "model_version"]].rename(columns={"decision": "model_decision"})
-    frame = frame.assign(**{id_column: frame[id_column].astype(str)}).merge(
-        pd.DataFrame(reviewed, columns=columns), on=id_column, how="left", validate="one_to_one"
-    )
+    frame = join(frame.assign(**{id_column: frame[id_column].astype(str)}), pd.DataFrame(reviewed, columns=columns), id_column, "one_to_one", how="left")
     frame["final_decision"] = frame["reviewed_decision"].fillna(frame["model_decision"])
     frame["decided_by"] = frame["decided_by"].fillna("model")
     frame["side"] = [side(policy, m, f) for m, f in zip(frame["model_decision"], frame["final_decision"])]
     if segments is not None:
         segment = segments.rename(columns={segments.columns[1]: "segment"}).assign(**{id_column: segments[id_column].astype(str)})
-        frame = frame.merge(segment, on=id_column, how="left", validate="one_to_one")
+        frame = join(frame, segment, id_column, "one_to_one", how="left")
         frame["segment"] = frame["segment"].map(lambda v: NO_SEGMENT if _plain(v) is None else str(v))
     else:
         frame["segment"] = frame[id_column].map({str(a): s for a, s in zip(outcomes["application_id"], outcomes["segment"])}).fillna(NO_SEGMENT)
@@ -400,8 +400,10 @@ def queue_items(
     only: the features dataset holds no PII."""
     import json
 
+    from riskcore.joins import join
+
     wanted = (scores["decision"] == "refer") | ((scores["decision"] == "decline") & scores[id_column].astype(str).isin(appealed))
-    referred = scores[wanted].merge(features, on=id_column, how="left", validate="one_to_one")
+    referred = join(scores[wanted], features, id_column, "one_to_one", how="left")
     from riskcore.features import MONTH_COLUMN
 
     inputs = [c for c in features.columns if c not in (id_column, MONTH_COLUMN)]

@@ -13,6 +13,7 @@ import pandas as pd
 
 from riskcore.datasets import SCORES
 from riskcore.gates import Gate, _unjudged, adverse_impact_ratio
+from riskcore.joins import join
 from riskcore.metrics import bayes_optimal_auc, roc_auc
 from riskcore.rollout_policy import RolloutPolicy
 
@@ -245,9 +246,20 @@ def decide_by_cell(champion: pd.DataFrame, challenger: pd.DataFrame | None, cell
     champion would have decided (the swap set's other side), the cell and the rollout step.
     `champion` and `challenger` score the same rows in the same order."""
     canary = pd.Series(np.asarray(cells) == CANARY, index=champion.index)
-    out = champion if challenger is None or not canary.any() else champion.where(~canary, challenger[champion.columns], axis=0)
-    out = out.astype(champion.dtypes.to_dict())
-    return out.assign(champion_pd=champion["pd"], champion_decision=champion["decision"], cell=np.asarray(cells), rollout_step=step, canary_share=share)
+    out = champion
+    if challenger is not None and canary.any():
+        out = pd.DataFrame({c: _by_cell(champion[c], challenger[c], canary) for c in champion.columns}, index=champion.index)
+    cell = pd.Categorical(np.asarray(cells), categories=[CHAMPION, CANARY])
+    return out.assign(champion_pd=champion["pd"], champion_decision=champion["decision"], cell=cell, rollout_step=step, canary_share=share)
+
+
+def _by_cell(champion: pd.Series, challenger: pd.Series, canary: pd.Series) -> pd.Series:
+    """The challenger's values in the canary cell, the champion's elsewhere, in the champion's dtype;
+    a categorical gets the categories of both (the challenger's version is none of the champion's)."""
+    if isinstance(champion.dtype, pd.CategoricalDtype):
+        categories = champion.cat.categories.union(challenger.cat.categories)
+        champion, challenger = champion.cat.set_categories(categories), challenger.cat.set_categories(categories)
+    return champion.where(~canary, challenger).astype(champion.dtype)
 
 
 def reconciliation_problems(scores: pd.DataFrame, shadow: pd.DataFrame, id_column: str, compared: list[str]) -> list[str]:
@@ -257,7 +269,7 @@ def reconciliation_problems(scores: pd.DataFrame, shadow: pd.DataFrame, id_colum
     problems = []
     if len(scores) != len(shadow) or set(scores[id_column]) != set(shadow[id_column]):
         problems.append(f"{len(scores)} decisions and {len(shadow)} shadow scores are not the same applications")
-    canary = scores[scores["cell"] == CANARY].merge(shadow, on=id_column, how="left", suffixes=("", "_shadow"), validate="one_to_one")
+    canary = join(scores[scores["cell"] == CANARY], shadow, id_column, "one_to_one", how="left", suffixes=("", "_shadow"))
     for column in compared:
         differ = int((canary[column].astype("string").fillna("") != canary[f"{column}_shadow"].astype("string").fillna("")).sum())
         if differ:

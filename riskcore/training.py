@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from riskcore.features import FeatureSpec, model_matrix
+from riskcore.joins import join
 from riskcore.metrics import bayes_optimal_auc, brier, calibration_by_decile, ks_statistic, roc_auc
 from riskcore.model import train_scorecard
 from riskcore.training_policy import TrainingPolicy
@@ -32,7 +33,7 @@ def assemble_training_set(
     oot = set(months[-out_of_time_months:])
     parts = []
     for month in months:
-        joined = features[month].merge(outcomes[month][[id_column, target]], on=id_column, how="left", validate="one_to_one")
+        joined = join(features[month], outcomes[month][[id_column, target]], id_column, "one_to_one", how="left")
         unlabelled = int(joined[target].isna().sum())
         if unlabelled:
             raise ValueError(

@@ -29,8 +29,8 @@ def sensor_world(tmp_path, mlflow_uri):
     with instance_for_test() as instance:
 
         def tick(cursor=None):
-            context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={**resources, "alerts": AlertWebhook()})
-            return sensor(context), context.cursor
+            with dg.build_sensor_context(instance=instance, cursor=cursor, resources={**resources, "alerts": AlertWebhook()}) as context:
+                return sensor(context), context.cursor
 
         yield instance, tick, resources["portfolios"].named(PORTFOLIO).governance.ledger()
 
@@ -89,13 +89,16 @@ def test_the_daily_monitoring_schedule_measures_the_cohort_that_just_matured_unt
         """The schedule of the shipped portfolio, on a portfolio file with this calendar."""
         with TemporaryDirectory() as folder:
             file = write_portfolio(Path(folder), PORTFOLIO, calendar=calendar)
-            context = dg.build_schedule_context(
+            # Entered, so its exit closes the instance it opens from the test instance's ref: left open,
+            # that instance stayed Dagster's current defs-state storage after the test, and a later
+            # test's definitions load in the same process failed on its dead weakref.
+            with dg.build_schedule_context(
                 instance=instance,
                 scheduled_execution_time=datetime.datetime(*day, 7, tzinfo=datetime.timezone.utc),
                 repository_def=defs.get_repository_def(),
                 resources={"portfolios": deployment(Path(folder), [file])["portfolios"]},
-            )
-            return schedule.evaluate_tick(context)
+            ) as context:
+                return schedule.evaluate_tick(context)
 
     def ScoringCalendar(as_of_month="last_complete", performance_window_months=12):  # noqa: N802 - the calendar section of a portfolio file
         return {"evaluation_month": as_of_month, "performance_window_months": performance_window_months, "out_of_time_months": 1}

@@ -150,9 +150,11 @@ class World:
 
     def tick(self, sensor):
         """One evaluation, the cursor carried over like the daemon does."""
-        context = dg.build_sensor_context(instance=self.instance, cursor=self.cursors.get(sensor.name), resources={**self.resources, "alerts": self.alerts})
-        result = sensor(context)
-        self.cursors[sensor.name] = context.cursor
+        with dg.build_sensor_context(
+            instance=self.instance, cursor=self.cursors.get(sensor.name), resources={**self.resources, "alerts": self.alerts}
+        ) as context:
+            result = sensor(context)
+            self.cursors[sensor.name] = context.cursor
         return result
 
     def monitor(self, months: list[str]) -> dict[str, object]:

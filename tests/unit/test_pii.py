@@ -116,7 +116,8 @@ def test_clear_texts_spell_each_value_as_str_did():
 
 @pytest.mark.parametrize("column", ["application_id", "model_name", "decision", "reason_code_1"])
 @pytest.mark.parametrize("planted", ["Jane Doe 17", "jane3@example.com", "1980-01-05", "call 212 555 0199", "900-12-3456"])
-def test_a_clear_value_or_pii_pattern_hidden_in_any_text_column_is_counted(column, planted):
+@pytest.mark.parametrize("as_categories", [False, True], ids=["text", "categories"])  # categories: as the checks read a dataset
+def test_a_clear_value_or_pii_pattern_hidden_in_any_text_column_is_counted(column, planted, as_categories):
     from riskcore.pii import clear_texts, find_pii
 
     clear, scores = _month_with_pii()
@@ -125,6 +126,8 @@ def test_a_clear_value_or_pii_pattern_hidden_in_any_text_column_is_counted(colum
     hidden = scores.copy()
     hidden[column] = hidden[column].astype(object)
     hidden.loc[[10, 500], column] = planted  # twice: cells are counted, not distinct values
+    if as_categories:
+        hidden = hidden.astype({c: "category" for c in ["application_id", "model_name", "decision", "reason_code_1"]})
     found = find_pii(hidden, values)
     assert list(found) == [column]
     kinds = found[column]

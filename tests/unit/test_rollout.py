@@ -144,12 +144,15 @@ def test_the_rollback_decision_pools_months_by_decisions():
     assert rollback_decision({}, policy) == (False, "no month decided at this step yet")
 
 
-def test_decisions_by_cell_come_whole_from_the_deciding_model_and_reconcile():
+@pytest.mark.parametrize("text", ["object", "category"])  # category: text as `score` makes it
+def test_decisions_by_cell_come_whole_from_the_deciding_model_and_reconcile(text):
     ids = ["a", "b", "c", "d"]
     champion = pd.DataFrame(
         {"id": ids, "pd": [0.1, 0.2, 0.3, 0.4], "decision": ["approve", "refer", "decline", "decline"], "reason_code_1": ["X1", "X2", "X3", "X4"]}
     ).assign(model_version="1")
     challenger = champion.assign(pd=[0.5, 0.05, 0.6, 0.7], decision=["decline", "approve", "decline", "decline"], reason_code_1="Y9", model_version="2")
+    texts = {c: text for c in ["decision", "reason_code_1", "model_version"]}  # the challenger's version and reason: no category of the champion's
+    champion, challenger = champion.astype(texts), challenger.astype(texts)
     cells = np.array([CHAMPION, CANARY, CHAMPION, CHAMPION])
     decided = decide_by_cell(champion, challenger, cells, 1, 0.05)
     assert decided.loc[1, ["pd", "decision", "reason_code_1", "model_version"]].tolist() == [0.05, "approve", "Y9", "2"]

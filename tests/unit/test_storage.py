@@ -56,3 +56,17 @@ def test_a_temp_file_whose_writer_cannot_be_asked_goes_once_an_hour_old(tmp_path
         os.utime(tmp_path / name, (hour_ago, hour_ago))
     assert sorted(os.path.basename(p) for p in remove_leftovers(str(tmp_path))) == sorted(names)
     assert [p.name for p in tmp_path.iterdir()] == ["notes.tmp-mine"]
+
+
+def test_text_categories_are_written_as_the_text_an_object_column_makes(tmp_path):
+    """Scoring builds its text columns as categories; the file is byte for byte the one its text makes."""
+    store = DatasetStore(base_path=str(tmp_path))
+    text = pd.DataFrame({"id": ["a", "b", "c"], "decision": ["approve", None, "refer"], "points": [1, 2, 3]})
+    as_text = store.write("as_text", text, "2024-01")
+    as_categories = store.write("as_categories", text.astype({"decision": "category"}), "2024-01")
+    assert as_categories.sha256 == as_text.sha256
+    assert store.read("as_categories", "2024-01")["decision"].dtype == object
+    # a reader of distinct values asks for categories
+    assert store.text_columns("as_text", "2024-01") == ["id", "decision"]
+    read = store.read("as_text", "2024-01", categories=["decision"])["decision"]
+    assert read.dtype == "category" and read.astype(object).where(read.notna(), None).tolist() == ["approve", None, "refer"]
