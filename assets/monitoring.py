@@ -377,6 +377,7 @@ def stability_pack(context: dg.AssetExecutionContext, portfolios: Portfolios):
         StabilityReference,
         characteristic_analysis,
         characteristic_summary,
+        distinct_value_contributions,
         feature_points,
         gains_table,
         grade_calibration,
@@ -392,8 +393,9 @@ def stability_pack(context: dg.AssetExecutionContext, portfolios: Portfolios):
         for check in ("check_stability_within_policy", "check_grade_calibration"):
             yield dg.AssetCheckResult(check_name=check, passed=True, severity=dg.AssetCheckSeverity.WARN, metadata={"not_judged": why})
         return
-    scores = read_scores(store, month)
-    scores = scores[scores["cell"] != "canary"]  # the champion's decisions, against its own reference
+    every_cell = read_scores(store, month, [id_column, "cell", "model_name", "model_version", "model_run_id", "score_points"])
+    champion_rows = (every_cell["cell"] != "canary").to_numpy()  # the champion's decisions, against its own reference
+    scores = every_cell[champion_rows]
     versions = sorted(scores[["model_name", "model_version", "model_run_id"]].drop_duplicates().itertuples(index=False))
     if len(versions) != 1:
         raise ValueError(f"risk_scores {month}: expected the scores of one model version, found {len(versions) or 'none'}")
@@ -407,8 +409,10 @@ def stability_pack(context: dg.AssetExecutionContext, portfolios: Portfolios):
         reference_note = f"not available: {model}'s reference has score bands {reference.score_bands}, the policy {bands}: retrain to get a reference on them"
     else:
         reference_note = f"against the training window of {model}"
-        matrix = model_matrix(aligned(scores[id_column], store.read(FEATURES, month), id_column), feature_specs(landing.applications()))
-        points = feature_points(registry.load(version).logit_contributions(matrix), portfolio.decision_policy().scaling.factor)
+        # aligned with every cell's scores (written in the features' order: no join), then the champion's rows taken
+        rows = aligned(every_cell[id_column], store.read(FEATURES, month), id_column)[champion_rows].reset_index(drop=True)
+        matrix = model_matrix(rows, feature_specs(landing.applications()))
+        points = feature_points(distinct_value_contributions(registry.load(version), matrix), portfolio.decision_policy().scaling.factor)
         characteristics = characteristic_analysis(reference, matrix, points)
         score_bands = score_band_stability(reference, scores["score_points"].to_numpy())
     gains, calibration = pd.DataFrame(), pd.DataFrame()

@@ -9,8 +9,10 @@ checks listed from their STEP_START/STEP_SUCCESS); its peak is the run process's
 reads the stage's input files, runs its core function on them and writes the outputs the stage
 wrote (the same frames, read back untimed): what no implementation of the stage can avoid. The
 scoring floor's inputs include the model (found in and loaded from the registry, with the first
-import of the libraries that needs); ingestion's core is tokenising the month's PII (a keyed hash per
-distinct value), the one computation ingestion exists for that no faster reading or writing removes.
+import of the libraries that needs), and so do monitoring's (the stability pack weighs each
+feature's points: the model applied once per distinct value of each feature); ingestion's core is
+tokenising the month's PII (a keyed hash per distinct value), the one computation ingestion exists
+for that no faster reading or writing removes.
 
 The world (landing files of 4 training months of --train-rows rows and of the measured month, a
 trained champion and a challenger, the Dagster instance, the MLflow registry) is cached under
@@ -196,16 +198,33 @@ def floor(root: Path, rows: int, train_rows: int, stage: str) -> dict:
     elif stage == "monitoring":
         from riskcore.drift import REFERENCE_PROFILE_ARTIFACT, ReferenceProfile, drift_statistics, monitored_frame
         from riskcore.features import feature_specs, model_matrix
+        from riskcore.stability import (
+            STABILITY_REFERENCE,
+            StabilityReference,
+            characteristic_analysis,
+            distinct_value_contributions,
+            feature_points,
+            score_band_stability,
+        )
 
         sensitive = list(world.portfolio.spec.sensitive_attributes)
         features = read("features", lambda: store.read(FEATURES, MONTH))
-        scores = read("scores", lambda: store.read(SCORES, MONTH, columns=["pd"]))
+        scores = read("scores", lambda: store.read(SCORES, MONTH, columns=["pd", "score_points"]))
         groups = read("sensitive attributes", lambda: store.read(APPLICATIONS, MONTH, columns=sensitive))
         champion = registry.by_alias("champion")
         profile = ReferenceProfile.from_json(registry.read_text(champion.run_id, REFERENCE_PROFILE_ARTIFACT))
         specs, policy = feature_specs(landing.applications()), world.portfolio.decision_policy()
-        current = core("monitored frame", lambda: monitored_frame(model_matrix(features, specs), scores["pd"].to_numpy(), policy, groups))
+        matrix = core("model matrix", lambda: model_matrix(features, specs))
+        current = core("monitored frame", lambda: monitored_frame(matrix, scores["pd"].to_numpy(), policy, groups))
         core("drift_statistics", lambda: drift_statistics(profile, current, world.portfolio.monitoring_policy()))
+        # the stability pack's characteristic analysis weighs each feature's points on the month's rows: the
+        # model is an input (as scoring's), applied once per distinct value of each feature (the cheapest way)
+        model = read("model (champion)", lambda: registry.load(champion.version))
+        reference = StabilityReference.from_json(registry.read_text(champion.run_id, STABILITY_REFERENCE))
+        points = core("feature points (per distinct value)", lambda: feature_points(distinct_value_contributions(model, matrix), policy.scaling.factor))
+        core(
+            "stability tables", lambda: (characteristic_analysis(reference, matrix, points), score_band_stability(reference, scores["score_points"].to_numpy()))
+        )
         write(DRIFT, STABILITY)
     elif stage == "performance":
         from riskcore.metrics import roc_auc

@@ -61,6 +61,24 @@ def feature_points(contributions: pd.DataFrame, factor: float) -> pd.DataFrame:
     return -factor * contributions
 
 
+def distinct_value_contributions(model, X: pd.DataFrame) -> pd.DataFrame:
+    """`model.logit_contributions(X)`, the same numbers, from one row per distinct value of each
+    feature: in the additive scorecard a feature's contribution depends on its own value only, and a
+    month of a million applications holds a few hundred distinct values of most features (its most
+    varied, a ratio, about a quarter of a million), so the model's feature transform (the stability
+    pack's costliest step) runs on a quarter of the rows or fewer."""
+    codes, firsts = {}, {}
+    for name in model.feature_names:
+        code = pd.factorize(X[name], use_na_sentinel=False)[0]
+        first = np.flatnonzero(~pd.Series(code).duplicated().to_numpy())  # the first row of each value
+        codes[name], firsts[name] = code, first[np.argsort(code[first])]
+    rows = max((len(first) for first in firsts.values()), default=0)
+    # each column its distinct values, repeated to the longest column's length (rows of X: dtypes kept)
+    distinct = pd.DataFrame({name: X[name].iloc[np.resize(first, rows)].to_numpy() for name, first in firsts.items()})
+    contributions = model.logit_contributions(distinct)
+    return pd.DataFrame({name: contributions[name].to_numpy()[codes[name]] for name in model.feature_names}, index=X.index)
+
+
 def band_labels(edges) -> list[str]:
     return [f"[{lo:g}, {hi:g})" for lo, hi in zip(edges[:-1], edges[1:])]
 

@@ -15,6 +15,7 @@ from riskcore.stability import (
     build_stability_reference,
     characteristic_analysis,
     characteristic_summary,
+    distinct_value_contributions,
     feature_points,
     gains_table,
     grade_calibration,
@@ -179,3 +180,22 @@ def test_german_credit_stability_pack(german):
     assert grades["rows"].iloc[-1] == len(later) and set(grades["light"]) <= {"green", "amber", "red"}
     gains = gains_table(DECISION.points(pd_), later["defaulted"].to_numpy(), BANDS)
     assert 0 < gains["ks"].max() <= ks_statistic(later["defaulted"].to_numpy(), pd_) + 1e-12
+
+
+def test_contributions_from_distinct_values_are_the_models(german):
+    """The stability pack's contributions from one row per distinct value of each feature are the
+    model's own, row for row: with repeated values, missing ones and a category the model never saw."""
+    from riskcore.features import model_matrix
+
+    specs, model, months = german
+    frame = pd.concat(list(months.values()), ignore_index=True)
+    numeric = next(s.name for s in specs if s.kind == "numeric")
+    categorical = next(s.name for s in specs if s.kind == "categorical")
+    frame.loc[::7, numeric] = np.nan
+    frame.loc[::11, categorical] = None
+    frame.loc[::13, categorical] = "never seen"
+    matrix = model_matrix(frame, specs).set_axis(np.arange(len(frame)) * 3)  # an index that is not positions
+    expected = model.logit_contributions(matrix)
+    assert matrix[numeric].nunique() < len(matrix)  # the case the function is for: fewer distinct values than rows
+    pd.testing.assert_frame_equal(distinct_value_contributions(model, matrix), expected, check_exact=True)
+    assert distinct_value_contributions(model, matrix.iloc[:0]).empty

@@ -1,0 +1,20 @@
+"""The regulatory report's sections computed from the month's inputs."""
+
+import dataclasses
+
+from riskcore.report import build_report
+from tests.unit.test_escaping import _report_inputs
+
+
+def test_fairness_reads_each_scores_applicant_whatever_the_applications_order():
+    """The groups come from each score's own application: the same ratios when the applications are
+    written in the scores' order (taken as they are) or in another (joined on the id)."""
+    inputs = _report_inputs()
+    # groups that do not follow the decisions' pattern: read by position from shuffled rows, the rates would change
+    applications = inputs.applications.assign(purpose=[f"group {i % 2}" for i in range(len(inputs.applications))])
+    in_order = build_report(dataclasses.replace(inputs, applications=applications))["fairness"]["purpose"]
+    shuffled = applications.sample(frac=1, random_state=3).reset_index(drop=True)
+    assert build_report(dataclasses.replace(inputs, applications=shuffled))["fairness"]["purpose"] == in_order
+    approved = inputs.scores["decision"].eq("approve").astype(float)
+    expected = approved.groupby(applications["purpose"].to_numpy()).mean().round(4).to_dict()
+    assert in_order["approval_rate_by_group"] == expected and len(set(expected.values())) == 2
