@@ -100,7 +100,8 @@ def test_the_image_the_deployments_run_is_built_from_this_repository_with_the_pi
     base = re.search(r"^ARG BASE_IMAGE=python:(\d+\.\d+)\.\d+-slim", dockerfile, re.M)
     assert base and re.search(r"^FROM \$\{BASE_IMAGE\}$", dockerfile, re.M)
     assert base and project["project"]["requires-python"] == f">={base.group(1)},<3.{int(base.group(1).split('.')[1]) + 1}"
-    assert "pip install --no-cache-dir --no-deps -r requirements.lock" in dockerfile  # the lock, unresolved
+    assert "uv pip install --no-cache --no-deps --compile-bytecode -r requirements.lock" in dockerfile  # the lock, unresolved
+    assert re.search(r"^ARG UV_VERSION=\d+\.\d+\.\d+$", dockerfile, re.M) and '"uv==$UV_VERSION"' in dockerfile  # the installer pinned too
     copied = {source for line in re.findall(r"^COPY (.+)$", dockerfile, re.M) for source in line.split()[:-1]}
     assert set(project["tool"]["setuptools"]["packages"]) <= copied and all((root / source).exists() for source in copied)
     ignored = (root / ".dockerignore").read_text()
