@@ -18,10 +18,16 @@ def join(left: pd.DataFrame, right: pd.DataFrame, on: str, validate: str, how: s
     return left.merge(right, on=on, how=how, **kwargs)
 
 
-def aligned(ids: pd.Series, frame: pd.DataFrame, on: str) -> pd.DataFrame:
+def aligned(ids: pd.Series, frame: pd.DataFrame, on: str, complete: bool = False) -> pd.DataFrame:
     """`frame`'s row of each of `ids`, in their order (each key at most once in `frame`). A month's
     applications, features and scores are written in one order: when the keys already line up,
-    `frame` is taken as it is instead of joined (hashing a million ids on each side)."""
+    `frame` is taken as it is instead of joined (hashing a million ids on each side). An id missing
+    from `frame` gets a row of missing values, or with `complete` a KeyError (as `.loc` gives)."""
     if len(ids) == len(frame) and pd.Series(np.asarray(ids, dtype=object)).equals(pd.Series(np.asarray(frame[on], dtype=object))):
         return frame.reset_index(drop=True)
-    return join(pd.DataFrame({on: ids.to_numpy()}), frame, on, "many_to_one", how="left")
+    out = join(pd.DataFrame({on: ids.to_numpy()}), frame, on, "many_to_one", how="left", indicator=complete)
+    if complete:
+        missing = out.pop("_merge").eq("left_only")
+        if missing.any():
+            raise KeyError(f"{int(missing.sum())} of {len(ids)} ids have no row to align with (first: {out.loc[missing, on].iloc[0]!r})")
+    return out

@@ -89,7 +89,7 @@ def build_report(inputs: ReportInputs) -> dict:
     band_counts = np.bincount(band_codes(scores["score_points"].to_numpy(), edges), minlength=len(edges) - 1)
     approved = (scores["decision"] == "approve").to_numpy()
     # each score's applicant: the applications as they are when written in the scores' order (no million-id lookup)
-    applicants = aligned(scores["application_id"], inputs.applications, "application_id")
+    applicants = aligned(scores["application_id"], inputs.applications, "application_id", complete=True)
     fairness = {}
     for column in inputs.sensitive:
         ratio, rates = adverse_impact_ratio(approved, applicants[column], inputs.min_group_size)

@@ -28,3 +28,7 @@ def test_aligned_gives_each_ids_row_in_their_order_whether_or_not_they_line_up()
     assert aligned(pd.Series(["c", "a", "c", "x"]), frame, "id")["pd"].isna().tolist() == [False, False, False, True]
     with pytest.raises(pd.errors.MergeError):
         aligned(pd.Series(["b", "a"]), pd.concat([frame, frame.head(1)]), "id")  # a key twice in the frame
+    with pytest.raises(KeyError, match=r"1 of 4 ids have no row to align with \(first: 'x'\)"):
+        aligned(pd.Series(["c", "a", "c", "x"]), frame, "id", complete=True)
+    assert aligned(pd.Series(["c", "a"]), frame, "id", complete=True)["pd"].tolist() == [0.3, 0.1]  # no indicator column left
+    assert list(aligned(pd.Series(["c", "a"]), frame, "id", complete=True).columns) == ["id", "pd"]

@@ -18,3 +18,12 @@ def test_fairness_reads_each_scores_applicant_whatever_the_applications_order():
     approved = inputs.scores["decision"].eq("approve").astype(float)
     expected = approved.groupby(applications["purpose"].to_numpy()).mean().round(4).to_dict()
     assert in_order["approval_rate_by_group"] == expected and len(set(expected.values())) == 2
+
+
+def test_a_score_without_its_application_fails_the_report_instead_of_joining_an_empty_group():
+    import pytest
+
+    inputs = _report_inputs()
+    without_first = inputs.applications.iloc[1:].sample(frac=1, random_state=3).reset_index(drop=True)
+    with pytest.raises(KeyError, match="have no row to align with"):
+        build_report(dataclasses.replace(inputs, applications=without_first))
