@@ -553,7 +553,6 @@ def _overrides_html(o: dict, table) -> str:
     parts.append(f"<h3>Overridden loans of the matured cohort {e(str(m['cohort']))}: realised default rate against PD</h3>")
     parts.append(table([{"side": s, **x} for s, x in m["by_side"].items()]) if m["available"] else "<p>not available: no final decisions of that cohort</p>")
     return "".join(parts)
-    """The stability pack's four sections, every figure the JSON's."""
 
 
 def _fmt(value) -> str:
