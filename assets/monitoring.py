@@ -279,7 +279,7 @@ def model_performance(context: dg.AssetExecutionContext, portfolios: Portfolios)
         return
     contract = landing.applications()
     id_column, target = contract.only("id"), landing.outcomes().only("target")
-    scores = read_scores(store, month, [id_column, "pd", "model_version", "cell"])
+    scores = read_scores(store, month, [id_column, "pd", "model_version", "cell"], categories=["model_version", "cell"])
     scores = scores[scores["cell"] != "canary"]  # the champion's decisions: a rollout's canary cell is judged in swap_set
     outcomes = store.read(OUTCOMES, month, columns=[id_column, target])
     if outcomes.empty:

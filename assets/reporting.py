@@ -120,19 +120,21 @@ def regulatory_report(context: dg.AssetExecutionContext, portfolios: Portfolios)
 
 def report_inputs(month: str, portfolio: PortfolioResources):
     """Everything the month's report says, read from what was recorded for that month."""
+    import hashlib
     import json
 
-    from riskcore.ingestion import count_reasons, read_landing_bytes, received_rows
+    from riskcore.ingestion import count_reasons, delivered_rows
     from riskcore.months import add_months, month_index
-    from riskcore.report import SCORE_COLUMNS, ReportInputs
+    from riskcore.report import SCORE_CATEGORIES, SCORE_COLUMNS, ReportInputs
     from riskcore.rollout import read_scores
 
     landing, calendar, store, registry, governance = portfolio.landing, portfolio.calendar, portfolio.store, portfolio.registry, portfolio.governance
     contract, policy = landing.applications(), governance.policy()
     id_column, sensitive = contract.only("id"), list(portfolio.spec.sensitive_attributes)
+    lineage = ["contract_version", "source_file_sha256"]  # with the sensitive columns: a few values a month, read as categories
     source = landing.applications_file(month)
-    landed = read_landing_bytes(source.name, source.read_bytes())
-    scores = read_scores(store, month, [id_column, *SCORE_COLUMNS])
+    delivered = source.read_bytes()
+    scores = read_scores(store, month, [id_column, *SCORE_COLUMNS], categories=SCORE_CATEGORIES)
     ledger = governance.ledger()
     models = [
         recorded_model(ledger, registry, f"{name}/{version}")
@@ -164,8 +166,8 @@ def report_inputs(month: str, portfolio: PortfolioResources):
         }
     return ReportInputs(
         month=month,
-        input_files=[{"name": landed.name, "sha256": landed.sha256, "rows": received_rows(landed, contract)}],
-        applications=store.read(APPLICATIONS, month, columns=[id_column, "contract_version", "source_file_sha256", *sensitive]).rename(
+        input_files=[{"name": source.name, "sha256": hashlib.sha256(delivered).hexdigest(), "rows": delivered_rows(source.name, delivered, contract)}],
+        applications=store.read(APPLICATIONS, month, columns=[id_column, *lineage, *sensitive], categories=[*lineage, *sensitive]).rename(
             columns={id_column: "application_id"}
         ),
         quarantine_reasons=count_reasons(store.read(QUARANTINED, month, columns=["quarantine_reasons"])),

@@ -12,7 +12,15 @@ scoring floor's inputs include the model (found in and loaded from the registry,
 import of the libraries that needs), and so do monitoring's (the stability pack weighs each
 feature's points: the model applied once per distinct value of each feature); ingestion's core is
 tokenising the month's PII (a keyed hash per distinct value), the one computation ingestion exists
-for that no faster reading or writing removes.
+for that no faster reading or writing removes. Performance reads the landing outcomes and the
+scores, and the registry's record of the scoring version (the version it replaced, its training
+window: MLflow's first import, as scoring's model), computes what it publishes (the labelled join,
+`realised_performance`, `calibration_by_decile`) and writes loan_outcomes and model_performance.
+The report reads the landing file (its digest, its rows from the footer), the report's columns of
+the scores and applications, the back-test cohort and the registry's records of the versions (their
+runs, training windows: MLflow's first import), builds the report (`build_report`) and renders and
+writes its JSON and HTML; its small inputs (drift, stability pack, ledger trail, AUC history) are
+read untimed (milliseconds).
 
 The world (landing files of 4 training months of --train-rows rows and of the measured month, a
 trained champion and a challenger, the Dagster instance, the MLflow registry) is cached under
@@ -227,15 +235,70 @@ def floor(root: Path, rows: int, train_rows: int, stage: str) -> dict:
         )
         write(DRIFT, STABILITY)
     elif stage == "performance":
-        from riskcore.metrics import roc_auc
+        from riskcore.datasets import REALISED
+        from riskcore.joins import join
+        from riskcore.metrics import calibration_by_decile
+        from riskcore.performance import realised_performance
+        from riskcore.rollout import read_scores
 
-        scores = read("scores", lambda: store.read(SCORES, MONTH, columns=["application_id", "pd"]))
-        outcomes = read("outcomes", lambda: store.read(OUTCOMES, MONTH, columns=["application_id", "defaulted"]))
-        core("join + roc_auc", lambda: (lambda j: roc_auc(j["defaulted"].to_numpy(), j["pd"].to_numpy()))(scores.merge(outcomes, on="application_id")))
-        write(PERFORMANCE)
+        id_column, target = landing.applications().only("id"), landing.outcomes().only("target")
+        outcomes = read("landing outcomes", lambda: pd.read_parquet(io.BytesIO(landing.outcomes_file(MONTH).read_bytes()), columns=[id_column, target]))
+        scores = read("scores", lambda: read_scores(store, MONTH, [id_column, "pd", "model_version", "cell"], categories=["model_version", "cell"]))
+        version = str(scores["model_version"].iloc[0])
+        # what the stage publishes beside the figures: the version it replaced and its training window (in-sample or not)
+        replaced = read(
+            "registry records (MLflow's first import)", lambda: (registry.version_tags(version).get("promoted_over"), registry.training_window(version))
+        )[0]
+        if replaced:
+            raise RuntimeError(f"the champion replaced v{replaced}: the stage scores the month with it too, which this floor leaves out")
+
+        def measured():
+            labelled = join(scores[scores["cell"] != "canary"], outcomes, id_column, "one_to_one")
+            y, pd_ = labelled[target].to_numpy(), labelled["pd"].to_numpy()
+            return realised_performance(y, pd_), calibration_by_decile(y, pd_)
+
+        core("join + realised performance + calibration by decile", measured)
+        write(
+            frames={
+                OUTCOMES: store.read(OUTCOMES, MONTH),
+                PERFORMANCE: store.read(PERFORMANCE, MONTH),
+                REALISED: store.read_table(PERFORMANCE, MONTH, REALISED),
+            }
+        )
     elif stage == "report":
-        read("scores", lambda: store.read(SCORES, MONTH))
-        read("applications (report columns)", lambda: store.read(APPLICATIONS, MONTH, columns=["application_id", "contract_version", "source_file_sha256"]))
+        import hashlib
+
+        from assets.monitoring import matured_cohort
+        from assets.reporting import report_inputs
+        from riskcore.ingestion import delivered_rows
+        from riskcore.report import SCORE_CATEGORIES, SCORE_COLUMNS, build_report, canonical_json, render_html
+        from riskcore.rollout import read_scores
+
+        contract, portfolio = landing.applications(), world.portfolio
+        id_column, lineage = contract.only("id"), ["contract_version", "source_file_sha256", *portfolio.spec.sensitive_attributes]
+        source = landing.applications_file(MONTH)
+
+        def landed():  # the file as delivered: its digest and the rows its footer counts
+            data = source.read_bytes()
+            return hashlib.sha256(data).hexdigest(), delivered_rows(source.name, data, contract)
+
+        read("landing applications (digest, rows)", landed)
+        scores = read("scores (report columns)", lambda: read_scores(store, MONTH, [id_column, *SCORE_COLUMNS], categories=SCORE_CATEGORIES))
+        read("applications (report columns)", lambda: store.read(APPLICATIONS, MONTH, columns=[id_column, *lineage], categories=lineage))
+        _, backtest, _ = read("back-test cohort (scores + outcomes)", lambda: matured_cohort(portfolio, MONTH, ["pd", "score_points", "model_version"]))
+
+        def records():  # each scoring version's run, each back-tested version's training window
+            client = registry.client()
+            runs = [client.get_model_version(n, v).run_id for n, v in scores[["model_name", "model_version"]].drop_duplicates().itertuples(index=False)]
+            return runs, [registry.training_window(str(v)) for v in ([] if backtest is None else backtest["model_version"].unique())]
+
+        read("registry records (MLflow's first import)", records)
+        inputs = report_inputs(MONTH, portfolio)  # the same frames, and the small inputs (drift, stability pack, ledger trail, history), untimed
+        doc = core("build_report", lambda: build_report(inputs))
+        pages = core("canonical JSON + HTML", lambda: (canonical_json(doc), render_html(doc).encode()))
+        _, parts["write report.json, report.html"] = _timed(
+            lambda: [atomic_write_bytes(scratch / name, data) for name, data in zip(("report.json", "report.html"), pages)]
+        )
     shutil.rmtree(scratch.path)
     return {"seconds": sum(parts.values()), "parts": parts}
 

@@ -9,7 +9,7 @@ from checks import contract_path
 from resources.storage import parquet_bytes
 from riskcore.contract import load_contract
 from riskcore.features import build_features, feature_set_version, feature_specs
-from riskcore.ingestion import ContractViolation, conform, ingest, mark_missing, read_landing_bytes
+from riskcore.ingestion import ContractViolation, conform, delivered_rows, ingest, mark_missing, read_landing_bytes, received_rows
 from riskcore.pii import token
 from riskcore.synthetic import applications_frame, generate_month
 
@@ -71,6 +71,32 @@ def test_file_level_errors_name_file_column_and_rule(month_frame):
         read_landing_bytes("empty.csv", b"")
     with pytest.raises(ContractViolation, match=r"latin.csv: file breaks rule 'encoding utf-8'"):
         read_landing_bytes("latin.csv", "application_id\nJos\xe9\n".encode("latin-1"))
+
+
+def test_a_parquet_footer_counts_the_rows_a_parse_counts(month_frame):
+    """The report counts a landing file's rows from its Parquet footer: as many as parsing it gives,
+    an unnamed pandas index dropped (not a column), a file naming no contract column one row more."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def stored(frame, index):
+        buffer = io.BytesIO()
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=index), buffer)
+        return buffer.getvalue()
+
+    files = {
+        "plain": parquet_bytes(month_frame),
+        "unnamed index": stored(month_frame.set_axis(np.arange(len(month_frame)) * 2), True),
+        "named index": stored(month_frame.set_index("application_id"), True),
+        "no contract column": stored(pd.DataFrame({"x": [1, 2], "y": [3, 4]}), False),
+    }
+    counts = {what: delivered_rows("2023-01.parquet", data, CONTRACT) for what, data in files.items()}
+    assert counts == {what: received_rows(read_landing_bytes("2023-01.parquet", data), CONTRACT) for what, data in files.items()}
+    assert counts == {"plain": 500, "unnamed index": 500, "named index": 500, "no contract column": 3}
+    assert delivered_rows("2023-01.csv", _csv(month_frame), CONTRACT) == 500
+    for broken in (b"", parquet_bytes(month_frame)[:-200]):
+        with pytest.raises(ContractViolation):
+            delivered_rows("2023-01.parquet", broken, CONTRACT)
 
 
 def test_ingest_tokenises_pii_and_features_carry_none(month_frame):
