@@ -176,15 +176,16 @@ def floor(root: Path, rows: int, train_rows: int, stage: str) -> dict:
 
     def scored(alias, features):
         from riskcore.features import feature_specs, model_matrix
-        from riskcore.model import reason_codes
 
         # the model is an input too: found in and loaded from the registry, its libraries' first import included
         model = read(f"model ({alias})", lambda: registry.load(registry.by_alias(alias).version))
         specs, reasons = feature_specs(landing.applications()), world.portfolio.decision_policy().max_reason_codes
 
         def pd_and_reasons():  # every score carries its reasons (adverse action): read from the contributions the PD sums
+            from riskcore.model import reason_positions  # after the model's load (sklearn's import is the model's)
+
             contributions = model.logit_contributions(model_matrix(features, specs))
-            return model.pd_from_contributions(contributions), reason_codes(contributions, model.reference_contributions_, k=reasons)
+            return model.pd_from_contributions(contributions), reason_positions(contributions, model.reference_contributions_, k=reasons)
 
         return core(f"PD and reason codes ({alias})", pd_and_reasons)
 
