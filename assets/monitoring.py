@@ -124,7 +124,7 @@ def _champion_pd(portfolio, champion, month: str, rows, matrix):
 
     store, id_column = portfolio.store, portfolio.landing.applications().only("id")
     if store.path(SCORES, month).exists():
-        scores = read_scores(store, month, [id_column, "champion_pd", "model_version", "cell"])
+        scores = read_scores(store, month, [id_column, "champion_pd", "model_version", "cell"], categories=["model_version", "cell"])
         if set(scores.loc[scores["cell"] == CHAMPION_CELL, "model_version"].astype(str)) == {champion.version}:
             held = aligned(rows[id_column], scores, id_column)["champion_pd"]
             if held.notna().all():
@@ -226,7 +226,7 @@ def estimated_performance(context: dg.AssetExecutionContext, portfolios: Portfol
     portfolio = portfolios.of(context)
     store, registry = portfolio.store, portfolio.registry
     month = month_label(context.partition_key)
-    scores = read_scores(store, month, ["pd", "model_version", "model_run_id", "cell"])
+    scores = read_scores(store, month, ["pd", "model_version", "model_run_id", "cell"], categories=["model_version", "model_run_id", "cell"])
     scores = scores[scores["cell"] != "canary"]  # the champion's decisions: a rollout's canary cell is estimated in swap_set
     (version, run_id), *others = scores[["model_version", "model_run_id"]].drop_duplicates().itertuples(index=False)
     if others:
@@ -405,7 +405,8 @@ def stability_pack(context: dg.AssetExecutionContext, portfolios: Portfolios):
         for check in ("check_stability_within_policy", "check_grade_calibration"):
             yield dg.AssetCheckResult(check_name=check, passed=True, severity=dg.AssetCheckSeverity.WARN, metadata={"not_judged": why})
         return
-    every_cell = read_scores(store, month, [id_column, "cell", "model_name", "model_version", "model_run_id", "score_points"])
+    lineage = ["cell", "model_name", "model_version", "model_run_id"]
+    every_cell = read_scores(store, month, [id_column, *lineage, "score_points"], categories=lineage)
     champion_rows = (every_cell["cell"] != "canary").to_numpy()  # the champion's decisions, against its own reference
     scores = every_cell[champion_rows]
     versions = sorted(scores[["model_name", "model_version", "model_run_id"]].drop_duplicates().itertuples(index=False))

@@ -32,16 +32,18 @@ BEFORE_ROLLOUTS = {"cell": CHAMPION, "rollout_step": 0, "canary_share": 0.0}
 CHAMPION_SIDE = {"champion_pd": "pd", "champion_decision": "decision"}
 
 
-def read_scores(store, month: str, columns: list[str] | None = None) -> pd.DataFrame:
+def read_scores(store, month: str, columns: list[str] | None = None, categories: list[str] | None = None) -> pd.DataFrame:
     """The month's scores (`columns` of them; None: all) with their cell, rollout step and the
     champion's side, also when written before staged rollouts: such rows read as the champion's.
-    `store`: anything with DatasetStore's `columns` and `read` (riskcore reads no storage itself)."""
+    `categories`: text columns read as pandas categoricals (a month's cell and model lineage hold a
+    few values a million times: no Python string per row). `store`: anything with DatasetStore's
+    `columns` and `read` (riskcore reads no storage itself)."""
     present = store.columns(SCORES, month)
     absent = [c for c in (*BEFORE_ROLLOUTS, *CHAMPION_SIDE) if c not in present]
     wanted = [*present, *absent] if columns is None else list(columns)
     filled = [c for c in wanted if c in absent]
     needed = dict.fromkeys([*(c for c in wanted if c not in filled), *(CHAMPION_SIDE[c] for c in filled if c in CHAMPION_SIDE)])
-    frame = store.read(SCORES, month, columns=list(needed))
+    frame = store.read(SCORES, month, columns=list(needed), categories=[c for c in categories or [] if c in needed] or None)
     frame = frame.assign(**{c: BEFORE_ROLLOUTS[c] if c in BEFORE_ROLLOUTS else frame[CHAMPION_SIDE[c]] for c in filled})
     return frame[wanted]
 
