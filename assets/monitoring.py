@@ -41,7 +41,7 @@ def drift_report(context: dg.AssetExecutionContext, portfolios: Portfolios):
     import pandas as pd
 
     from riskcore.drift import REFERENCE_PROFILE_ARTIFACT, REFERENCE_SAMPLE_ARTIFACT, ReferenceProfile, drift_statistics, monitored_frame
-    from riskcore.features import feature_specs, model_matrix
+    from riskcore.features import feature_specs
 
     portfolio = portfolios.of(context)
     landing, store, registry = portfolio.landing, portfolio.store, portfolio.registry
@@ -51,10 +51,8 @@ def drift_report(context: dg.AssetExecutionContext, portfolios: Portfolios):
     if profile_text is None:
         raise ValueError(f"the champion {champion.label if champion else '(none)'} has no reference profile: train it with this code")
     policy = portfolio.monitoring_policy()
-    contract = landing.applications()
-    specs = feature_specs(contract)
-    rows = store.read(FEATURES, month)
-    matrix = model_matrix(rows, specs)
+    specs = feature_specs(landing.applications())
+    rows, matrix = month_features(portfolio, month)
     current = monitored_frame(
         matrix, _champion_pd(portfolio, champion, month, rows, matrix), portfolio.decision_policy(), sensitive_attributes(portfolio, rows)
     )
@@ -101,6 +99,21 @@ def drift_report(context: dg.AssetExecutionContext, portfolios: Portfolios):
     )
 
 
+def month_features(portfolio, month: str):
+    """(the month's features, what the model sees of them: model_matrix), row-aligned: drift_report
+    and stability_pack of one monitoring run both read them, once (about 2 s a million rows).
+    Neither is modified by its readers."""
+    from riskcore.features import feature_set_version, feature_specs, model_matrix
+
+    contract = portfolio.landing.applications()
+
+    def read():
+        rows = portfolio.store.read(FEATURES, month)
+        return rows, model_matrix(rows, feature_specs(contract))
+
+    return portfolio.store.derived(FEATURES, month, f"features and model matrix, feature set {feature_set_version(contract)}", read)
+
+
 def _champion_pd(portfolio, champion, month: str, rows, matrix):
     """The champion's PD of each of the month's `rows`: the one its scores hold (`champion_pd`) when
     this champion scored the month, not a second pass of the model (seconds a million rows); predicted
@@ -111,7 +124,7 @@ def _champion_pd(portfolio, champion, month: str, rows, matrix):
 
     store, id_column = portfolio.store, portfolio.landing.applications().only("id")
     if store.path(SCORES, month).exists():
-        scores = read_scores(store, month, [id_column, "champion_pd", "model_version", "cell"])
+        scores = read_scores(store, month, [id_column, "champion_pd", "model_version", "cell"], categories=["model_version", "cell"])
         if set(scores.loc[scores["cell"] == CHAMPION_CELL, "model_version"].astype(str)) == {champion.version}:
             held = aligned(rows[id_column], scores, id_column)["champion_pd"]
             if held.notna().all():
@@ -213,7 +226,7 @@ def estimated_performance(context: dg.AssetExecutionContext, portfolios: Portfol
     portfolio = portfolios.of(context)
     store, registry = portfolio.store, portfolio.registry
     month = month_label(context.partition_key)
-    scores = read_scores(store, month, ["pd", "model_version", "model_run_id", "cell"])
+    scores = read_scores(store, month, ["pd", "model_version", "model_run_id", "cell"], categories=["model_version", "model_run_id", "cell"])
     scores = scores[scores["cell"] != "canary"]  # the champion's decisions: a rollout's canary cell is estimated in swap_set
     (version, run_id), *others = scores[["model_version", "model_run_id"]].drop_duplicates().itertuples(index=False)
     if others:
@@ -369,7 +382,6 @@ def stability_pack(context: dg.AssetExecutionContext, portfolios: Portfolios):
     import pandas as pd
 
     from resources.storage import atomic_write_bytes
-    from riskcore.features import feature_specs, model_matrix
     from riskcore.joins import aligned
     from riskcore.rollout import read_scores
     from riskcore.stability import (
@@ -393,7 +405,8 @@ def stability_pack(context: dg.AssetExecutionContext, portfolios: Portfolios):
         for check in ("check_stability_within_policy", "check_grade_calibration"):
             yield dg.AssetCheckResult(check_name=check, passed=True, severity=dg.AssetCheckSeverity.WARN, metadata={"not_judged": why})
         return
-    every_cell = read_scores(store, month, [id_column, "cell", "model_name", "model_version", "model_run_id", "score_points"])
+    lineage = ["cell", "model_name", "model_version", "model_run_id"]
+    every_cell = read_scores(store, month, [id_column, *lineage, "score_points"], categories=lineage)
     champion_rows = (every_cell["cell"] != "canary").to_numpy()  # the champion's decisions, against its own reference
     scores = every_cell[champion_rows]
     versions = sorted(scores[["model_name", "model_version", "model_run_id"]].drop_duplicates().itertuples(index=False))
@@ -409,9 +422,11 @@ def stability_pack(context: dg.AssetExecutionContext, portfolios: Portfolios):
         reference_note = f"not available: {model}'s reference has score bands {reference.score_bands}, the policy {bands}: retrain to get a reference on them"
     else:
         reference_note = f"against the training window of {model}"
-        # aligned with every cell's scores (written in the features' order: no join), then the champion's rows taken
-        rows = aligned(every_cell[id_column], store.read(FEATURES, month), id_column)[champion_rows].reset_index(drop=True)
-        matrix = model_matrix(rows, feature_specs(landing.applications()))
+        # the month's model matrix (drift_report's) aligned with every cell's scores (written in the
+        # features' order: no join), then the champion's rows taken
+        features, month_matrix = month_features(portfolio, month)
+        with_ids = month_matrix.assign(**{id_column: features[id_column]})
+        matrix = aligned(every_cell[id_column], with_ids, id_column)[champion_rows].reset_index(drop=True)
         points = feature_points(distinct_value_contributions(registry.load(version), matrix), portfolio.decision_policy().scaling.factor)
         characteristics = characteristic_analysis(reference, matrix, points)
         score_bands = score_band_stability(reference, scores["score_points"].to_numpy())

@@ -7,17 +7,22 @@ in its own process in the same run.
 A stage's time is its Dagster run (its start to its success in the event log; steps and asset
 checks listed from their STEP_START/STEP_SUCCESS); its peak is the run process's VmHWM. A floor
 reads the stage's input files, runs its core function on them and writes the outputs the stage
-wrote (the same frames, read back untimed): what no implementation of the stage can avoid. The
-scoring floor's inputs include the model (found in and loaded from the registry, with the first
-import of the libraries that needs), and so do monitoring's (the stability pack weighs each
-feature's points: the model applied once per distinct value of each feature); ingestion's core is
+wrote (the same frames, read back untimed): what no implementation of the stage can avoid. Scoring's
+inputs include the model (found in and loaded from the registry, with the first import of the
+libraries that needs) and each application's landing file and contract (every score names them); its
+core is every application's PD and reason codes (adverse action), both from the model's per-feature
+contributions. Monitoring's inputs include the model too (the stability pack weighs each feature's
+points: the model applied once per distinct value of each feature) and the drift reference found
+beside the champion in the registry; its floor also makes the Evidently report drift_report must
+produce for people (the policy's seeded sample of the month against the training rows kept with the
+champion, Evidently's first import included), nothing else of that step. Ingestion's core is
 tokenising the month's PII (a keyed hash per distinct value), the one computation ingestion exists
 for that no faster reading or writing removes. Performance reads the landing outcomes and the
 scores, and the registry's record of the scoring version (the version it replaced, its training
 window: MLflow's first import, as scoring's model), computes what it publishes (the labelled join,
-`realised_performance`, `calibration_by_decile`) and writes loan_outcomes and model_performance.
-The report reads the landing file (its digest, its rows from the footer), the report's columns of
-the scores and applications, the back-test cohort and the registry's records of the versions (their
+`realised_performance`, `calibration_by_decile`) and writes loan_outcomes and model_performance. The
+report reads the landing file (its digest, its rows from the footer), the report's columns of the
+scores and applications, the back-test cohort and the registry's records of the versions (their
 runs, training windows: MLflow's first import), builds the report (`build_report`) and renders and
 writes its JSON and HTML; its small inputs (drift, stability pack, ledger trail, AUC history) are
 read untimed (milliseconds).
@@ -182,8 +187,15 @@ def floor(root: Path, rows: int, train_rows: int, stage: str) -> dict:
 
         # the model is an input too: found in and loaded from the registry, its libraries' first import included
         model = read(f"model ({alias})", lambda: registry.load(registry.by_alias(alias).version))
-        specs = feature_specs(landing.applications())
-        return core(f"predict_pd ({alias})", lambda: model.predict_pd(model_matrix(features, specs)))
+        specs, reasons = feature_specs(landing.applications()), world.portfolio.decision_policy().max_reason_codes
+
+        def pd_and_reasons():  # every score carries its reasons (adverse action): read from the contributions the PD sums
+            from riskcore.model import reason_positions  # after the model's load (sklearn's import is the model's)
+
+            contributions = model.logit_contributions(model_matrix(features, specs))
+            return model.pd_from_contributions(contributions), reason_positions(contributions, model.reference_contributions_, k=reasons)
+
+        return core(f"PD and reason codes ({alias})", pd_and_reasons)
 
     if stage == "ingestion":
         from riskcore.pii import tokenise
@@ -194,9 +206,13 @@ def floor(root: Path, rows: int, train_rows: int, stage: str) -> dict:
         core("tokenise PII (a keyed hash per distinct value)", lambda: tokenise(applications, pii, world.resources["tokeniser"].key))
         write(APPLICATIONS, QUARANTINED, FEATURES, OUTCOMES)
     elif stage in ("scoring", "scoring with canary"):
+        from assets.scoring import ORIGIN
         from resources.registry import CANARY, CHAMPION
 
         features = read("features", lambda: store.read(FEATURES, MONTH))
+        # every score names its application's landing file and contract, read from the applications
+        id_column = landing.applications().only("id")
+        read("applications (landing file, contract)", lambda: store.read(APPLICATIONS, MONTH, columns=[id_column, *ORIGIN], categories=ORIGIN))
         scored(CHAMPION, features)
         if stage == "scoring with canary":
             scored(CANARY, features)
@@ -204,7 +220,8 @@ def floor(root: Path, rows: int, train_rows: int, stage: str) -> dict:
         else:
             write(SCORES)
     elif stage == "monitoring":
-        from riskcore.drift import REFERENCE_PROFILE_ARTIFACT, ReferenceProfile, drift_statistics, monitored_frame
+        from assets.monitoring import _evidently_html
+        from riskcore.drift import REFERENCE_PROFILE_ARTIFACT, REFERENCE_SAMPLE_ARTIFACT, ReferenceProfile, drift_statistics, monitored_frame
         from riskcore.features import feature_specs, model_matrix
         from riskcore.stability import (
             STABILITY_REFERENCE,
@@ -219,12 +236,18 @@ def floor(root: Path, rows: int, train_rows: int, stage: str) -> dict:
         features = read("features", lambda: store.read(FEATURES, MONTH))
         scores = read("scores", lambda: store.read(SCORES, MONTH, columns=["pd", "score_points"]))
         groups = read("sensitive attributes", lambda: store.read(APPLICATIONS, MONTH, columns=sensitive))
-        champion = registry.by_alias("champion")
-        profile = ReferenceProfile.from_json(registry.read_text(champion.run_id, REFERENCE_PROFILE_ARTIFACT))
-        specs, policy = feature_specs(landing.applications()), world.portfolio.decision_policy()
+        # the drift reference is kept with the champion in the registry: found and read there (MLflow's first import included)
+        champion = read("champion (registry)", lambda: registry.by_alias("champion"))
+        profile = read("reference profile", lambda: ReferenceProfile.from_json(registry.read_text(champion.run_id, REFERENCE_PROFILE_ARTIFACT)))
+        specs, policy, monitoring = feature_specs(landing.applications()), world.portfolio.decision_policy(), world.portfolio.monitoring_policy()
         matrix = core("model matrix", lambda: model_matrix(features, specs))
         current = core("monitored frame", lambda: monitored_frame(matrix, scores["pd"].to_numpy(), policy, groups))
-        core("drift_statistics", lambda: drift_statistics(profile, current, world.portfolio.monitoring_policy()))
+        core("drift_statistics", lambda: drift_statistics(profile, current, monitoring))
+        # the Evidently report for people the stage must produce: the policy's seeded sample of the month against the
+        # training rows kept with the champion, Evidently's first import included; nothing else of drift_report
+        sample = read("Evidently reference sample", lambda: pd.read_parquet(io.BytesIO(registry.read_bytes(champion.run_id, REFERENCE_SAMPLE_ARTIFACT))))
+        seed = int(MONTH.replace("-", ""))
+        html = core("Evidently report (import included)", lambda: _evidently_html(profile, current, monitoring.sample_rows, seed, reference_sample=sample))
         # the stability pack's characteristic analysis weighs each feature's points on the month's rows: the
         # model is an input (as scoring's), applied once per distinct value of each feature (the cheapest way)
         model = read("model (champion)", lambda: registry.load(champion.version))
@@ -234,6 +257,7 @@ def floor(root: Path, rows: int, train_rows: int, stage: str) -> dict:
             "stability tables", lambda: (characteristic_analysis(reference, matrix, points), score_band_stability(reference, scores["score_points"].to_numpy()))
         )
         write(DRIFT, STABILITY)
+        _, parts["write evidently.html"] = _timed(lambda: atomic_write_bytes(scratch / "evidently.html", html.encode()))
     elif stage == "performance":
         from riskcore.datasets import REALISED
         from riskcore.joins import join

@@ -12,10 +12,14 @@ from riskcore.months import month_label
 def _read_to_check(portfolio, asset: str, month: str):
     """The month of `asset` as the checks read it: its text as categories (Parquet's dictionaries,
     no Python string per row), but for the id, whose million distinct values would each become a
-    category for nothing."""
-    id_column = portfolio.landing.applications().only("id")
-    texts = [c for c in portfolio.store.text_columns(asset, month) if c != id_column]
-    return portfolio.store.read(asset, month, categories=texts)
+    category for nothing. Read once for the contract and the PII check of the same run (neither
+    modifies it)."""
+    id_column, store = portfolio.landing.applications().only("id"), portfolio.store
+
+    def read():
+        return store.read(asset, month, categories=[c for c in store.text_columns(asset, month) if c != id_column])
+
+    return store.derived(asset, month, "rows as the checks read them", read)
 
 
 def _contract_check(asset: str, contract_of, description: str):

@@ -68,6 +68,7 @@ def atomic_write_bytes(target: UPath, data: bytes) -> None:
 _TEMP = re.compile(r"\.tmp-(?P<writer>.+)-[0-9a-f]{8}$")
 _LEGACY_TEMP = re.compile(r"\.tmp-[0-9a-f]{32}$")  # written before writers were named
 UNKNOWN_WRITER_GRACE_SECONDS = 3600  # no single write takes an hour
+_KEPT: dict = {}  # the last `DatasetStore.derived` value, under its partition's path, bytes' hash and name
 
 
 def temp_path(path: str) -> str:
@@ -223,8 +224,20 @@ class DatasetStore(dg.ConfigurableResource):
         with self._existing(dataset, partition).open("rb") as handle:
             return [f.name for f in pq.ParquetFile(handle).schema_arrow if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
 
+    def derived(self, dataset: str, partition: str | None, name: str, derive):
+        """`derive()`, what a step makes of the partition (its rows as the checks read them, the model's
+        view of them), made once for the partition's current bytes: the next step of the same run
+        (Dagster's in-process executor) asking for the same `name` gets it without reading and
+        converting a million rows again; rewritten bytes are read again. The last value only is kept
+        (released before the next is made); callers must not modify it."""
+        key = (str(self.path(dataset, partition)), self.sha256(dataset, partition), name)
+        if _KEPT.get("key") != key:
+            _KEPT.clear()
+            _KEPT.update(key=key, value=derive())
+        return _KEPT["value"]
+
     def sha256(self, dataset: str, partition: str | None = None) -> str:
-        return hashlib.sha256(self.path(dataset, partition).read_bytes()).hexdigest()
+        return hashlib.sha256(self._existing(dataset, partition).read_bytes()).hexdigest()
 
     def partitions(self, dataset: str) -> list[str]:
         """Months for which the dataset has been written."""

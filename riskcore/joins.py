@@ -31,3 +31,25 @@ def aligned(ids: pd.Series, frame: pd.DataFrame, on: str, complete: bool = False
         if missing.any():
             raise KeyError(f"{int(missing.sum())} of {len(ids)} ids have no row to align with (first: {out.loc[missing, on].iloc[0]!r})")
     return out
+
+
+def id_reconciliation(applications, scored) -> dict[str, int]:
+    """Whether every application id was scored exactly once (Arrow arrays of the ids): distinct
+    applications, scores, duplicate scores, unscored applications, scores without an application.
+    Compared in Arrow, not as Python sets of a million strings; the same ids in the same order (scores
+    are written in the features' order) are the same set, with no second hash table to build."""
+    import pyarrow.compute as pc
+
+    distinct = pc.unique(scored)
+    if scored.equals(applications):
+        expected, both = distinct, len(distinct)
+    else:
+        expected = pc.unique(applications)
+        both = pc.sum(pc.is_in(distinct, value_set=expected)).as_py() or 0
+    return {
+        "applications": len(expected),
+        "scores": len(scored),
+        "duplicate_scores": len(scored) - len(distinct),
+        "unscored": len(expected) - both,
+        "scores_without_application": len(distinct) - both,
+    }

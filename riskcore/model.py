@@ -159,16 +159,20 @@ def train_scorecard(train: pd.DataFrame, target: str, specs: list[FeatureSpec], 
     return model.fit(train, train[target].to_numpy(), sample_weight=sample_weight)
 
 
-def reason_codes(contributions: pd.DataFrame, reference: np.ndarray, k: int = 4) -> np.ndarray:
-    """Per row, the k features that raise this applicant's PD most above the average applicant.
-
-    Returns an (n, k) array of feature names, most adverse first; only factors above the
-    reference count, so a row may have fewer than k (None fills the rest).
-    """
+def reason_positions(contributions: pd.DataFrame, reference: np.ndarray, k: int = 4) -> np.ndarray:
+    """Per row, the k features that raise this applicant's PD most above the average applicant, as
+    positions among `contributions`' columns, most adverse first; only factors above the reference
+    count, so a row may have fewer than k (-1 fills the rest). Positions, not names: a scored month
+    turns them into categories with no Python string per row."""
     adverse = contributions.to_numpy() - np.asarray(reference)[None, :]
     order = np.argsort(-adverse, axis=1, kind="stable")[:, :k]
-    names = np.asarray(contributions.columns, dtype=object)[order]
-    names[np.take_along_axis(adverse, order, axis=1) <= 1e-9] = None
-    if names.shape[1] < k:
-        names = np.hstack([names, np.full((len(names), k - names.shape[1]), None, dtype=object)])
-    return names
+    order[np.take_along_axis(adverse, order, axis=1) <= 1e-9] = -1
+    if order.shape[1] < k:
+        order = np.hstack([order, np.full((len(order), k - order.shape[1]), -1, dtype=order.dtype)])
+    return order
+
+
+def reason_codes(contributions: pd.DataFrame, reference: np.ndarray, k: int = 4) -> np.ndarray:
+    """`reason_positions` as an (n, k) array of feature names (None fills the rest)."""
+    names = np.append(np.asarray(contributions.columns, dtype=object), None)  # position -1 picks the trailing None
+    return names[reason_positions(contributions, reference, k)]

@@ -192,7 +192,8 @@ def find_pii(frame: pd.DataFrame, clear_values) -> dict[str, dict[str, int]]:
     distinct = pa.concat_arrays([pc.cast(c.field("values"), pa.string()) for c in counted])
     occurrences = np.concatenate([c.field("counts").to_numpy(zero_copy_only=False) for c in counted]).astype("int64")
     owner = np.repeat(np.arange(len(columns)), [len(c) for c in counted])
-    masks = {kind: mask.to_numpy(dtype=bool) for kind, mask in pii_pattern_hits(pd.Series(distinct.to_pandas(), dtype=pd.StringDtype("pyarrow"))).items()}
+    # the distinct values stay in Arrow for the patterns (no Python string each: a million ids)
+    masks = {kind: mask.to_numpy(dtype=bool) for kind, mask in pii_pattern_hits(pd.Series(pd.arrays.ArrowStringArray(distinct))).items()}
     # The month's clear values (millions) are looked up among the distinct values, not the other way:
     # the hash table is built of the smaller side.
     present = pc.filter(clear_values, pc.is_in(clear_values, value_set=distinct))

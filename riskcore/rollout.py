@@ -35,8 +35,9 @@ CHAMPION_SIDE = {"champion_pd": "pd", "champion_decision": "decision"}
 def read_scores(store, month: str, columns: list[str] | None = None, categories: list[str] | None = None) -> pd.DataFrame:
     """The month's scores (`columns` of them; None: all) with their cell, rollout step and the
     champion's side, also when written before staged rollouts: such rows read as the champion's.
-    `categories`: text columns read as pandas categoricals (`DatasetStore.read`).
-    `store`: anything with DatasetStore's `columns` and `read` (riskcore reads no storage itself)."""
+    `categories`: text columns read as pandas categoricals (a month's cell and model lineage hold a
+    few values a million times: no Python string per row). `store`: anything with DatasetStore's
+    `columns` and `read` (riskcore reads no storage itself)."""
     present = store.columns(SCORES, month)
     absent = [c for c in (*BEFORE_ROLLOUTS, *CHAMPION_SIDE) if c not in present]
     wanted = [*present, *absent] if columns is None else list(columns)

@@ -8,7 +8,7 @@ import pandas as pd
 from riskcore.decision_policy import DecisionPolicy, ScoreScaling, load_policy  # noqa: F401 - the policy's home; callers import it here too
 from riskcore.features import FeatureSpec, model_matrix
 from riskcore.lineage import repeated
-from riskcore.model import PDScorecard, reason_codes
+from riskcore.model import PDScorecard, reason_positions
 
 
 def score(
@@ -25,11 +25,11 @@ def score(
     pd_ = model.pd_from_contributions(contributions)
     points = policy.points(pd_)
     out = pd.DataFrame({id_column: features[id_column].to_numpy(), "pd": pd_, "score_points": points, "decision": pd.Categorical(policy.decide(points))})
-    reasons = reason_codes(contributions, model.reference_contributions_, k=policy.max_reason_codes)
+    reasons = reason_positions(contributions, model.reference_contributions_, k=policy.max_reason_codes)
     codes = {s.name: s.reason_code for s in specs}
     texts = {s.name: s.reason_text for s in specs}
     for i in range(policy.max_reason_codes):
-        named = pd.Categorical(reasons[:, i], categories=list(codes))
+        named = pd.Categorical.from_codes(reasons[:, i], categories=list(contributions.columns))
         out[f"reason_code_{i + 1}"] = _relabelled(named, codes)
         out[f"reason_text_{i + 1}"] = _relabelled(named, texts)
     for key, value in {"policy_version": policy.label, **lineage}.items():

@@ -32,3 +32,22 @@ def test_aligned_gives_each_ids_row_in_their_order_whether_or_not_they_line_up()
         aligned(pd.Series(["c", "a", "c", "x"]), frame, "id", complete=True)
     assert aligned(pd.Series(["c", "a"]), frame, "id", complete=True)["pd"].tolist() == [0.3, 0.1]  # no indicator column left
     assert list(aligned(pd.Series(["c", "a"]), frame, "id", complete=True).columns) == ["id", "pd"]
+
+
+def test_id_reconciliation_counts_the_same_whether_or_not_the_scores_line_up_with_the_applications():
+    import pyarrow as pa
+
+    from riskcore.joins import id_reconciliation
+
+    applications = pa.chunked_array([["a", "b"], ["c", "d"]])
+    clean = {"applications": 4, "scores": 4, "duplicate_scores": 0, "unscored": 0, "scores_without_application": 0}
+    assert id_reconciliation(applications, pa.chunked_array([["a", "b", "c", "d"]])) == clean  # in order, chunked otherwise
+    assert id_reconciliation(applications, pa.chunked_array([["d", "b", "a", "c"]])) == clean
+    assert id_reconciliation(applications, pa.chunked_array([["a", "b", "b", "x"]])) == {
+        "applications": 4,
+        "scores": 4,
+        "duplicate_scores": 1,
+        "unscored": 2,
+        "scores_without_application": 1,
+    }
+    assert id_reconciliation(applications, pa.chunked_array([["a", "b", "c"]]))["unscored"] == 1

@@ -202,3 +202,7 @@ def test_scores_written_before_staged_rollouts_read_as_the_champions(tmp_path):
     store.write(SCORES, new, "2023-06")
     assert read_scores(store, "2023-06").equals(new)
     assert read_scores(store, "2023-06", ["cell", "champion_pd"]).equals(new[["cell", "champion_pd"]])
+    for month, written in (("2023-05", old.assign(cell=CHAMPION)), ("2023-06", new)):  # as categories, filled columns too
+        lineage = read_scores(store, month, ["cell", "model_version", "pd"], categories=["cell", "model_version"])
+        assert [str(lineage[c].dtype) for c in lineage] == ["category" if month == "2023-06" else "object", "category", "float64"]
+        assert lineage.astype({"cell": object, "model_version": object}).equals(written[["cell", "model_version", "pd"]])

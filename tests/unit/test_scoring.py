@@ -71,4 +71,10 @@ def test_scores_carry_the_models_pd_from_one_pass_of_its_transform():
     expected = model.predict_pd(model_matrix(features, specs))
     np.testing.assert_allclose(scores["pd"].to_numpy(), expected, rtol=1e-12, atol=1e-15)
     assert (scores["decision"].to_numpy() == policy.decide(policy.points(expected))).all()
+    adverse = reason_codes(model.logit_contributions(model_matrix(features, specs)), model.reference_contributions_, k=policy.max_reason_codes)
+    code_of, text_of = {s.name: s.reason_code for s in specs}, {s.name: s.reason_text for s in specs}
+    for i in range(policy.max_reason_codes):
+        for column, label_of in ((f"reason_code_{i + 1}", code_of), (f"reason_text_{i + 1}", text_of)):
+            assert [None if pd.isna(v) else v for v in scores[column].tolist()] == [label_of.get(name) for name in adverse[:, i]]
+    assert scores["reason_code_1"].notna().any() and scores["reason_code_4"].isna().any()
     assert score(features, "application_id", model, specs, policy, {"model_version": "1"}).equals(scores)  # same inputs, same scores

@@ -70,3 +70,23 @@ def test_text_categories_are_written_as_the_text_an_object_column_makes(tmp_path
     assert store.text_columns("as_text", "2024-01") == ["id", "decision"]
     read = store.read("as_text", "2024-01", categories=["decision"])["decision"]
     assert read.dtype == "category" and read.astype(object).where(read.notna(), None).tolist() == ["approve", None, "refer"]
+
+
+def test_a_derived_value_is_made_once_for_the_partitions_bytes_and_again_once_they_are_rewritten(tmp_path):
+    """What one step made of a month (the checks' rows, the model matrix) serves the next step of the
+    run; a rewritten month, another name or another month is made again from what is on disk."""
+    store = DatasetStore(base_path=str(tmp_path))
+    store.write("scores", pd.DataFrame({"pd": [0.1, 0.2]}), "2023-01")
+    store.write("scores", pd.DataFrame({"pd": [0.3]}), "2023-02")
+    made = []
+
+    def total(month, name="total"):
+        return store.derived("scores", month, name, lambda: made.append(month) or float(store.read("scores", month)["pd"].sum()))
+
+    assert total("2023-01") == total("2023-01") == 0.1 + 0.2
+    assert made == ["2023-01"]
+    store.write("scores", pd.DataFrame({"pd": [0.5, 0.5]}), "2023-01")
+    assert total("2023-01") == 1.0
+    assert total("2023-02") == 0.3
+    assert total("2023-02", "another") == 0.3
+    assert made == ["2023-01", "2023-01", "2023-02", "2023-02"]
