@@ -64,25 +64,27 @@ class PortfolioResources:
 
     def rollout_rows(self, month: str):
         """(one row per application: the decision, the champion's and the challenger's PD and decision,
-        cell, step, outcome where matured; its sensitive attributes row-aligned; the outcome column or None)."""
+        cell, step, outcome where matured; its sensitive attributes row-aligned; the outcome column or None).
+        A month's scores, shadow scores, applications and outcomes are written in one order: each is
+        aligned with the scores as it is when in theirs, joined by id only when not."""
         from riskcore.datasets import APPLICATIONS, CHALLENGER_SCORES, OUTCOMES
-        from riskcore.joins import join
+        from riskcore.joins import aligned
         from riskcore.rollout import read_scores
 
         landing, store, calendar = self.landing, self.store, self.calendar
         id_column = landing.applications().only("id")
-        scores = read_scores(
+        frame = read_scores(
             store, month, [id_column, "pd", "decision", "model_version", "champion_pd", "champion_decision", "cell", "rollout_step", "canary_share"]
         )
-        shadow = store.read(CHALLENGER_SCORES, month, columns=[id_column, "pd", "decision", "model_version"])
-        shadow = shadow.rename(columns={"pd": "challenger_pd", "decision": "challenger_decision", "model_version": "challenger_version"})
-        frame = join(scores, shadow, id_column, "one_to_one")
+        ids = frame[id_column]
+        shadow = aligned(ids, store.read(CHALLENGER_SCORES, month, columns=[id_column, "pd", "decision", "model_version"]), id_column)
+        frame = frame.assign(challenger_pd=shadow["pd"].array, challenger_decision=shadow["decision"].array, challenger_version=shadow["model_version"].array)
         target = None
         if calendar.matured(month) and month in store.partitions(OUTCOMES):
             target = landing.outcomes().only("target")
-            frame = join(frame, store.read(OUTCOMES, month, columns=[id_column, target]), id_column, "one_to_one", how="left")
+            frame[target] = aligned(ids, store.read(OUTCOMES, month, columns=[id_column, target]), id_column)[target].array
         columns = list(self.spec.sensitive_attributes)
-        sensitive = join(frame[[id_column]], store.read(APPLICATIONS, month, columns=[id_column, *columns]), id_column, "one_to_one", how="left")
+        sensitive = aligned(ids, store.read(APPLICATIONS, month, columns=[id_column, *columns]), id_column)
         return frame, sensitive[columns], target
 
 

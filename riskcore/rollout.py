@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from riskcore.datasets import SCORES
-from riskcore.gates import Gate, _unjudged, adverse_impact_ratio
+from riskcore.gates import Gate, _unjudged, adverse_impact_ratio, group_codes, grouped_rate_ratio
 from riskcore.joins import join
 from riskcore.metrics import bayes_optimal_auc, roc_auc
 from riskcore.rollout_policy import RolloutPolicy
@@ -108,27 +108,30 @@ def swap_table(frame: pd.DataFrame, sensitive: pd.DataFrame, min_group_size: int
     PD, and per sensitive attribute the ratio of the lowest to the highest group's rate of landing
     in the cell (1: groups land there alike). `frame` holds champion_decision, champion_pd,
     challenger_decision, challenger_pd and cell, row-aligned with `sensitive`."""
-    frame = frame.reset_index(drop=True)
+    champion_codes, challenger_codes = (pd.Categorical(frame[c], categories=DECISIONS).codes for c in ("champion_decision", "challenger_decision"))
+    pair = np.where((champion_codes >= 0) & (challenger_codes >= 0), champion_codes * len(DECISIONS) + challenger_codes, -1)
+    canary = (frame["cell"] == CANARY).to_numpy()
+    champion_pd, challenger_pd = frame["champion_pd"].to_numpy(dtype="float64"), frame["challenger_pd"].to_numpy(dtype="float64")
+    groups = {column: group_codes(sensitive[column]) for column in sensitive.columns}  # factorised once, not once per cell
     rows = []
-    for champion in DECISIONS:
-        for challenger in DECISIONS:
-            inside = (frame["champion_decision"] == champion).to_numpy() & (frame["challenger_decision"] == challenger).to_numpy()
-            part = frame[inside]
-            row = {
-                "champion_decision": champion,
-                "challenger_decision": challenger,
-                "swap": "same" if champion == challenger else ("swap_in" if challenger == "approve" else "swap_out" if champion == "approve" else "other"),
-                "rows": int(inside.sum()),
-                "share": float(inside.mean()) if len(frame) else 0.0,
-                "canary_rows": int((part["cell"] == CANARY).sum()),
-                "champion_expected_bad_rate": float(part["champion_pd"].mean()) if len(part) else float("nan"),
-                "challenger_expected_bad_rate": float(part["challenger_pd"].mean()) if len(part) else float("nan"),
-            }
-            for column in sensitive.columns:
-                # the rate of landing in this cell, per group: adverse_impact_ratio's lowest over highest
-                ratio, _ = adverse_impact_ratio(inside, sensitive[column].reset_index(drop=True), min_group_size)
-                row[f"{column}_rate_ratio"] = float("nan") if ratio is None else ratio
-            rows.append(row)
+    for i, (champion, challenger) in enumerate((a, b) for a in DECISIONS for b in DECISIONS):
+        inside = pair == i
+        count = int(inside.sum())
+        row = {
+            "champion_decision": champion,
+            "challenger_decision": challenger,
+            "swap": "same" if champion == challenger else ("swap_in" if challenger == "approve" else "swap_out" if champion == "approve" else "other"),
+            "rows": count,
+            "share": float(inside.mean()) if len(frame) else 0.0,
+            "canary_rows": int((inside & canary).sum()),
+            "champion_expected_bad_rate": float(champion_pd[inside].mean()) if count else float("nan"),
+            "challenger_expected_bad_rate": float(challenger_pd[inside].mean()) if count else float("nan"),
+        }
+        for column, (codes, labels) in groups.items():
+            # the rate of landing in this cell, per group: adverse_impact_ratio's lowest over highest
+            ratio, _ = grouped_rate_ratio(inside, codes, labels, min_group_size)
+            row[f"{column}_rate_ratio"] = float("nan") if ratio is None else ratio
+        rows.append(row)
     return pd.DataFrame(rows)
 
 

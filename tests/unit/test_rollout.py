@@ -8,6 +8,7 @@ import pytest
 
 from resources.storage import DatasetStore
 from riskcore.datasets import SCORES
+from riskcore.gates import adverse_impact_ratio
 from riskcore.ledger import Entry
 from riskcore.metrics import roc_auc
 from riskcore.promotion import DEFAULT_PROMOTION_POLICY, load_promotion_policy
@@ -111,6 +112,19 @@ def test_the_swap_set_accounts_for_every_application():
     assert swap_in["challenger_expected_bad_rate"] == pytest.approx(frame.loc[inside, "challenger_pd"].mean())
     same = table[table["swap"] == "same"]
     assert 0.8 < same["sex_rate_ratio"].min() <= 1  # groups drawn alike land in the cells alike
+
+
+def test_the_swap_sets_rate_ratios_are_each_cells_adverse_impact_ratio():
+    """Each attribute is factorised once for the nine cells: the same ratios as judging each cell alone,
+    missing groups left out and groups below the minimum size not judged."""
+    frame, sensitive = _rows(n=3000, seed=3)
+    sensitive["band"] = pd.Series(np.random.default_rng(4).choice(["a", "b", "c", None], len(frame), p=[0.49, 0.49, 0.01, 0.01]), dtype="string")
+    table = swap_table(frame.sample(frac=1.0, random_state=5), sensitive.sample(frac=1.0, random_state=5), 35)
+    for row in table.itertuples():
+        inside = ((frame["champion_decision"] == row.champion_decision) & (frame["challenger_decision"] == row.challenger_decision)).to_numpy()
+        for column in sensitive.columns:
+            ratio, expected = getattr(row, f"{column}_rate_ratio"), adverse_impact_ratio(inside, sensitive[column], 35)[0]
+            assert ratio == expected or (expected is None and np.isnan(ratio))
 
 
 def test_step_gates_hold_for_a_sound_challenger_and_stop_a_flat_one():
