@@ -65,7 +65,8 @@ def risk_scores(context: dg.AssetExecutionContext, portfolios: Portfolios) -> dg
     origin = store.read(APPLICATIONS, month, columns=[id_column, *ORIGIN], categories=ORIGIN)
     cells = _cells(portfolio, rollout, features[id_column])
     decided = _scored_by(portfolio, context, champion, features, month)
-    shadow = _scored_by(portfolio, context, registry.by_alias(CANARY), features, month) if rollout.active else None
+    canary = cells == CANARY
+    shadow = _scored_by(portfolio, context, registry.by_alias(CANARY), features[canary], month) if canary.any() else None
     scores = decide_by_cell(decided, shadow, cells, rollout.step, rollout.share)
     scores = scores.assign(**{c: column.array for c, column in aligned(scores[id_column], origin, id_column)[ORIGIN].items()})
     written = store.write(SCORES, scores, month)

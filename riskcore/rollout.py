@@ -247,8 +247,9 @@ def decide_by_cell(champion: pd.DataFrame, challenger: pd.DataFrame | None, cell
     """The month's decisions: the champion's rows in its cell, the challenger's whole rows (PD,
     decision, its own reason codes, its lineage) in the canary cell; and on every row what the
     champion would have decided (the swap set's other side), the cell and the rollout step.
-    `champion` and `challenger` score the same rows in the same order."""
-    canary = pd.Series(np.asarray(cells) == CANARY, index=champion.index)
+    `champion` scores every row; `challenger` the canary cell's rows only, in their order (what
+    it decides: scoring the month twice for a 5% cell would be the stage's largest waste)."""
+    canary = np.asarray(cells) == CANARY
     out = champion
     if challenger is not None and canary.any():
         out = pd.DataFrame({c: _by_cell(champion[c], challenger[c], canary) for c in champion.columns}, index=champion.index)
@@ -256,13 +257,16 @@ def decide_by_cell(champion: pd.DataFrame, challenger: pd.DataFrame | None, cell
     return out.assign(champion_pd=champion["pd"], champion_decision=champion["decision"], cell=cell, rollout_step=step, canary_share=share)
 
 
-def _by_cell(champion: pd.Series, challenger: pd.Series, canary: pd.Series) -> pd.Series:
-    """The challenger's values in the canary cell, the champion's elsewhere, in the champion's dtype;
-    a categorical gets the categories of both (the challenger's version is none of the champion's)."""
+def _by_cell(champion: pd.Series, challenger: pd.Series, canary: np.ndarray) -> pd.Series:
+    """The challenger's values (one per canary row) in the canary cell, the champion's elsewhere, in
+    the champion's dtype; a categorical gets the categories of both (the challenger's version is none
+    of the champion's)."""
     if isinstance(champion.dtype, pd.CategoricalDtype):
         categories = champion.cat.categories.union(challenger.cat.categories)
         champion, challenger = champion.cat.set_categories(categories), challenger.cat.set_categories(categories)
-    return champion.where(~canary, challenger).astype(champion.dtype)
+    values = champion.array.copy()
+    values[canary] = challenger.array
+    return pd.Series(values, index=champion.index, name=champion.name)
 
 
 def reconciliation_problems(scores: pd.DataFrame, shadow: pd.DataFrame, id_column: str, compared: list[str]) -> list[str]:

@@ -168,7 +168,7 @@ def test_decisions_by_cell_come_whole_from_the_deciding_model_and_reconcile(text
     texts = {c: text for c in ["decision", "reason_code_1", "model_version"]}  # the challenger's version and reason: no category of the champion's
     champion, challenger = champion.astype(texts), challenger.astype(texts)
     cells = np.array([CHAMPION, CANARY, CHAMPION, CHAMPION])
-    decided = decide_by_cell(champion, challenger, cells, 1, 0.05)
+    decided = decide_by_cell(champion, challenger[cells == CANARY], cells, 1, 0.05)  # the challenger scores its cell's rows
     assert decided.loc[1, ["pd", "decision", "reason_code_1", "model_version"]].tolist() == [0.05, "approve", "Y9", "2"]
     assert decided.loc[1, "champion_decision"] == "refer" and decided.loc[0, "reason_code_1"] == "X1"
     compared = ["pd", "decision", "reason_code_1", "model_version"]
