@@ -176,6 +176,11 @@ def test_decisions_by_cell_come_whole_from_the_deciding_model_and_reconcile(text
     tampered = decided.copy()
     tampered.loc[1, "reason_code_1"] = "X2"  # the champion's reason on a challenger's decision: Reg B broken
     assert reconciliation_problems(tampered, challenger, "id", compared) == ["1 canary decisions differ from the challenger's shadow reason_code_1"]
+    # compared row for row when both are in one order, by id when not: the same verdicts
+    reordered = challenger.iloc[::-1]
+    assert reconciliation_problems(decided, reordered, "id", compared) == []
+    assert reconciliation_problems(tampered, reordered, "id", compared) == ["1 canary decisions differ from the challenger's shadow reason_code_1"]
+    assert reconciliation_problems(decided, challenger.iloc[:3], "id", compared) == ["4 decisions and 3 shadow scores are not the same applications"]
 
 
 @pytest.mark.parametrize(
