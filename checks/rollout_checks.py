@@ -50,15 +50,18 @@ def check_canary_share(context: dg.AssetCheckExecutionContext, portfolios: Portf
 def check_canary_cell_fairness(context: dg.AssetCheckExecutionContext, portfolios: Portfolios) -> dg.AssetCheckResult:
     """Approval rates by group in the canary cell (adverse impact ratio, rollout policy): a warning
     each month; the step gates refuse to advance on it."""
-    from riskcore.rollout import CANARY, cell_fairness
+    from riskcore.rollout import CANARY, cell_fairness, read_scores
 
     portfolio = portfolios.of(context)
-    frame, sensitive, _ = portfolio.rollout_rows(month_label(context.partition_key))
-    canary = (frame["cell"] == CANARY).to_numpy()
+    month = month_label(context.partition_key)
+    id_column = portfolio.landing.applications().only("id")
+    scores = read_scores(portfolio.store, month, [id_column, "decision", "cell"])  # the decisions as stored, nothing of the swap set's
+    canary = (scores["cell"] == CANARY).to_numpy()
     if not canary.any():
         return dg.AssetCheckResult(passed=True, metadata={"not_judged": "no canary cell this month"})
+    sensitive = portfolio.sensitive_attributes(month, scores[id_column])
     gate = cell_fairness(
-        portfolio.governance.rollout_rules(), (frame.loc[canary, "decision"] == "approve").to_numpy(), sensitive[canary].reset_index(drop=True)
+        portfolio.governance.rollout_rules(), (scores.loc[canary, "decision"] == "approve").to_numpy(), sensitive[canary].reset_index(drop=True)
     )
     return dg.AssetCheckResult(
         passed=gate.passed,

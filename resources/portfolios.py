@@ -10,6 +10,7 @@ environment variables where it is a secret.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import dagster as dg
 from pydantic import PrivateAttr
@@ -19,6 +20,9 @@ from resources.registry import ModelRegistry
 from resources.source import LandingFolder, ScoringCalendar
 from resources.storage import DatasetStore
 from riskcore.portfolio import Portfolio, load_portfolios
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,7 @@ class PortfolioResources:
         cell, step, outcome where matured; its sensitive attributes row-aligned; the outcome column or None).
         A month's scores, shadow scores, applications and outcomes are written in one order: each is
         aligned with the scores as it is when in theirs, joined by id only when not."""
-        from riskcore.datasets import APPLICATIONS, CHALLENGER_SCORES, OUTCOMES
+        from riskcore.datasets import CHALLENGER_SCORES, OUTCOMES
         from riskcore.joins import aligned
         from riskcore.rollout import read_scores
 
@@ -83,9 +87,15 @@ class PortfolioResources:
         if calendar.matured(month) and month in store.partitions(OUTCOMES):
             target = landing.outcomes().only("target")
             frame[target] = aligned(ids, store.read(OUTCOMES, month, columns=[id_column, target]), id_column)[target].array
-        columns = list(self.spec.sensitive_attributes)
-        sensitive = aligned(ids, store.read(APPLICATIONS, month, columns=[id_column, *columns]), id_column)
-        return frame, sensitive[columns], target
+        return frame, self.sensitive_attributes(month, ids), target
+
+    def sensitive_attributes(self, month: str, ids) -> pd.DataFrame:
+        """The month's applications' sensitive attributes, row-aligned with `ids` (as they are when in their order)."""
+        from riskcore.datasets import APPLICATIONS
+        from riskcore.joins import aligned
+
+        id_column, columns = self.landing.applications().only("id"), list(self.spec.sensitive_attributes)
+        return aligned(ids, self.store.read(APPLICATIONS, month, columns=[id_column, *columns]), id_column)[columns]
 
 
 def _join(root: str, location: str) -> str:
