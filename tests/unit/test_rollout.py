@@ -1,5 +1,7 @@
 """The rollout's pure domain: policy, keyed cell assignment, ledger state, swap set, step gates."""
 
+import hashlib
+import hmac
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +70,13 @@ def test_assignment_is_stable_keyed_balanced_and_nested():
     assert (large[small]).all()  # advancing keeps every applicant already in the cell
     # unrelated to anything about the applicant: the id's own number does not predict the cell
     assert abs(roc_auc(large.astype(int), np.arange(len(ids))) - 0.5) < 0.02
+
+
+@pytest.mark.parametrize("key", ["k", KEY, "x" * 64, "y" * 65, "z" * 200])  # shorter than, as long as and longer than SHA-256's block
+def test_assignment_units_are_hmac_sha256_of_each_id(key):
+    ids = ["APP-000001", "APP-000002", 17, "é-ü"]
+    expected = [int.from_bytes(hmac.new(key.encode(), str(i).encode(), hashlib.sha256).digest()[:8], "big") / 2**64 for i in ids]
+    assert assignment_units(ids, key).tolist() == expected and assignment_units([], key).tolist() == []
 
 
 def _entry(seq, kind, subject, payload=None):
