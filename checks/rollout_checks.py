@@ -55,11 +55,11 @@ def check_canary_cell_fairness(context: dg.AssetCheckExecutionContext, portfolio
     portfolio = portfolios.of(context)
     month = month_label(context.partition_key)
     id_column = portfolio.landing.applications().only("id")
-    scores = read_scores(portfolio.store, month, [id_column, "decision", "cell"])  # the decisions as stored, nothing of the swap set's
+    scores = read_scores(portfolio.store, month, ["decision", "cell"])  # the decisions as stored, nothing of the swap set's
     canary = (scores["cell"] == CANARY).to_numpy()
     if not canary.any():
         return dg.AssetCheckResult(passed=True, metadata={"not_judged": "no canary cell this month"})
-    sensitive = portfolio.sensitive_attributes(month, scores[id_column])
+    sensitive = portfolio.sensitive_attributes(month, portfolio.store.read_arrow(SCORES, month, columns=[id_column]).column(id_column))
     gate = cell_fairness(
         portfolio.governance.rollout_rules(), (scores.loc[canary, "decision"] == "approve").to_numpy(), sensitive[canary].reset_index(drop=True)
     )

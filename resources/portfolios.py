@@ -67,35 +67,31 @@ class PortfolioResources:
         return ReviewStore(self.governance.ledger(), self.name, self.review_policy(), attest)
 
     def rollout_rows(self, month: str):
-        """(one row per application: the decision, the champion's and the challenger's PD and decision,
-        cell, step, outcome where matured; its sensitive attributes row-aligned; the outcome column or None).
-        A month's scores, shadow scores, applications and outcomes are written in one order: each is
-        aligned with the scores as it is when in theirs, joined by id only when not."""
-        from riskcore.datasets import CHALLENGER_SCORES, OUTCOMES
-        from riskcore.joins import aligned
+        """(one row per application, in the scores' order: the decision, the champion's and the
+        challenger's PD and decision, cell, step, outcome where matured; its sensitive attributes
+        row-aligned; the outcome column or None). A month's scores, shadow scores, applications and
+        outcomes are written in one order: each is taken as it is when in the scores', joined by id when not."""
+        from riskcore.datasets import CHALLENGER_SCORES, OUTCOMES, SCORES
         from riskcore.rollout import read_scores
 
         landing, store, calendar = self.landing, self.store, self.calendar
         id_column = landing.applications().only("id")
-        frame = read_scores(
-            store, month, [id_column, "pd", "decision", "model_version", "champion_pd", "champion_decision", "cell", "rollout_step", "canary_share"]
-        )
-        ids = frame[id_column]
-        shadow = aligned(ids, store.read(CHALLENGER_SCORES, month, columns=[id_column, "pd", "decision", "model_version"]), id_column)
+        ids = store.read_arrow(SCORES, month, columns=[id_column]).column(id_column)
+        frame = read_scores(store, month, ["pd", "decision", "model_version", "champion_pd", "champion_decision", "cell", "rollout_step", "canary_share"])
+        shadow = store.read_aligned(CHALLENGER_SCORES, month, ids, id_column, ["pd", "decision", "model_version"])
         frame = frame.assign(challenger_pd=shadow["pd"].array, challenger_decision=shadow["decision"].array, challenger_version=shadow["model_version"].array)
         target = None
         if calendar.matured(month) and month in store.partitions(OUTCOMES):
             target = landing.outcomes().only("target")
-            frame[target] = aligned(ids, store.read(OUTCOMES, month, columns=[id_column, target]), id_column)[target].array
+            frame[target] = store.read_aligned(OUTCOMES, month, ids, id_column, [target])[target].array
         return frame, self.sensitive_attributes(month, ids), target
 
     def sensitive_attributes(self, month: str, ids) -> pd.DataFrame:
-        """The month's applications' sensitive attributes, row-aligned with `ids` (as they are when in their order)."""
+        """The month's applications' sensitive attributes, row-aligned with `ids` (as `DatasetStore.read_arrow` gives them)."""
         from riskcore.datasets import APPLICATIONS
-        from riskcore.joins import aligned
 
-        id_column, columns = self.landing.applications().only("id"), list(self.spec.sensitive_attributes)
-        return aligned(ids, self.store.read(APPLICATIONS, month, columns=[id_column, *columns]), id_column)[columns]
+        id_column = self.landing.applications().only("id")
+        return self.store.read_aligned(APPLICATIONS, month, ids, id_column, list(self.spec.sensitive_attributes))
 
 
 def _join(root: str, location: str) -> str:

@@ -4,6 +4,7 @@ import sys
 import time
 
 import pandas as pd
+import pyarrow as pa
 
 from resources.storage import DatasetStore, remove_leftovers, temp_path
 from riskcore.processes import ProcessId
@@ -70,3 +71,16 @@ def test_text_categories_are_written_as_the_text_an_object_column_makes(tmp_path
     assert store.text_columns("as_text", "2024-01") == ["id", "decision"]
     read = store.read("as_text", "2024-01", categories=["decision"])["decision"]
     assert read.dtype == "category" and read.astype(object).where(read.notna(), None).tolist() == ["approve", None, "refer"]
+
+
+def test_read_aligned_gives_each_ids_row_whether_written_in_their_order_or_not(tmp_path):
+    """Keys as written (string or large_string): read without them when in the ids' order, joined when not."""
+    store = DatasetStore(base_path=str(tmp_path))
+    scores = pd.DataFrame({"id": ["a", "b", "c"], "pd": [0.1, 0.2, 0.3]})
+    store.write("scores", scores, "2023-05")
+    ids = store.read_arrow("scores", "2023-05", columns=["id"]).column("id")
+    groups = pd.DataFrame({"id": pd.array(["a", "b", "c"], dtype=pd.ArrowDtype(pa.large_string())), "sex": ["F", "M", "F"]})  # as applications are
+    for written, expected in ((groups, ["F", "M", "F"]), (groups.iloc[::-1], ["F", "M", "F"]), (groups.iloc[1:], [None, "M", "F"])):
+        store.write("applications", written, "2023-05")
+        read = store.read_aligned("applications", "2023-05", ids, "id", ["sex"])
+        assert list(read.columns) == ["sex"] and [None if pd.isna(v) else v for v in read["sex"]] == expected
