@@ -5,7 +5,7 @@ import dagster as dg
 
 from resources.partitions import monthly_partitions
 from resources.portfolios import Portfolios
-from riskcore.datasets import CHALLENGER_SCORES, SCORES, SWAP_SET
+from riskcore.datasets import APPLICATIONS, CHALLENGER_SCORES, SCORES, SWAP_SET
 from riskcore.months import month_label
 
 # Compared, in the canary cell, with the challenger's shadow row: what it decided and why (Reg B).
@@ -46,7 +46,7 @@ def check_canary_share(context: dg.AssetCheckExecutionContext, portfolios: Portf
     )
 
 
-@dg.asset_check(asset=SWAP_SET, partitions_def=monthly_partitions, additional_deps=[SCORES, CHALLENGER_SCORES])
+@dg.asset_check(asset=SWAP_SET, partitions_def=monthly_partitions, additional_deps=[SCORES, APPLICATIONS])
 def check_canary_cell_fairness(context: dg.AssetCheckExecutionContext, portfolios: Portfolios) -> dg.AssetCheckResult:
     """Approval rates by group in the canary cell (adverse impact ratio, rollout policy): a warning
     each month; the step gates refuse to advance on it."""
