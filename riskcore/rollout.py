@@ -74,7 +74,7 @@ _INNER_PAD, _OUTER_PAD = bytes(x ^ 0x36 for x in range(256)), bytes(x ^ 0x5C for
 def _hmac_sha256_states(secret: bytes):
     """HMAC-SHA256's inner and outer SHA-256 states after the padded key (RFC 2104, as `hmac` builds
     them): copied per message they give `hmac.new(secret, message, sha256)`'s digest at a third of
-    its cost per call, ~1 s instead of ~3.5 s a million ids (risk_scores and challenger_scores each)."""
+    its cost per call: ~1 s instead of ~3.5 s a million ids."""
     block = hashlib.sha256().block_size
     if len(secret) > block:
         secret = hashlib.sha256(secret).digest()
