@@ -20,8 +20,9 @@ def check_swap_set_reconciles(context: dg.AssetCheckExecutionContext, portfolios
     portfolio = portfolios.of(context)
     store, month = portfolio.store, month_label(context.partition_key)
     id_column = portfolio.landing.applications().only("id")
-    scores = read_scores(store, month, [id_column, *DECIDED_BY, "cell", "champion_decision"])
-    shadow = store.read(CHALLENGER_SCORES, month, columns=[id_column, *DECIDED_BY])
+    texts = [c for c in DECIDED_BY if c != "pd"]  # as categories: a few distinct values each, not a million strings
+    scores = read_scores(store, month, [id_column, *DECIDED_BY, "cell", "champion_decision"], categories=[*texts, "cell", "champion_decision"])
+    shadow = store.read(CHALLENGER_SCORES, month, columns=[id_column, *DECIDED_BY], categories=texts)
     table = store.read(SWAP_SET, month)
     problems = reconciliation_problems(scores, shadow, id_column, DECIDED_BY)
     canary = int((scores["cell"] == CANARY).sum())

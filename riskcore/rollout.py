@@ -31,16 +31,17 @@ BEFORE_ROLLOUTS = {"cell": CHAMPION, "rollout_step": 0, "canary_share": 0.0}
 CHAMPION_SIDE = {"champion_pd": "pd", "champion_decision": "decision"}
 
 
-def read_scores(store, month: str, columns: list[str] | None = None) -> pd.DataFrame:
+def read_scores(store, month: str, columns: list[str] | None = None, categories: list[str] | None = None) -> pd.DataFrame:
     """The month's scores (`columns` of them; None: all) with their cell, rollout step and the
     champion's side, also when written before staged rollouts: such rows read as the champion's.
-    `store`: anything with DatasetStore's `columns` and `read` (riskcore reads no storage itself)."""
+    `store`: anything with DatasetStore's `columns` and `read` (riskcore reads no storage itself);
+    `categories`: text columns read as categoricals, as `DatasetStore.read` reads them."""
     present = store.columns(SCORES, month)
     absent = [c for c in (*BEFORE_ROLLOUTS, *CHAMPION_SIDE) if c not in present]
     wanted = [*present, *absent] if columns is None else list(columns)
     filled = [c for c in wanted if c in absent]
     needed = dict.fromkeys([*(c for c in wanted if c not in filled), *(CHAMPION_SIDE[c] for c in filled if c in CHAMPION_SIDE)])
-    frame = store.read(SCORES, month, columns=list(needed))
+    frame = store.read(SCORES, month, columns=list(needed), categories=[c for c in categories or () if c in needed])
     frame = frame.assign(**{c: BEFORE_ROLLOUTS[c] if c in BEFORE_ROLLOUTS else frame[CHAMPION_SIDE[c]] for c in filled})
     return frame[wanted]
 
@@ -305,7 +306,7 @@ def reconciliation_problems(scores: pd.DataFrame, shadow: pd.DataFrame, id_colum
         if differ:
             problems.append(f"{differ} canary decisions differ from the challenger's shadow {column}")
     champion = scores[scores["cell"] == CHAMPION]
-    if (champion["decision"] != champion["champion_decision"]).any():
+    if (champion["decision"].astype("string") != champion["champion_decision"].astype("string")).any():  # categories of each side's own
         problems.append("decisions in the champion cell differ from the champion's")
     return problems
 
