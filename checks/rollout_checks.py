@@ -56,7 +56,7 @@ def check_canary_cell_fairness(context: dg.AssetCheckExecutionContext, portfolio
     portfolio = portfolios.of(context)
     month = month_label(context.partition_key)
     id_column = portfolio.landing.applications().only("id")
-    scores = read_scores(portfolio.store, month, ["decision", "cell"])  # the decisions as stored, nothing of the swap set's
+    scores = read_scores(portfolio.store, month, ["decision", "cell"], ["decision", "cell"])  # the decisions as stored (as categories)
     canary = (scores["cell"] == CANARY).to_numpy()
     if not canary.any():
         return dg.AssetCheckResult(passed=True, metadata={"not_judged": "no canary cell this month"})

@@ -77,8 +77,11 @@ class PortfolioResources:
         landing, store, calendar = self.landing, self.store, self.calendar
         id_column = landing.applications().only("id")
         ids = store.read_arrow(SCORES, month, columns=[id_column]).column(id_column)
-        frame = read_scores(store, month, ["pd", "decision", "model_version", "champion_pd", "champion_decision", "cell", "rollout_step", "canary_share"])
-        shadow = store.read_aligned(CHALLENGER_SCORES, month, ids, id_column, ["pd", "decision", "model_version"])
+        texts = ["decision", "model_version", "champion_decision", "cell"]  # as categories: a few distinct values each
+        frame = read_scores(
+            store, month, ["pd", "decision", "model_version", "champion_pd", "champion_decision", "cell", "rollout_step", "canary_share"], texts
+        )
+        shadow = store.read_aligned(CHALLENGER_SCORES, month, ids, id_column, ["pd", "decision", "model_version"], categories=["decision", "model_version"])
         frame = frame.assign(challenger_pd=shadow["pd"].array, challenger_decision=shadow["decision"].array, challenger_version=shadow["model_version"].array)
         target = None
         if calendar.matured(month) and month in store.partitions(OUTCOMES):
