@@ -65,7 +65,8 @@ def risk_scores(context: dg.AssetExecutionContext, portfolios: Portfolios) -> dg
     origin = store.read(APPLICATIONS, month, columns=[id_column, *ORIGIN], categories=ORIGIN)
     cells = _cells(portfolio, rollout, features[id_column])
     decided = _scored_by(portfolio, context, champion, features, month)
-    shadow = _scored_by(portfolio, context, registry.by_alias(CANARY), features, month) if rollout.active else None
+    canary = cells == CANARY
+    shadow = _scored_by(portfolio, context, registry.by_alias(CANARY), features[canary], month) if canary.any() else None
     scores = decide_by_cell(decided, shadow, cells, rollout.step, rollout.share)
     scores = scores.assign(**{c: column.array for c, column in aligned(scores[id_column], origin, id_column)[ORIGIN].items()})
     written = store.write(SCORES, scores, month)
@@ -86,10 +87,17 @@ def risk_scores(context: dg.AssetExecutionContext, portfolios: Portfolios) -> dg
     )
 
 
-@dg.asset(partitions_def=monthly_partitions, group_name="scoring", kinds={"parquet"}, deps=[APPLICATIONS, FEATURES, CHAMPION_MODEL], output_required=False)
+@dg.asset(
+    partitions_def=monthly_partitions, group_name="scoring", kinds={"parquet"}, deps=[APPLICATIONS, FEATURES, CHAMPION_MODEL, SCORES], output_required=False
+)
 def challenger_scores(context: dg.AssetExecutionContext, portfolios: Portfolios):
     """The challenger's shadow scores of every application (never a decision): the rollout's canary,
-    else the registry's `challenger` when it is not the champion. Nothing when there is none."""
+    else the registry's `challenger` when it is not the champion. Nothing when there is none. Each
+    row carries the cell and rollout step its application was decided in, as the month's scores
+    hold them (not assigned again: a keyed hash of a million ids)."""
+    from riskcore.joins import aligned
+    from riskcore.rollout import read_scores
+
     portfolio = portfolios.of(context)
     store, registry, governance = portfolio.store, portfolio.registry, portfolio.governance
     month = month_label(context.partition_key)
@@ -98,9 +106,11 @@ def challenger_scores(context: dg.AssetExecutionContext, portfolios: Portfolios)
     if challenger is None or challenger.version == champion.version:
         context.log.info(f"{registry.model_name} has no challenger beside its champion {champion.label}: no shadow scores")
         return
+    id_column = portfolio.landing.applications().only("id")
     features = store.read(FEATURES, month)
+    decided = aligned(features[id_column], read_scores(store, month, [id_column, "cell", "rollout_step"]), id_column, complete=True)
     shadow = _scored_by(portfolio, context, challenger, features, month)
-    shadow = shadow.assign(cell=_cells(portfolio, rollout, features[portfolio.landing.applications().only("id")]), rollout_step=rollout.step)
+    shadow = shadow.assign(cell=decided["cell"].array, rollout_step=decided["rollout_step"].array)
     written = store.write(CHALLENGER_SCORES, shadow, month)
     rates = shadow["decision"].value_counts(normalize=True)
     yield dg.MaterializeResult(

@@ -31,7 +31,11 @@ The world (landing files of 4 training months of --train-rows rows and of the me
 trained champion and a challenger, the Dagster instance, the MLflow registry) is cached under
 --cache/<rows>: a second run measures again without generating or training again. The scoring
 stage is measured twice: as the month's scoring (champion only), and with a staged rollout's
-canary cell active (issue 17: the challenger scores every application beside the champion).
+canary cell active (issue 17: the challenger scores every application beside the champion). The
+canary stage runs on a copy of the cached world, deleted after it (the copy's registry reads the
+models' artifacts in the world): its canary, its canary scores, shadow scores and swap set never
+reach the world the other stages measure, in this run or the next (performance would rebuild the
+swap set, monitoring would read a canary month). A cache from before this kept its canary: remove it.
 """
 
 from __future__ import annotations
@@ -110,6 +114,14 @@ def prepare(root: Path, rows: int, train_rows: int) -> dict:
     if challenger is None or challenger.version == champion.version:
         raise RuntimeError("no challenger beside the champion: the canary stage needs one")
     return {"seconds": time.perf_counter() - started, "champion": champion.version, "challenger": challenger.version}
+
+
+def canary_world(root: Path) -> Path:
+    """A fresh copy of the cached world for the canary stage to start its canary in."""
+    copy = root.with_name(f"{root.name}-canary")
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(root, copy)
+    return copy
 
 
 def start_canary(root: Path, rows: int, train_rows: int) -> dict:
@@ -364,10 +376,14 @@ def main(argv: list[str] | None = None) -> int:
     lines = ["| stage | seconds | floor s | ratio | peak MB | floor peak MB |", "|---|---:|---:|---:|---:|---:|"]
     details = []
     for stage in args.stages.split(","):
+        world = common
         if stage == "scoring with canary":
-            _run("canary", *common)
-        ran = _run("stage", *common, stage)
-        floored = _run("floor", *common, stage)
+            world = (str(canary_world(root)), *common[1:])
+            _run("canary", *world)
+        ran = _run("stage", *world, stage)
+        floored = _run("floor", *world, stage)
+        if world != common:
+            shutil.rmtree(world[0])
         lines.append(
             f"| {stage} | {ran['seconds']:.1f} | {floored['seconds']:.1f} | {ran['seconds'] / floored['seconds']:.2f} | {ran['peak_mb']:.0f} | {floored['peak_mb']:.0f} |"
         )

@@ -5,7 +5,7 @@ import dagster as dg
 
 from resources.partitions import monthly_partitions
 from resources.portfolios import Portfolios
-from riskcore.datasets import CHALLENGER_SCORES, SCORES, SWAP_SET
+from riskcore.datasets import APPLICATIONS, CHALLENGER_SCORES, SCORES, SWAP_SET
 from riskcore.months import month_label
 
 # Compared, in the canary cell, with the challenger's shadow row: what it decided and why (Reg B).
@@ -20,8 +20,9 @@ def check_swap_set_reconciles(context: dg.AssetCheckExecutionContext, portfolios
     portfolio = portfolios.of(context)
     store, month = portfolio.store, month_label(context.partition_key)
     id_column = portfolio.landing.applications().only("id")
-    scores = read_scores(store, month, [id_column, *DECIDED_BY, "cell", "champion_decision"])
-    shadow = store.read(CHALLENGER_SCORES, month, columns=[id_column, *DECIDED_BY])
+    texts = [c for c in DECIDED_BY if c != "pd"]  # as categories: a few distinct values each, not a million strings
+    scores = read_scores(store, month, [id_column, *DECIDED_BY, "cell", "champion_decision"], categories=[*texts, "cell", "champion_decision"])
+    shadow = store.read(CHALLENGER_SCORES, month, columns=[id_column, *DECIDED_BY], categories=texts)
     table = store.read(SWAP_SET, month)
     problems = reconciliation_problems(scores, shadow, id_column, DECIDED_BY)
     canary = int((scores["cell"] == CANARY).sum())
@@ -46,19 +47,22 @@ def check_canary_share(context: dg.AssetCheckExecutionContext, portfolios: Portf
     )
 
 
-@dg.asset_check(asset=SWAP_SET, partitions_def=monthly_partitions, additional_deps=[SCORES, CHALLENGER_SCORES])
+@dg.asset_check(asset=SWAP_SET, partitions_def=monthly_partitions, additional_deps=[SCORES, APPLICATIONS])
 def check_canary_cell_fairness(context: dg.AssetCheckExecutionContext, portfolios: Portfolios) -> dg.AssetCheckResult:
     """Approval rates by group in the canary cell (adverse impact ratio, rollout policy): a warning
     each month; the step gates refuse to advance on it."""
-    from riskcore.rollout import CANARY, cell_fairness
+    from riskcore.rollout import CANARY, cell_fairness, read_scores
 
     portfolio = portfolios.of(context)
-    frame, sensitive, _ = portfolio.rollout_rows(month_label(context.partition_key))
-    canary = (frame["cell"] == CANARY).to_numpy()
+    month = month_label(context.partition_key)
+    id_column = portfolio.landing.applications().only("id")
+    scores = read_scores(portfolio.store, month, ["decision", "cell"], ["decision", "cell"])  # the decisions as stored (as categories)
+    canary = (scores["cell"] == CANARY).to_numpy()
     if not canary.any():
         return dg.AssetCheckResult(passed=True, metadata={"not_judged": "no canary cell this month"})
+    sensitive = portfolio.sensitive_attributes(month, portfolio.store.read_arrow(SCORES, month, columns=[id_column]).column(id_column))
     gate = cell_fairness(
-        portfolio.governance.rollout_rules(), (frame.loc[canary, "decision"] == "approve").to_numpy(), sensitive[canary].reset_index(drop=True)
+        portfolio.governance.rollout_rules(), (scores.loc[canary, "decision"] == "approve").to_numpy(), sensitive[canary].reset_index(drop=True)
     )
     return dg.AssetCheckResult(
         passed=gate.passed,

@@ -10,6 +10,7 @@ environment variables where it is a secret.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import dagster as dg
 from pydantic import PrivateAttr
@@ -19,6 +20,9 @@ from resources.registry import ModelRegistry
 from resources.source import LandingFolder, ScoringCalendar
 from resources.storage import DatasetStore
 from riskcore.portfolio import Portfolio, load_portfolios
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -63,27 +67,34 @@ class PortfolioResources:
         return ReviewStore(self.governance.ledger(), self.name, self.review_policy(), attest)
 
     def rollout_rows(self, month: str):
-        """(one row per application: the decision, the champion's and the challenger's PD and decision,
-        cell, step, outcome where matured; its sensitive attributes row-aligned; the outcome column or None)."""
-        from riskcore.datasets import APPLICATIONS, CHALLENGER_SCORES, OUTCOMES
-        from riskcore.joins import join
+        """(one row per application, in the scores' order: the decision, the champion's and the
+        challenger's PD and decision, cell, step, outcome where matured; its sensitive attributes
+        row-aligned; the outcome column or None). A month's scores, shadow scores, applications and
+        outcomes are written in one order: each is taken as it is when in the scores', joined by id when not."""
+        from riskcore.datasets import CHALLENGER_SCORES, OUTCOMES, SCORES
         from riskcore.rollout import read_scores
 
         landing, store, calendar = self.landing, self.store, self.calendar
         id_column = landing.applications().only("id")
-        scores = read_scores(
-            store, month, [id_column, "pd", "decision", "model_version", "champion_pd", "champion_decision", "cell", "rollout_step", "canary_share"]
+        ids = store.read_arrow(SCORES, month, columns=[id_column]).column(id_column)
+        texts = ["decision", "model_version", "champion_decision", "cell"]  # as categories: a few distinct values each
+        frame = read_scores(
+            store, month, ["pd", "decision", "model_version", "champion_pd", "champion_decision", "cell", "rollout_step", "canary_share"], texts
         )
-        shadow = store.read(CHALLENGER_SCORES, month, columns=[id_column, "pd", "decision", "model_version"])
-        shadow = shadow.rename(columns={"pd": "challenger_pd", "decision": "challenger_decision", "model_version": "challenger_version"})
-        frame = join(scores, shadow, id_column, "one_to_one")
+        shadow = store.read_aligned(CHALLENGER_SCORES, month, ids, id_column, ["pd", "decision", "model_version"], categories=["decision", "model_version"])
+        frame = frame.assign(challenger_pd=shadow["pd"].array, challenger_decision=shadow["decision"].array, challenger_version=shadow["model_version"].array)
         target = None
         if calendar.matured(month) and month in store.partitions(OUTCOMES):
             target = landing.outcomes().only("target")
-            frame = join(frame, store.read(OUTCOMES, month, columns=[id_column, target]), id_column, "one_to_one", how="left")
-        columns = list(self.spec.sensitive_attributes)
-        sensitive = join(frame[[id_column]], store.read(APPLICATIONS, month, columns=[id_column, *columns]), id_column, "one_to_one", how="left")
-        return frame, sensitive[columns], target
+            frame[target] = store.read_aligned(OUTCOMES, month, ids, id_column, [target])[target].array
+        return frame, self.sensitive_attributes(month, ids), target
+
+    def sensitive_attributes(self, month: str, ids) -> pd.DataFrame:
+        """The month's applications' sensitive attributes, row-aligned with `ids` (as `DatasetStore.read_arrow` gives them)."""
+        from riskcore.datasets import APPLICATIONS
+
+        id_column = self.landing.applications().only("id")
+        return self.store.read_aligned(APPLICATIONS, month, ids, id_column, list(self.spec.sensitive_attributes))
 
 
 def _join(root: str, location: str) -> str:

@@ -131,13 +131,27 @@ def calibration_gate(policy: PromotionPolicy, y: np.ndarray, pd_: np.ndarray) ->
 
 def adverse_impact_ratio(approved: np.ndarray, group: pd.Series, min_group_size: int) -> tuple[float | None, dict]:
     """Lowest approval rate of a group over the highest (groups smaller than `min_group_size` left out)."""
-    frame = pd.DataFrame({"approved": np.asarray(approved, dtype="float64"), "group": group.astype("string").to_numpy()}).dropna()
-    stats = frame.groupby("group")["approved"].agg(["mean", "size"])
-    stats = stats[stats["size"] >= min_group_size]
-    if len(stats) < 2 or stats["mean"].max() == 0:
+    return grouped_rate_ratio(approved, *group_codes(group), min_group_size)
+
+
+def group_codes(group: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Each row's group (its value as text) as a code into the sorted groups, -1 where missing: an
+    attribute factorised once serves any number of rates over its rows (the swap set's nine cells)."""
+    codes, groups = pd.factorize(group.astype("string"), sort=True)
+    return codes, pd.Index(groups)
+
+
+def grouped_rate_ratio(selected: np.ndarray, codes: np.ndarray, groups: pd.Index, min_group_size: int) -> tuple[float | None, dict]:
+    """`adverse_impact_ratio` on `group_codes`: the lowest group's rate of `selected` (0/1) over the
+    highest, groups smaller than `min_group_size` left out; and the rates of the groups judged."""
+    selected = np.asarray(selected, dtype="float64")
+    known = (codes >= 0) & ~np.isnan(selected)
+    sizes = np.bincount(codes[known], minlength=len(groups))
+    judged = sizes >= min_group_size
+    rates = np.bincount(codes[known], weights=selected[known], minlength=len(groups))[judged] / sizes[judged]
+    if len(rates) < 2 or rates.max() == 0:
         return None, {}
-    rates = {str(k): round(float(v), 4) for k, v in stats["mean"].items()}
-    return float(stats["mean"].min() / stats["mean"].max()), rates
+    return float(rates.min() / rates.max()), {str(g): round(float(r), 4) for g, r in zip(groups[judged], rates, strict=True)}
 
 
 def _unjudged(group: pd.Series, min_group_size: int) -> str:

@@ -1,5 +1,7 @@
 """The rollout's pure domain: policy, keyed cell assignment, ledger state, swap set, step gates."""
 
+import hashlib
+import hmac
 from pathlib import Path
 
 import numpy as np
@@ -8,6 +10,7 @@ import pytest
 
 from resources.storage import DatasetStore
 from riskcore.datasets import SCORES
+from riskcore.gates import adverse_impact_ratio
 from riskcore.ledger import Entry
 from riskcore.metrics import roc_auc
 from riskcore.promotion import DEFAULT_PROMOTION_POLICY, load_promotion_policy
@@ -69,6 +72,13 @@ def test_assignment_is_stable_keyed_balanced_and_nested():
     assert abs(roc_auc(large.astype(int), np.arange(len(ids))) - 0.5) < 0.02
 
 
+@pytest.mark.parametrize("key", ["k", KEY, "x" * 64, "y" * 65, "z" * 200])  # shorter than, as long as and longer than SHA-256's block
+def test_assignment_units_are_hmac_sha256_of_each_id(key):
+    ids = ["APP-000001", "APP-000002", 17, "é-ü"]
+    expected = [int.from_bytes(hmac.new(key.encode(), str(i).encode(), hashlib.sha256).digest()[:8], "big") / 2**64 for i in ids]
+    assert assignment_units(ids, key).tolist() == expected and assignment_units([], key).tolist() == []
+
+
 def _entry(seq, kind, subject, payload=None):
     return Entry(seq, "2024-01-01T00:00:00Z", kind, subject, "x", payload or {}, "", "")
 
@@ -113,6 +123,19 @@ def test_the_swap_set_accounts_for_every_application():
     assert 0.8 < same["sex_rate_ratio"].min() <= 1  # groups drawn alike land in the cells alike
 
 
+def test_the_swap_sets_rate_ratios_are_each_cells_adverse_impact_ratio():
+    """Each attribute is factorised once for the nine cells: the same ratios as judging each cell alone,
+    missing groups left out and groups below the minimum size not judged."""
+    frame, sensitive = _rows(n=3000, seed=3)
+    sensitive["band"] = pd.Series(np.random.default_rng(4).choice(["a", "b", "c", None], len(frame), p=[0.49, 0.49, 0.01, 0.01]), dtype="string")
+    table = swap_table(frame.sample(frac=1.0, random_state=5), sensitive.sample(frac=1.0, random_state=5), 35)
+    for row in table.itertuples():
+        inside = ((frame["champion_decision"] == row.champion_decision) & (frame["challenger_decision"] == row.challenger_decision)).to_numpy()
+        for column in sensitive.columns:
+            ratio, expected = getattr(row, f"{column}_rate_ratio"), adverse_impact_ratio(inside, sensitive[column], 35)[0]
+            assert ratio == expected or (expected is None and np.isnan(ratio))
+
+
 def test_step_gates_hold_for_a_sound_challenger_and_stop_a_flat_one():
     policy = load_rollout_policy()
     frame, sensitive = _rows(n=8000)
@@ -154,7 +177,7 @@ def test_decisions_by_cell_come_whole_from_the_deciding_model_and_reconcile(text
     texts = {c: text for c in ["decision", "reason_code_1", "model_version"]}  # the challenger's version and reason: no category of the champion's
     champion, challenger = champion.astype(texts), challenger.astype(texts)
     cells = np.array([CHAMPION, CANARY, CHAMPION, CHAMPION])
-    decided = decide_by_cell(champion, challenger, cells, 1, 0.05)
+    decided = decide_by_cell(champion, challenger[cells == CANARY], cells, 1, 0.05)  # the challenger scores its cell's rows
     assert decided.loc[1, ["pd", "decision", "reason_code_1", "model_version"]].tolist() == [0.05, "approve", "Y9", "2"]
     assert decided.loc[1, "champion_decision"] == "refer" and decided.loc[0, "reason_code_1"] == "X1"
     compared = ["pd", "decision", "reason_code_1", "model_version"]
@@ -162,6 +185,11 @@ def test_decisions_by_cell_come_whole_from_the_deciding_model_and_reconcile(text
     tampered = decided.copy()
     tampered.loc[1, "reason_code_1"] = "X2"  # the champion's reason on a challenger's decision: Reg B broken
     assert reconciliation_problems(tampered, challenger, "id", compared) == ["1 canary decisions differ from the challenger's shadow reason_code_1"]
+    # compared row for row when both are in one order, by id when not: the same verdicts
+    reordered = challenger.iloc[::-1]
+    assert reconciliation_problems(decided, reordered, "id", compared) == []
+    assert reconciliation_problems(tampered, reordered, "id", compared) == ["1 canary decisions differ from the challenger's shadow reason_code_1"]
+    assert reconciliation_problems(decided, challenger.iloc[:3], "id", compared) == ["4 decisions and 3 shadow scores are not the same applications"]
 
 
 @pytest.mark.parametrize(

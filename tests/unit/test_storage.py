@@ -4,6 +4,7 @@ import sys
 import time
 
 import pandas as pd
+import pyarrow as pa
 
 from resources.storage import DatasetStore, remove_leftovers, temp_path
 from riskcore.processes import ProcessId
@@ -90,3 +91,16 @@ def test_a_derived_value_is_made_once_for_the_partitions_bytes_and_again_once_th
     assert total("2023-02") == 0.3
     assert total("2023-02", "another") == 0.3
     assert made == ["2023-01", "2023-01", "2023-02", "2023-02"]
+
+
+def test_read_aligned_gives_each_ids_row_whether_written_in_their_order_or_not(tmp_path):
+    """Keys as written (string or large_string): read without them when in the ids' order, joined when not."""
+    store = DatasetStore(base_path=str(tmp_path))
+    scores = pd.DataFrame({"id": ["a", "b", "c"], "pd": [0.1, 0.2, 0.3]})
+    store.write("scores", scores, "2023-05")
+    ids = store.read_arrow("scores", "2023-05", columns=["id"]).column("id")
+    groups = pd.DataFrame({"id": pd.array(["a", "b", "c"], dtype=pd.ArrowDtype(pa.large_string())), "sex": ["F", "M", "F"]})  # as applications are
+    for written, expected in ((groups, ["F", "M", "F"]), (groups.iloc[::-1], ["F", "M", "F"]), (groups.iloc[1:], [None, "M", "F"])):
+        store.write("applications", written, "2023-05")
+        read = store.read_aligned("applications", "2023-05", ids, "id", ["sex"])
+        assert list(read.columns) == ["sex"] and [None if pd.isna(v) else v for v in read["sex"]] == expected
