@@ -19,15 +19,16 @@ def raw_applications(context: dg.AssetExecutionContext, portfolios: Portfolios) 
     """The month's landing file as delivered: registered by digest, not copied (it holds clear PII).
 
     Registered even when unreadable: the contract check downstream says why it is blocked."""
-    from riskcore.ingestion import ContractViolation, read_landing_bytes, received_rows
+    from riskcore.ingestion import ContractViolation, delivered_rows
 
     month = month_label(context.partition_key)
     landing = portfolios.of(context).landing
     target = landing.applications_file(month)
     data = target.read_bytes()
     try:
-        # counted as conforming counts them: a file without its header row delivered its first line as a row
-        rows: int | None = received_rows(read_landing_bytes(target.name, data), landing.applications())
+        # counted as conforming counts them (a file without its header row delivered its first line as
+        # a row); a Parquet file's from its footer, its million rows not decoded to be counted
+        rows: int | None = delivered_rows(target.name, data, landing.applications())
     except ContractViolation as violation:
         rows = None
         context.log.warning(str(violation))
