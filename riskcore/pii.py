@@ -15,6 +15,8 @@ import re
 import numpy as np
 import pandas as pd
 
+from riskcore.keyed_hash import hmac_sha256_digests
+
 TOKEN_PREFIX = "tok_"
 KEY_ID_HEX = 8
 DIGEST_HEX = 32
@@ -111,32 +113,14 @@ def count_key_ids(values) -> dict[str, int]:
     return {k: n for k, n in counts.items() if n}
 
 
-def _keyed_hashes(key: str, column: str) -> tuple:
-    """HMAC-SHA256's inner and outer hashes with the key (and column) absorbed once (RFC 2104)."""
-    block = hashlib.sha256().block_size
-    raw = key.encode()
-    raw = hashlib.sha256(raw).digest() if len(raw) > block else raw
-    raw = raw.ljust(block, b"\0")
-    inner = hashlib.sha256(bytes(b ^ 0x36 for b in raw))
-    inner.update(f"{column}\x1f".encode())
-    outer = hashlib.sha256(bytes(b ^ 0x5C for b in raw))
-    return inner, outer
-
-
 def tokenise_column(values: pd.Series, key: str, column: str) -> pd.Series:
     """Tokens for a column, equal to `token` (tested) but ~4x faster; missing values stay missing."""
     if not key:
         raise ValueError("PII token key is empty")
-    inner, outer = _keyed_hashes(key, column)
     prefix = _prefix(key)
     codes, uniques = pd.factorize(values, use_na_sentinel=True)  # repeated values (dates of birth) hash once
-    tokens = []
-    for value in uniques.tolist():
-        i = inner.copy()
-        i.update(str(value).encode())
-        o = outer.copy()
-        o.update(i.digest())
-        tokens.append(prefix + o.hexdigest()[:DIGEST_HEX])
+    messages = (str(value).encode() for value in uniques.tolist())
+    tokens = [prefix + digest.hex()[:DIGEST_HEX] for digest in hmac_sha256_digests(key.encode(), messages, f"{column}\x1f".encode())]
     lookup = np.array(tokens + [None], dtype=object)  # code -1 (missing) picks the trailing None
     return pd.Series(lookup[codes], index=values.index, dtype="string")
 
