@@ -97,6 +97,16 @@ def test_adverse_impact_ratio_is_lowest_over_highest_approval_rate():
     assert adverse_impact_ratio(approved, group, min_group_size=101)[0] is None  # too small to judge
 
 
+def test_adverse_impact_ratio_on_real_shapes_of_a_sensitive_attribute():
+    """Missing attributes (None, NaN) are no group, a group under the minimum size is not judged, a
+    numeric code is a group as its text, and no approval at all is nothing to judge."""
+    approved = np.array([1] * 45 + [0] * 5 + [1] * 20 + [0] * 20 + [1] * 3 + [0] * 7)
+    group = pd.Series([1] * 50 + [2] * 40 + [None] * 5 + [float("nan")] * 2 + [3] * 3, dtype="object")
+    ratio, rates = adverse_impact_ratio(approved, group, min_group_size=30)
+    assert rates == {"1": 0.9, "2": 0.5} and ratio == pytest.approx(0.5 / 0.9)  # the 5 + 2 missing and group 3 (3 rows) left out
+    assert adverse_impact_ratio(np.zeros(len(group)), group, min_group_size=30) == (None, {})
+
+
 def test_a_challenger_worse_than_the_champion_fails_its_gate():
     policy = load_promotion_policy()
     noisy = np.clip(PD + RNG.normal(0, 0.08, len(PD)), 1e-4, 0.99)  # a weaker model
